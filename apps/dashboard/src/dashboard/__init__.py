@@ -1,0 +1,1 @@
+"""Streamlit dashboard over LatentWire run folders (reads files only)."""

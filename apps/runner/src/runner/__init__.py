@@ -1,0 +1,1 @@
+"""`python -m runner experiment.toml`: prepare, train, evaluate and report one experiment."""

@@ -1,0 +1,90 @@
+"""Per-model adapters ``Z (B, M, d_z) -> (B, M, d_model)`` and the bank that holds them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+import attrs
+import torch
+from torch import nn
+
+from latentwire_core._validators import one_of, positive
+from latentwire_core.registry import Registry
+
+__all__ = ["ADAPTERS", "AdapterBank", "AdapterConfig", "LinearAdapter", "ResidualMLPAdapter", "build_adapter"]
+
+
+@attrs.frozen(kw_only=True)
+class AdapterConfig:
+    kind: str = attrs.field(default="mlp", validator=one_of("linear", "mlp"))
+    d_z: int = attrs.field(default=256, validator=positive)
+    d_model: int = attrs.field(default=576, validator=positive)
+    hidden_mult: int = attrs.field(default=2, validator=positive)
+    out_norm: bool = False
+
+
+ADAPTERS: Registry[Callable[[AdapterConfig], nn.Module]] = Registry("adapter")
+
+
+@ADAPTERS.register("linear")
+class LinearAdapter(nn.Module):
+    def __init__(self, cfg: AdapterConfig) -> None:
+        super().__init__()
+        self.d_model = cfg.d_model
+        self.proj = nn.Linear(cfg.d_z, cfg.d_model)
+        self.norm: nn.Module = nn.LayerNorm(cfg.d_model) if cfg.out_norm else nn.Identity()
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = self.norm(self.proj(z))  # (B, M, d_model)
+        return out
+
+
+@ADAPTERS.register("mlp")
+class ResidualMLPAdapter(nn.Module):
+    """``h = W z; h + MLP(LN(h))``: a linear map plus a residual non-linear correction."""
+
+    def __init__(self, cfg: AdapterConfig) -> None:
+        super().__init__()
+        self.d_model = cfg.d_model
+        self.proj = nn.Linear(cfg.d_z, cfg.d_model)
+        self.mlp = nn.Sequential(
+            nn.LayerNorm(cfg.d_model),
+            nn.Linear(cfg.d_model, cfg.hidden_mult * cfg.d_model),
+            nn.GELU(),
+            nn.Linear(cfg.hidden_mult * cfg.d_model, cfg.d_model),
+        )
+        self.norm: nn.Module = nn.LayerNorm(cfg.d_model) if cfg.out_norm else nn.Identity()
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        h = self.proj(z)  # (B, M, d_model)
+        out: torch.Tensor = self.norm(h + self.mlp(h))
+        return out
+
+
+def build_adapter(cfg: AdapterConfig) -> nn.Module:
+    return ADAPTERS.get(cfg.kind)(cfg)
+
+
+class AdapterBank(nn.Module):
+    """One adapter per frozen model, so one shared encoder serves any number of models.
+
+    Args:
+        configs: model name -> adapter config.
+    """
+
+    def __init__(self, configs: Mapping[str, AdapterConfig]) -> None:
+        super().__init__()
+        # ModuleDict keys may not contain "."; model names like "smollm2-135m" are fine.
+        for name in configs:
+            if "." in name:
+                raise ValueError(f"model name {name!r} may not contain '.'")
+        self.adapters = nn.ModuleDict({name: build_adapter(c) for name, c in configs.items()})
+
+    def names(self) -> list[str]:
+        return list(self.adapters.keys())
+
+    def forward(self, z: torch.Tensor, model: str) -> torch.Tensor:
+        if model not in self.adapters:
+            raise KeyError(f"no adapter for model {model!r}; have {self.names()}")
+        out: torch.Tensor = self.adapters[model](z)
+        return out

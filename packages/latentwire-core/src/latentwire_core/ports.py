@@ -1,0 +1,147 @@
+"""Ports: the structural interfaces every LatentWire component satisfies.
+
+Implementations never inherit from these; they match them structurally
+(``typing.Protocol``), so a fake in a test and a Hugging Face model in
+``latentwire_hf`` are interchangeable wherever a port is expected.
+
+Shapes: ``B`` batch, ``T`` feature/token length, ``d_f`` feature width,
+``M`` number of soft tokens, ``d_z`` interlingua width, ``d_model`` a frozen
+LM's embedding width, ``V`` vocabulary size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
+
+import torch
+
+__all__ = ["Adapter", "Calibrator", "FeatureSource", "FrozenLM", "Interlingua", "WireCodec"]
+
+
+@runtime_checkable
+class FeatureSource(Protocol):
+    """Turns texts into token features for the shared encoder."""
+
+    @property
+    def feature_dim(self) -> int:
+        """Width ``d_f`` of the returned features."""
+        ...
+
+    def features(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Encode a batch of texts.
+
+        Args:
+            texts: ``B`` source texts.
+
+        Returns:
+            ``(features, mask)``: features ``(B, T, d_f)`` float, zero where padded;
+            mask ``(B, T)`` bool, ``True`` on real tokens.
+        """
+        ...
+
+
+@runtime_checkable
+class Interlingua(Protocol):
+    """Pools token features into ``M`` soft tokens ``Z``."""
+
+    n_tokens: int
+    d_z: int
+
+    def __call__(self, features: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Map features ``(B, T, d_f)`` and mask ``(B, T)`` to ``Z`` ``(B, M, d_z)``."""
+        ...
+
+
+@runtime_checkable
+class WireCodec(Protocol):
+    """Serialises ``Z`` to bytes per example, and back."""
+
+    def encode(self, z: torch.Tensor) -> list[bytes]:
+        """``Z (B, M, d_z)`` -> ``B`` payloads; ``len(payload)`` is the exact wire size."""
+        ...
+
+    def decode(self, payloads: Sequence[bytes], *, n_tokens: int, d_z: int) -> torch.Tensor:
+        """``B`` payloads -> ``Z (B, M, d_z)`` float32."""
+        ...
+
+    def payload_bytes(self, *, n_tokens: int, d_z: int) -> int:
+        """Exact bytes of one example's payload (scales included)."""
+        ...
+
+
+@runtime_checkable
+class Adapter(Protocol):
+    """Maps ``Z (B, M, d_z)`` into one model's embedding space ``(B, M, d_model)``."""
+
+    d_model: int
+
+    def __call__(self, z: torch.Tensor) -> torch.Tensor: ...
+
+
+@runtime_checkable
+class Calibrator(Protocol):
+    """Pure function: rescale soft tokens ``(B, M, d_model)`` to a model's embedding scale."""
+
+    def __call__(self, soft: torch.Tensor, *, target_rms: float) -> torch.Tensor: ...
+
+
+@runtime_checkable
+class FrozenLM(Protocol):
+    """A frozen causal LM that reads ``inputs_embeds``.
+
+    Every method must leave the model's parameters untouched; gradients flow
+    only into the embeddings passed in.
+    """
+
+    name: str
+
+    @property
+    def d_model(self) -> int: ...
+
+    @property
+    def special_ids(self) -> dict[str, int | None]:
+        """``{"bos": .., "eos": .., "pad": ..}``; ``pad`` may equal ``eos``."""
+        ...
+
+    @property
+    def embed_rms(self) -> float:
+        """RMS of the embedding module's *output* over the vocabulary (cached)."""
+        ...
+
+    def tokenize(self, texts: Sequence[str]) -> list[list[int]]:
+        """Token ids of each text, no special tokens added."""
+        ...
+
+    def prompt_parts(self, instruction: str) -> tuple[list[int], list[int]]:
+        """Ids around the slot.
+
+        Returns:
+            ``(before, after)``: ``[BOS][user header] instruction`` and
+            ``[assistant header][anchor]``.
+        """
+        ...
+
+    def embed(self, ids: torch.Tensor) -> torch.Tensor:
+        """Ids ``(B, T)`` -> embeddings ``(B, T, d_model)`` at the scale the model consumes."""
+        ...
+
+    def hidden_states(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Last-layer hidden states ``(B, T, d_model)``, before the LM head."""
+        ...
+
+    def logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """LM head on selected hidden states ``(N, d_model)`` -> ``(N, V)``."""
+        ...
+
+    def generate(
+        self,
+        inputs_embeds: torch.Tensor,
+        attention_mask: torch.Tensor,
+        *,
+        max_new_tokens: int,
+    ) -> list[list[int]]:
+        """Greedy generation from left-padded embeddings; stops at EOS."""
+        ...
+
+    def decode(self, ids: Sequence[int]) -> str: ...

@@ -1,0 +1,1 @@
+"""LatentWire evaluation: metrics, baselines, statistics and reports."""

@@ -1,0 +1,1 @@
+"""Hugging Face backends for LatentWire: frozen causal LMs, frozen feature sources, datasets, training."""
