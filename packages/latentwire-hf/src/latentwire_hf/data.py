@@ -1,0 +1,327 @@
+"""Datasets as one :class:`Example` schema, from the offline files or the ``datasets`` hub.
+
+Every loader reads the real files of DESIGN.md section 4 in place (never copied).
+A malformed row raises :class:`DataError` naming the file and line, or with
+``on_error="skip"`` is logged and counted in :class:`LoadReport` (never silently dropped).
+Train and evaluation examples never overlap (checked on ids and source texts).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import random
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, Literal
+
+import attrs
+
+from latentwire_core.logs import get_logger
+from latentwire_hf.tasks import get_task
+
+__all__ = ["DataError", "Example", "LoadReport", "data_dir_from_env", "load_examples"]
+
+log = get_logger(__name__)
+Split = Literal["train", "eval"]
+OnError = Literal["raise", "skip"]
+
+
+class DataError(ValueError):
+    """A malformed dataset row or a missing file; the message names file and line."""
+
+
+@attrs.frozen(kw_only=True)
+class Example:
+    """One example. ``source`` is what the slot carries (the text the wire compresses)."""
+
+    id: str
+    task: str
+    source: str
+    question: str = ""
+    context: str = ""
+    answers: tuple[str, ...] = ()
+    label: int | None = None
+
+
+@attrs.define
+class LoadReport:
+    skipped: list[str] = attrs.field(factory=list)  # "file:line: problem"
+    n_rows: int = 0
+    dropped_overlap: int = 0  # train examples removed because they also occur in eval
+
+
+def data_dir_from_env() -> Path | None:
+    env = os.environ.get("LATENTWIRE_DATA")
+    return Path(env) if env else None
+
+
+def _qa_source(question: str, context: str) -> str:
+    return f"Question: {question}\nContext: {context}"
+
+
+class _Reader:
+    def __init__(self, path: Path, on_error: OnError, report: LoadReport) -> None:
+        if not path.is_file():
+            raise DataError(f"{path}: file not found")
+        self.path, self.on_error, self.report = path, on_error, report
+
+    def bad(self, line: int | str, problem: str) -> None:
+        msg = f"{self.path}:{line}: {problem}"
+        if self.on_error == "raise":
+            raise DataError(msg)
+        self.report.skipped.append(msg)
+        log.warning("bad_row_skipped", where=f"{self.path}:{line}", problem=problem)
+
+
+def _sst2(r: _Reader) -> Iterator[Example]:
+    with r.path.open(encoding="utf-8") as f:
+        header = f.readline().rstrip("\n").split("\t")
+        if header[:2] != ["sentence", "label"]:
+            raise DataError(f"{r.path}:1: expected header 'sentence\\tlabel', got {header!r}")
+        for n, line in enumerate(f, start=2):
+            parts = line.rstrip("\n").split("\t")
+            if len(parts) != 2 or parts[1].strip() not in ("0", "1") or not parts[0].strip():
+                r.bad(n, f"expected '<sentence>\\t<0|1>', got {line.strip()[:80]!r}")
+                continue
+            yield Example(id=f"sst2-{r.path.stem}-{n}", task="sst2", source=parts[0].strip(), label=int(parts[1]))
+
+
+def _agnews(r: _Reader) -> Iterator[Example]:
+    with r.path.open(encoding="utf-8", newline="") as f:
+        for n, row in enumerate(csv.reader(f), start=1):
+            if len(row) != 3 or row[0] not in ("1", "2", "3", "4"):
+                r.bad(n, f"expected '\"class\",\"title\",\"description\"' with class 1-4, got {row[:1]!r}")
+                continue
+            text = f"{row[1]}. {row[2]}".replace("\\", " ")
+            yield Example(id=f"agnews-{n}", task="agnews", source=text, label=int(row[0]) - 1)
+
+
+_TREC = ["ABBR", "ENTY", "DESC", "HUM", "LOC", "NUM"]
+
+
+def _trec(r: _Reader) -> Iterator[Example]:
+    with r.path.open(encoding="latin-1") as f:
+        for n, line in enumerate(f, start=1):
+            head, _, question = line.strip().partition(" ")
+            coarse = head.split(":")[0]
+            if coarse not in _TREC or not question:
+                r.bad(n, f"expected 'COARSE:fine question', got {line.strip()[:80]!r}")
+                continue
+            yield Example(id=f"trec-{r.path.stem}-{n}", task="trec", source=question, label=_TREC.index(coarse))
+
+
+def _squad(r: _Reader, task: str, articles: slice | None = None) -> Iterator[Example]:
+    try:
+        data = json.loads(r.path.read_text(encoding="utf-8"))["data"]
+    except (json.JSONDecodeError, KeyError) as e:
+        raise DataError(f"{r.path}: not SQuAD JSON ({e})") from e
+    for a_i, article in enumerate(data[articles] if articles else data):
+        for p_i, para in enumerate(article.get("paragraphs", [])):
+            ctx = para.get("context", "")
+            for qa in para.get("qas", []):
+                where = f"article {a_i} paragraph {p_i} id {qa.get('id')}"
+                answers = tuple(dict.fromkeys(a["text"] for a in qa.get("answers", []) if a.get("text")))
+                impossible = bool(qa.get("is_impossible", False))
+                if not qa.get("question") or not ctx or (not answers and not impossible):
+                    r.bad(where, "question, context and an answer (or is_impossible) are required")
+                    continue
+                q = qa["question"].strip()
+                yield Example(
+                    id=str(qa["id"]),
+                    task=task,
+                    source=_qa_source(q, ctx),
+                    question=q,
+                    context=ctx,
+                    answers=answers if answers else ("unanswerable",),
+                )
+
+
+def _hotpot(r: _Reader) -> Iterator[Example]:
+    try:
+        rows = json.loads(r.path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise DataError(f"{r.path}: not JSON ({e})") from e
+    for i, row in enumerate(rows):
+        try:
+            titles, sents = row["context"]["title"], row["context"]["sentences"]
+            ctx = "\n".join(f"{t}: {''.join(s)}" for t, s in zip(titles, sents, strict=True))
+            q, a = row["question"].strip(), row["answer"].strip()
+        except (KeyError, TypeError, ValueError) as e:
+            r.bad(f"item {i}", f"missing or malformed field ({e})")
+            continue
+        yield Example(
+            id=f"hotpot-{i}", task="hotpotqa", source=_qa_source(q, ctx), question=q, context=ctx, answers=(a,)
+        )
+
+
+def _jsonl(r: _Reader, make: Callable[[dict[str, Any], int], Example]) -> Iterator[Example]:
+    with r.path.open(encoding="utf-8") as f:
+        for n, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                yield make(json.loads(line), n)
+            except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
+                r.bad(n, f"{type(e).__name__}: {e}")
+
+
+def _gsm8k(row: dict[str, Any], n: int) -> Example:
+    q, a = row["question"].strip(), row["answer"]
+    if "####" not in a:
+        raise ValueError("answer lacks '#### N'")
+    final = a.split("####")[-1].strip().replace(",", "")
+    return Example(id=f"gsm8k-{n}-{q[:24]}", task="gsm8k", source=q, question=q, answers=(final,))
+
+
+def _xsum(row: dict[str, Any], n: int) -> Example:
+    doc, summ = row["document"].strip(), row["summary"].strip()
+    if not doc or not summ:
+        raise ValueError("empty document or summary")
+    return Example(id=f"xsum-{row.get('id', n)}", task="xsum", source=doc, context=doc, answers=(summ,))
+
+
+def _split(items: list[Example], split: Split, *, frac: float, seed: int) -> list[Example]:
+    order = list(range(len(items)))
+    random.Random(seed).shuffle(order)
+    cut = int(len(items) * frac)
+    keep = order[:cut] if split == "train" else order[cut:]
+    return [items[i] for i in sorted(keep)]
+
+
+def _offline(task: str, split: Split, root: Path, on_error: OnError, report: LoadReport) -> list[Example]:
+    def rd(rel: str) -> _Reader:
+        return _Reader(root / rel, on_error, report)
+
+    if task == "sst2":
+        return list(_sst2(rd("sst2/train.tsv" if split == "train" else "sst2/dev.tsv")))
+    if task == "agnews":  # only the official test split exists offline: split it (seed 0), documented
+        return _split(list(_agnews(rd("agnews/test.csv"))), split, frac=0.8, seed=0)
+    if task == "trec":
+        return list(_trec(rd("trec/train_5500.label" if split == "train" else "trec/TREC_10.label")))
+    if task == "squad":
+        path = "squad/train-v1.1-44articles.json" if split == "train" else "squad/dev-v1.1.json"
+        return list(_squad(rd(path), "squad"))
+    if task == "squad_v2":  # half of dev offline: first 12 articles train, the rest eval (no shared context)
+        arts = slice(0, 12) if split == "train" else slice(12, None)
+        return list(_squad(rd("squad_v2/dev-v2.0-half.json"), "squad_v2", arts))
+    if task == "hotpotqa":
+        return _split(list(_hotpot(rd("hotpotqa/dev-distractor-100.json"))), split, frac=0.7, seed=0)
+    if task == "gsm8k":
+        return list(_jsonl(rd(f"gsm8k/{'train' if split == 'train' else 'test'}.jsonl"), _gsm8k))
+    if task == "xsum":
+        return list(_jsonl(rd(f"xsum/test-1000-{'a' if split == 'train' else 'b'}.jsonl"), _xsum))
+    raise KeyError(task)
+
+
+_HUB = {
+    "sst2": ("glue", "sst2", "train", "validation"),
+    "agnews": ("ag_news", None, "train", "test"),
+    "trec": ("trec", None, "train", "test"),
+    "squad": ("squad", None, "train", "validation"),
+    "squad_v2": ("squad_v2", None, "train", "validation"),
+    "hotpotqa": ("hotpot_qa", "distractor", "train", "validation"),
+    "gsm8k": ("gsm8k", "main", "train", "test"),
+    "xsum": ("xsum", None, "train", "test"),
+}
+
+
+def _from_hub(task: str, split: Split) -> list[Example]:  # pragma: no cover - needs a reachable hub
+    import datasets
+
+    name, config, tr, ev = _HUB[task]
+    ds = datasets.load_dataset(name, config, split=tr if split == "train" else ev)
+    out: list[Example] = []
+    for i, row in enumerate(ds):
+        if task == "sst2":
+            out.append(Example(id=f"sst2-{i}", task=task, source=row["sentence"], label=int(row["label"])))
+        elif task == "agnews":
+            out.append(Example(id=f"agnews-{i}", task=task, source=row["text"], label=int(row["label"])))
+        elif task == "trec":
+            out.append(Example(id=f"trec-{i}", task=task, source=row["text"], label=int(row["coarse_label"])))
+        elif task in ("squad", "squad_v2"):
+            ans = tuple(dict.fromkeys(row["answers"]["text"])) or ("unanswerable",)
+            q, c = row["question"], row["context"]
+            out.append(Example(id=row["id"], task=task, source=_qa_source(q, c), question=q, context=c, answers=ans))
+        elif task == "hotpotqa":
+            c = "\n".join(
+                f"{t}: {''.join(s)}" for t, s in zip(row["context"]["title"], row["context"]["sentences"], strict=True)
+            )
+            q = row["question"]
+            out.append(
+                Example(id=row["id"], task=task, source=_qa_source(q, c), question=q, context=c, answers=(row["answer"],))
+            )
+        elif task == "gsm8k":
+            out.append(_gsm8k(row, i))
+        else:
+            out.append(_xsum(row, i))
+    return out
+
+
+def load_examples(
+    task: str,
+    split: Split,
+    *,
+    data_dir: Path | None = None,
+    limit: int | None = None,
+    on_error: OnError = "raise",
+    report: LoadReport | None = None,
+) -> list[Example]:
+    """Load ``task``'s ``split`` (``train`` or ``eval``).
+
+    Args:
+        data_dir: folder laid out like ``shared/data``; defaults to ``$LATENTWIRE_DATA``;
+            without one, the ``datasets`` hub is used.
+        limit: keep the first ``limit`` examples (a deterministic prefix).
+        on_error: ``raise`` on the first malformed row, or ``skip`` it (logged, counted in ``report``).
+
+    Raises:
+        DataError: a missing file or (``on_error="raise"``) a malformed row.
+        KeyError: an unknown task.
+    """
+    get_task(task)
+    if split not in ("train", "eval"):
+        raise ValueError(f"split must be 'train' or 'eval', got {split!r}")
+    report = report if report is not None else LoadReport()
+    root = data_dir or data_dir_from_env()
+    items = _offline(task, split, root, on_error, report) if root is not None else _from_hub(task, split)
+    report.n_rows += len(items)
+    return items[:limit] if limit is not None else items
+
+
+def check_disjoint(train: list[Example], evaluation: list[Example]) -> None:
+    """Raise if any example id or source text appears in both splits."""
+    ids = {e.id for e in train} & {e.id for e in evaluation}
+    texts = {e.source for e in train} & {e.source for e in evaluation}
+    if ids or texts:
+        sample = sorted(ids)[:3] or [t[:60] for t in sorted(texts)[:3]]
+        raise DataError(f"train and eval overlap in {len(ids)} ids / {len(texts)} texts, e.g. {sample}")
+
+
+def load_train_eval(
+    task: str,
+    *,
+    data_dir: Path | None = None,
+    train_limit: int | None = None,
+    eval_limit: int | None = None,
+    on_error: OnError = "raise",
+) -> tuple[list[Example], list[Example], LoadReport]:
+    """Both splits, with train examples that also occur in eval (same id or text) removed.
+
+    Some official splits share texts (TREC train/test share 10 questions; the two
+    offline XSum subsets share 90 articles), so leakage is removed here, counted in
+    the report and logged, before ``train_limit`` is applied.
+    """
+    report = LoadReport()
+    evaluation = load_examples(task, "eval", data_dir=data_dir, limit=eval_limit, on_error=on_error, report=report)
+    full_eval = load_examples(task, "eval", data_dir=data_dir, on_error="skip", report=LoadReport())
+    ids, texts = {e.id for e in full_eval}, {e.source for e in full_eval}
+    train_all = load_examples(task, "train", data_dir=data_dir, on_error=on_error, report=report)
+    train = [e for e in train_all if e.id not in ids and e.source not in texts]
+    report.dropped_overlap = len(train_all) - len(train)
+    if report.dropped_overlap:
+        log.info("train_eval_overlap_removed", task=task, dropped=report.dropped_overlap)
+    train = train[:train_limit] if train_limit is not None else train
+    check_disjoint(train, evaluation)
+    return train, evaluation, report

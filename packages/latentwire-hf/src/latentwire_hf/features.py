@@ -1,0 +1,174 @@
+"""Frozen feature sources (MiniLM, a causal LM's hidden states) and an on-disk feature cache.
+
+A frozen encoder runs once per example, not once per epoch: features are cached
+per (model, layer, max_length, text hash) as safetensors files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from tqdm.auto import tqdm
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from latentwire_core.logs import get_logger
+from latentwire_hf.models import cache_root, load_causal_lm, load_encoder
+
+__all__ = ["CachedFeatureSource", "EncoderFeatureSource", "LMHiddenFeatureSource", "build_feature_source"]
+
+log = get_logger(__name__)
+
+
+class EncoderFeatureSource:
+    """Token features from a frozen bidirectional encoder's last layer (default ``minilm-l6``)."""
+
+    def __init__(
+        self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, *, name: str, max_length: int = 256
+    ) -> None:
+        self.model, self.tokenizer, self.name, self.max_length = model.eval(), tokenizer, name, max_length
+        self.key = f"{name}-L{model.config.num_hidden_layers}-T{max_length}"
+
+    @property
+    def feature_dim(self) -> int:
+        return int(self.model.config.hidden_size)
+
+    @torch.no_grad()
+    def features(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        enc = self.tokenizer(
+            list(texts), padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
+        )
+        dev = next(self.model.parameters()).device
+        out = self.model(input_ids=enc["input_ids"].to(dev), attention_mask=enc["attention_mask"].to(dev))
+        mask = enc["attention_mask"].bool().to(dev)
+        feats = out.last_hidden_state * mask[..., None]  # (B, T, d_f), zero on padding
+        return feats, mask
+
+
+class LMHiddenFeatureSource:
+    """Hidden states of a frozen causal LM at ``layer`` (ARC-Encoder style pretrained features)."""
+
+    def __init__(
+        self,
+        model: PreTrainedModel,
+        tokenizer: PreTrainedTokenizerBase,
+        *,
+        name: str,
+        layer: int = -1,
+        max_length: int = 256,
+    ) -> None:
+        self.model, self.tokenizer, self.name = model.eval(), tokenizer, name
+        self.layer, self.max_length = layer, max_length
+        self.key = f"{name}-L{layer}-T{max_length}"
+
+    @property
+    def feature_dim(self) -> int:
+        return int(self.model.config.hidden_size)
+
+    @torch.no_grad()
+    def features(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        self.tokenizer.padding_side = "right"
+        enc = self.tokenizer(
+            list(texts),
+            padding=True,
+            truncation=True,
+            max_length=self.max_length,
+            return_tensors="pt",
+            add_special_tokens=False,
+        )
+        dev = next(self.model.parameters()).device
+        mask = enc["attention_mask"].to(dev)
+        out = self.model(input_ids=enc["input_ids"].to(dev), attention_mask=mask, output_hidden_states=True)
+        feats = out.hidden_states[self.layer] * mask[..., None]
+        return feats, mask.bool()
+
+
+def _hash(text: str) -> str:
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()
+
+
+class CachedFeatureSource:
+    """Wraps a frozen :class:`~latentwire_core.ports.FeatureSource` with a disk + memory cache.
+
+    Args:
+        source: a frozen feature source with a ``key`` attribute (model, layer, length).
+        cache_dir: root folder; entries go to ``cache_dir/<key>/<sha1[:2]>/<sha1>.safetensors``.
+        batch_size: how many uncached texts the source encodes at once.
+    """
+
+    def __init__(self, source: EncoderFeatureSource | LMHiddenFeatureSource, cache_dir: Path, batch_size: int = 64):
+        self.source, self.batch_size = source, batch_size
+        self.dir = cache_dir / source.key
+        self._mem: dict[str, torch.Tensor] = {}
+        self.hits = self.misses = 0
+
+    @property
+    def feature_dim(self) -> int:
+        return self.source.feature_dim
+
+    def _path(self, h: str) -> Path:
+        return self.dir / h[:2] / f"{h}.safetensors"
+
+    def _load(self, h: str) -> torch.Tensor | None:
+        if h in self._mem:
+            return self._mem[h]
+        path = self._path(h)
+        if not path.is_file():
+            return None
+        try:
+            t = load_file(path)["features"].float()
+        except (SafetensorError, KeyError, OSError) as e:
+            log.warning("feature_cache_corrupt_recomputing", path=str(path), error=str(e))
+            path.unlink(missing_ok=True)
+            return None
+        self._mem[h] = t
+        return t
+
+    def warm(self, texts: Sequence[str], *, desc: str = "features") -> None:
+        """Compute and store features for every uncached text (with a progress bar)."""
+        todo = list(dict.fromkeys(t for t in texts if self._load(_hash(t)) is None))
+        for i in tqdm(range(0, len(todo), self.batch_size), desc=desc, disable=not todo, leave=False):
+            chunk = todo[i : i + self.batch_size]
+            feats, mask = self.source.features(chunk)
+            for text, f, m in zip(chunk, feats.cpu(), mask.cpu(), strict=True):
+                h = _hash(text)
+                row = f[m].contiguous()  # (T_real, d_f), padding dropped
+                path = self._path(h)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = path.with_suffix(f".tmp{os.getpid()}")
+                save_file({"features": row.half()}, tmp)
+                os.replace(tmp, path)
+                self._mem[h] = row.half().float()
+            self.misses += len(chunk)
+
+    def features(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Cached features, right-padded: ``(B, T, d_f)`` and mask ``(B, T)``."""
+        self.warm(texts)
+        rows = [self._load(_hash(t)) for t in texts]
+        self.hits += len(texts)
+        width = max(max(r.shape[0] for r in rows if r is not None), 1)
+        feats = torch.zeros(len(rows), width, self.feature_dim)
+        mask = torch.zeros(len(rows), width, dtype=torch.bool)
+        for i, r in enumerate(rows):
+            assert r is not None
+            feats[i, : r.shape[0]] = r
+            mask[i, : r.shape[0]] = True
+        return feats, mask
+
+
+def build_feature_source(
+    name: str, *, layer: int = -1, max_length: int = 256, cache_dir: Path | None = None, device: str = "cpu"
+) -> CachedFeatureSource:
+    """``minilm-l6`` (or an encoder id) -> encoder features; a causal-LM name -> its hidden states at ``layer``."""
+    cache = cache_dir or cache_root() / "features"
+    if name == "minilm-l6" or name.startswith("sentence-transformers/"):
+        model, tok = load_encoder(name)
+        return CachedFeatureSource(EncoderFeatureSource(model.to(device), tok, name=name, max_length=max_length), cache)
+    lm, tok = load_causal_lm(name)
+    src = LMHiddenFeatureSource(lm.to(device), tok, name=name, layer=layer, max_length=max_length)
+    return CachedFeatureSource(src, cache)

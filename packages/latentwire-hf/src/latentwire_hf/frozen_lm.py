@@ -1,0 +1,240 @@
+"""A :class:`~latentwire_core.ports.FrozenLM` over any Hugging Face causal LM."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import attrs
+import torch
+from transformers import DynamicCache, PreTrainedModel, PreTrainedTokenizerBase
+
+from latentwire_hf.models import cache_root, load_causal_lm
+
+__all__ = ["HFFrozenLM", "PrefixCache", "load_frozen_lm"]
+
+_SLOT = "\u0000SLOT\u0000"
+
+
+@attrs.frozen
+class PrefixCache:
+    """Keys/values of a constant prompt prefix, computed once and reused by every batch.
+
+    The prefix before the slot (BOS, system prompt, user header, instruction) is the
+    same for every example of a task, so its attention states are frozen work.
+    """
+
+    ids: tuple[int, ...]
+    layers: tuple[tuple[torch.Tensor, torch.Tensor], ...]  # per layer (1, heads, P, head_dim)
+
+    @property
+    def length(self) -> int:
+        return len(self.ids)
+
+
+class HFFrozenLM:
+    """Frozen causal LM: parameters never train, gradients reach only ``inputs_embeds``.
+
+    Args:
+        name: registry name (used for cache keys and adapter names).
+        model: the causal LM (put in eval mode and frozen here).
+        tokenizer: its tokenizer.
+    """
+
+    def __init__(self, name: str, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> None:
+        self.name = name
+        self.model = model.eval().requires_grad_(False)
+        self.tokenizer = tokenizer
+        self.base = getattr(model, model.base_model_prefix)  # body without the LM head
+        self._rms: float | None = None
+        text_cfg = getattr(model.config, "text_config", model.config)
+        self._softcap = getattr(text_cfg, "final_logit_softcapping", None)
+
+    # --- ids ---------------------------------------------------------------------------------
+    @property
+    def d_model(self) -> int:
+        return int(self.model.get_input_embeddings().weight.shape[1])
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def special_ids(self) -> dict[str, int | None]:
+        t = self.tokenizer
+        eos = t.eos_token_id
+        pad = t.pad_token_id if t.pad_token_id is not None else eos
+        return {"bos": t.bos_token_id, "eos": eos, "pad": pad}
+
+    @property
+    def stop_ids(self) -> list[int]:
+        ids = {self.special_ids["eos"]}
+        cfg_eos = self.model.generation_config.eos_token_id if self.model.generation_config else None
+        if isinstance(cfg_eos, int):
+            ids.add(cfg_eos)
+        elif isinstance(cfg_eos, list):
+            ids.update(cfg_eos)
+        return sorted(i for i in ids if i is not None)
+
+    def tokenize(self, texts: Sequence[str]) -> list[list[int]]:
+        out: list[list[int]] = self.tokenizer(list(texts), add_special_tokens=False)["input_ids"]
+        return out
+
+    def decode(self, ids: Sequence[int]) -> str:
+        return str(self.tokenizer.decode(list(ids), skip_special_tokens=True))
+
+    @property
+    def has_chat_template(self) -> bool:
+        return bool(getattr(self.tokenizer, "chat_template", None))
+
+    def prompt_parts(self, instruction: str, after: str = "", anchor: str = "") -> tuple[list[int], list[int]]:
+        """Ids around the slot: ``[BOS][user header] instruction <SLOT> after [assistant header] anchor``.
+
+        Uses the chat template where the tokenizer has one, else a plain
+        ``instruction <SLOT> after\\n anchor`` with BOS (Gemma3-270M base has none).
+        """
+        if self.has_chat_template:
+            text = self.tokenizer.apply_chat_template(
+                [{"role": "user", "content": f"{instruction}{_SLOT}{after}"}],
+                add_generation_prompt=True,
+                tokenize=False,
+            )
+            before_s, after_s = str(text).split(_SLOT)
+            after_s += anchor
+        else:
+            before_s, after_s = instruction, f"{after}\n{anchor}"
+        before = self.tokenize([before_s])[0]
+        bos = self.special_ids["bos"]
+        if bos is not None and (not before or before[0] != bos) and not self.has_chat_template:
+            before = [bos, *before]
+        elif bos is not None and self.has_chat_template and self.tokenizer.bos_token and str(
+            self.tokenizer.bos_token
+        ) in str(before_s)[: len(str(self.tokenizer.bos_token))]:
+            pass  # the template already starts with BOS
+        return before, self.tokenize([after_s])[0]
+
+    # --- tensors -----------------------------------------------------------------------------
+    def embed(self, ids: torch.Tensor) -> torch.Tensor:
+        """Ids ``(B, T)`` -> ``(B, T, d_model)`` from the embedding *module* (Gemma3 scales by sqrt(d))."""
+        out: torch.Tensor = self.model.get_input_embeddings()(ids.to(self.device))
+        return out
+
+    @property
+    def embed_rms(self) -> float:
+        """RMS of the embedding module's output over the whole vocabulary; cached on disk per model."""
+        if self._rms is None:
+            path = cache_root() / "stats" / f"{self.name.replace('/', '__')}.json"
+            if path.is_file() and not self.name.startswith("tiny-"):
+                self._rms = float(json.loads(path.read_text())["embed_rms"])
+            else:
+                vocab = self.model.get_input_embeddings().weight.shape[0]
+                total, count = 0.0, 0
+                with torch.no_grad():
+                    for start in range(0, vocab, 8192):
+                        ids = torch.arange(start, min(start + 8192, vocab), device=self.device)[None]
+                        e = self.embed(ids).float()
+                        total += float(e.pow(2).sum())
+                        count += e.numel()
+                self._rms = (total / count) ** 0.5
+                if not self.name.startswith("tiny-"):
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    path.write_text(json.dumps({"embed_rms": self._rms, "vocab": vocab}))
+        return self._rms
+
+    @torch.no_grad()
+    def prefix_cache(self, ids: Sequence[int]) -> PrefixCache:
+        """Run the constant prefix once and keep its keys/values (no gradient needed)."""
+        if not ids:
+            raise ValueError("empty prefix")
+        emb = self.embed(torch.tensor([list(ids)], device=self.device))
+        out = self.base(inputs_embeds=emb, use_cache=True)
+        cache = out.past_key_values
+        layers = tuple((layer.keys.detach(), layer.values.detach()) for layer in cache.layers)
+        return PrefixCache(ids=tuple(ids), layers=layers)
+
+    def hidden_states(
+        self,
+        inputs_embeds: torch.Tensor,
+        attention_mask: torch.Tensor,
+        position_ids: torch.Tensor | None = None,
+        *,
+        prefix: PrefixCache | None = None,
+    ) -> torch.Tensor:
+        """Last hidden states ``(B, T, d_model)``; no logits are computed here.
+
+        With ``prefix``, the batch continues that cached prefix: rows must be
+        right-padded (the prefix is real for every row) and positions start at
+        ``prefix.length``.
+        """
+        mask = attention_mask.long().to(self.device)
+        if position_ids is None:
+            position_ids = (mask.cumsum(1) - 1).clamp(min=0) * mask
+        position_ids = position_ids.to(self.device)
+        kwargs: dict[str, object] = {"use_cache": False}
+        if prefix is not None:
+            if bool((mask[:, 0] == 0).any()):
+                raise ValueError("with a prefix cache the continuation must be right-padded")
+            b, p = inputs_embeds.shape[0], prefix.length
+            data = [(k.expand(b, -1, -1, -1), v.expand(b, -1, -1, -1)) for k, v in prefix.layers]
+            kwargs = {"use_cache": True, "past_key_values": DynamicCache(ddp_cache_data=data, config=self.model.config)}
+            mask = torch.cat([mask.new_ones(b, p), mask], dim=1)  # (B, P + T)
+            position_ids = position_ids + p
+        out = self.base(
+            inputs_embeds=inputs_embeds.to(self.device),
+            attention_mask=mask,
+            position_ids=position_ids,
+            **kwargs,
+        )
+        hidden: torch.Tensor = out.last_hidden_state
+        return hidden
+
+    def logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """LM head on selected states ``(N, d_model)`` -> ``(N, V)`` (softcapping applied if the model has it)."""
+        logits: torch.Tensor = self.model.get_output_embeddings()(hidden)
+        if self._softcap:
+            logits = torch.tanh(logits / self._softcap) * self._softcap
+        return logits
+
+    @torch.no_grad()
+    def generate(
+        self,
+        inputs_embeds: torch.Tensor,
+        attention_mask: torch.Tensor,
+        *,
+        max_new_tokens: int,
+    ) -> list[list[int]]:
+        """Greedy generation from *left-padded* embeddings with KV cache; stops at the stop ids."""
+        if bool((attention_mask[:, -1] == 0).any()):
+            raise ValueError("generate() needs left padding: every row must end with a real token")
+        out = self.model.generate(
+            inputs_embeds=inputs_embeds.to(self.device),
+            attention_mask=attention_mask.to(self.device),
+            max_new_tokens=max_new_tokens,
+            do_sample=False,
+            num_beams=1,
+            eos_token_id=self.stop_ids,
+            pad_token_id=self.special_ids["pad"],
+            use_cache=True,
+        )
+        stops = set(self.stop_ids)
+        rows: list[list[int]] = []
+        for row in out.tolist():
+            kept: list[int] = []
+            for tok in row:
+                if tok in stops:
+                    break
+                kept.append(tok)
+            rows.append(kept)
+        return rows
+
+
+def load_frozen_lm(name: str, *, device: str | torch.device = "cpu", seed: int = 0) -> HFFrozenLM:
+    """Registry name / hub id / folder -> :class:`HFFrozenLM` on ``device``."""
+    model, tok = load_causal_lm(name, seed=seed)
+    return HFFrozenLM(name, model.to(device), tok)
+
+
+def save_stats(lm: HFFrozenLM, folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{lm.name}.json").write_text(json.dumps({"embed_rms": lm.embed_rms, "d_model": lm.d_model}))

