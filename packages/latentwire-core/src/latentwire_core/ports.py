@@ -113,12 +113,14 @@ class FrozenLM(Protocol):
         """Token ids of each text, no special tokens added."""
         ...
 
-    def prompt_parts(self, instruction: str) -> tuple[list[int], list[int]]:
+    def prompt_parts(
+        self, instruction: str, after: str = "", anchor: str = ""
+    ) -> tuple[list[int], list[int]]:
         """Ids around the slot.
 
         Returns:
             ``(before, after)``: ``[BOS][user header] instruction`` and
-            ``[assistant header][anchor]``.
+            ``after [end of user turn][assistant header] anchor``.
         """
         ...
 

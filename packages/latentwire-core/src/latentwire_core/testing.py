@@ -65,9 +65,11 @@ class FakeFrozenLM(nn.Module):
     def decode(self, ids: Sequence[int]) -> str:
         return "".join(chr(i - 2) for i in ids if i >= 2)
 
-    def prompt_parts(self, instruction: str) -> tuple[list[int], list[int]]:
+    def prompt_parts(
+        self, instruction: str, after: str = "", anchor: str = ""
+    ) -> tuple[list[int], list[int]]:
         prefix = [self.BOS, *self.tokenize([f"U:{instruction}"])[0]]
-        return prefix, self.tokenize(["\nA:"])[0]
+        return prefix, self.tokenize([f"{after}\nA:{anchor}"])[0]
 
     def embed(self, ids: torch.Tensor) -> torch.Tensor:
         out: torch.Tensor = self.tok(ids) * self._embed_scale

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import attrs
 import torch
@@ -53,6 +53,13 @@ class LatentWire(nn.Module):
         )
         self.gains = nn.ModuleDict({n: LearnedGain() for n in models} if cfg.calibration == "learned" else {})
         self.target_rms = {name: float(rms) for name, (_, rms) in models.items()}
+
+    def forward(
+        self, features: torch.Tensor, mask: torch.Tensor, models: Sequence[str]
+    ) -> dict[str, torch.Tensor]:
+        """One call for DDP: features -> ``Z`` -> soft tokens ``(B, M, d_model)`` per named model."""
+        z = self.encode(features, mask)
+        return {m: self.to_model(z, m) for m in models}
 
     def encode(self, features: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """features ``(B, T, d_f)``, mask ``(B, T)`` -> ``Z (B, M, d_z)``."""

@@ -19,7 +19,7 @@ from typing import Any, Literal
 import attrs
 
 from latentwire_core.logs import get_logger
-from latentwire_hf.tasks import get_task
+from latentwire_core.tasks import Example, get_task
 
 __all__ = ["DataError", "Example", "LoadReport", "data_dir_from_env", "load_examples"]
 
@@ -30,19 +30,6 @@ OnError = Literal["raise", "skip"]
 
 class DataError(ValueError):
     """A malformed dataset row or a missing file; the message names file and line."""
-
-
-@attrs.frozen(kw_only=True)
-class Example:
-    """One example. ``source`` is what the slot carries (the text the wire compresses)."""
-
-    id: str
-    task: str
-    source: str
-    question: str = ""
-    context: str = ""
-    answers: tuple[str, ...] = ()
-    label: int | None = None
 
 
 @attrs.define
@@ -85,14 +72,16 @@ def _sst2(r: _Reader) -> Iterator[Example]:
             if len(parts) != 2 or parts[1].strip() not in ("0", "1") or not parts[0].strip():
                 r.bad(n, f"expected '<sentence>\\t<0|1>', got {line.strip()[:80]!r}")
                 continue
-            yield Example(id=f"sst2-{r.path.stem}-{n}", task="sst2", source=parts[0].strip(), label=int(parts[1]))
+            yield Example(
+                id=f"sst2-{r.path.stem}-{n}", task="sst2", source=parts[0].strip(), label=int(parts[1])
+            )
 
 
 def _agnews(r: _Reader) -> Iterator[Example]:
     with r.path.open(encoding="utf-8", newline="") as f:
         for n, row in enumerate(csv.reader(f), start=1):
             if len(row) != 3 or row[0] not in ("1", "2", "3", "4"):
-                r.bad(n, f"expected '\"class\",\"title\",\"description\"' with class 1-4, got {row[:1]!r}")
+                r.bad(n, f'expected \'"class","title","description"\' with class 1-4, got {row[:1]!r}')
                 continue
             text = f"{row[1]}. {row[2]}".replace("\\", " ")
             yield Example(id=f"agnews-{n}", task="agnews", source=text, label=int(row[0]) - 1)
@@ -109,7 +98,9 @@ def _trec(r: _Reader) -> Iterator[Example]:
             if coarse not in _TREC or not question:
                 r.bad(n, f"expected 'COARSE:fine question', got {line.strip()[:80]!r}")
                 continue
-            yield Example(id=f"trec-{r.path.stem}-{n}", task="trec", source=question, label=_TREC.index(coarse))
+            yield Example(
+                id=f"trec-{r.path.stem}-{n}", task="trec", source=question, label=_TREC.index(coarse)
+            )
 
 
 def _squad(r: _Reader, task: str, articles: slice | None = None) -> Iterator[Example]:
@@ -152,7 +143,12 @@ def _hotpot(r: _Reader) -> Iterator[Example]:
             r.bad(f"item {i}", f"missing or malformed field ({e})")
             continue
         yield Example(
-            id=f"hotpot-{i}", task="hotpotqa", source=_qa_source(q, ctx), question=q, context=ctx, answers=(a,)
+            id=f"hotpot-{i}",
+            task="hotpotqa",
+            source=_qa_source(q, ctx),
+            question=q,
+            context=ctx,
+            answers=(a,),
         )
 
 
@@ -243,14 +239,24 @@ def _from_hub(task: str, split: Split) -> list[Example]:  # pragma: no cover - n
         elif task in ("squad", "squad_v2"):
             ans = tuple(dict.fromkeys(row["answers"]["text"])) or ("unanswerable",)
             q, c = row["question"], row["context"]
-            out.append(Example(id=row["id"], task=task, source=_qa_source(q, c), question=q, context=c, answers=ans))
+            out.append(
+                Example(id=row["id"], task=task, source=_qa_source(q, c), question=q, context=c, answers=ans)
+            )
         elif task == "hotpotqa":
             c = "\n".join(
-                f"{t}: {''.join(s)}" for t, s in zip(row["context"]["title"], row["context"]["sentences"], strict=True)
+                f"{t}: {''.join(s)}"
+                for t, s in zip(row["context"]["title"], row["context"]["sentences"], strict=True)
             )
             q = row["question"]
             out.append(
-                Example(id=row["id"], task=task, source=_qa_source(q, c), question=q, context=c, answers=(row["answer"],))
+                Example(
+                    id=row["id"],
+                    task=task,
+                    source=_qa_source(q, c),
+                    question=q,
+                    context=c,
+                    answers=(row["answer"],),
+                )
             )
         elif task == "gsm8k":
             out.append(_gsm8k(row, i))
@@ -314,7 +320,9 @@ def load_train_eval(
     the report and logged, before ``train_limit`` is applied.
     """
     report = LoadReport()
-    evaluation = load_examples(task, "eval", data_dir=data_dir, limit=eval_limit, on_error=on_error, report=report)
+    evaluation = load_examples(
+        task, "eval", data_dir=data_dir, limit=eval_limit, on_error=on_error, report=report
+    )
     full_eval = load_examples(task, "eval", data_dir=data_dir, on_error="skip", report=LoadReport())
     ids, texts = {e.id for e in full_eval}, {e.source for e in full_eval}
     train_all = load_examples(task, "train", data_dir=data_dir, on_error=on_error, report=report)

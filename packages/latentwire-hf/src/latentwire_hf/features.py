@@ -101,7 +101,9 @@ class CachedFeatureSource:
         batch_size: how many uncached texts the source encodes at once.
     """
 
-    def __init__(self, source: EncoderFeatureSource | LMHiddenFeatureSource, cache_dir: Path, batch_size: int = 64):
+    def __init__(
+        self, source: EncoderFeatureSource | LMHiddenFeatureSource, cache_dir: Path, batch_size: int = 64
+    ):
         self.source, self.batch_size = source, batch_size
         self.dir = cache_dir / source.key
         self._mem: dict[str, torch.Tensor] = {}
@@ -168,7 +170,9 @@ def build_feature_source(
     cache = cache_dir or cache_root() / "features"
     if name == "minilm-l6" or name.startswith("sentence-transformers/"):
         model, tok = load_encoder(name)
-        return CachedFeatureSource(EncoderFeatureSource(model.to(device), tok, name=name, max_length=max_length), cache)
+        return CachedFeatureSource(
+            EncoderFeatureSource(model.to(device), tok, name=name, max_length=max_length), cache
+        )
     lm, tok = load_causal_lm(name)
     src = LMHiddenFeatureSource(lm.to(device), tok, name=name, layer=layer, max_length=max_length)
     return CachedFeatureSource(src, cache)

@@ -88,7 +88,9 @@ class HFFrozenLM:
     def has_chat_template(self) -> bool:
         return bool(getattr(self.tokenizer, "chat_template", None))
 
-    def prompt_parts(self, instruction: str, after: str = "", anchor: str = "") -> tuple[list[int], list[int]]:
+    def prompt_parts(
+        self, instruction: str, after: str = "", anchor: str = ""
+    ) -> tuple[list[int], list[int]]:
         """Ids around the slot: ``[BOS][user header] instruction <SLOT> after [assistant header] anchor``.
 
         Uses the chat template where the tokenizer has one, else a plain
@@ -108,9 +110,12 @@ class HFFrozenLM:
         bos = self.special_ids["bos"]
         if bos is not None and (not before or before[0] != bos) and not self.has_chat_template:
             before = [bos, *before]
-        elif bos is not None and self.has_chat_template and self.tokenizer.bos_token and str(
-            self.tokenizer.bos_token
-        ) in str(before_s)[: len(str(self.tokenizer.bos_token))]:
+        elif (
+            bos is not None
+            and self.has_chat_template
+            and self.tokenizer.bos_token
+            and str(self.tokenizer.bos_token) in str(before_s)[: len(str(self.tokenizer.bos_token))]
+        ):
             pass  # the template already starts with BOS
         return before, self.tokenize([after_s])[0]
 
@@ -177,7 +182,10 @@ class HFFrozenLM:
                 raise ValueError("with a prefix cache the continuation must be right-padded")
             b, p = inputs_embeds.shape[0], prefix.length
             data = [(k.expand(b, -1, -1, -1), v.expand(b, -1, -1, -1)) for k, v in prefix.layers]
-            kwargs = {"use_cache": True, "past_key_values": DynamicCache(ddp_cache_data=data, config=self.model.config)}
+            kwargs = {
+                "use_cache": True,
+                "past_key_values": DynamicCache(ddp_cache_data=data, config=self.model.config),
+            }
             mask = torch.cat([mask.new_ones(b, p), mask], dim=1)  # (B, P + T)
             position_ids = position_ids + p
         out = self.base(

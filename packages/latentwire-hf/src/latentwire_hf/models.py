@@ -66,7 +66,9 @@ def _package_dir(module: str) -> Path:
     return Path(next(iter(spec.submodule_search_locations)))
 
 
-def tiny_tokenizer(*, chat: bool, bos: str = "<s>", eos: str = "</s>", pad: str | None = None) -> PreTrainedTokenizerFast:
+def tiny_tokenizer(
+    *, chat: bool, bos: str = "<s>", eos: str = "</s>", pad: str | None = None
+) -> PreTrainedTokenizerFast:
     """Byte-level tokenizer (256 byte tokens + specials), built in process for the tiny models."""
     alphabet = pre_tokenizers.ByteLevel.alphabet()
     specials = [bos, eos, *(["<|im_start|>", "<|im_end|>"] if chat else []), *([pad] if pad else [])]
@@ -170,7 +172,9 @@ def resolve_model_name(name: str) -> str:
     if name in KNOWN_MODELS or name in KNOWN_ENCODERS or Path(name).is_dir() or "/" in name:
         return name
     known = ", ".join(sorted([*KNOWN_MODELS, *KNOWN_ENCODERS]))
-    raise UnknownNameError(f"unknown model {name!r}; known: {known}; or give a hub id 'org/name' or a local folder")
+    raise UnknownNameError(
+        f"unknown model {name!r}; known: {known}; or give a hub id 'org/name' or a local folder"
+    )
 
 
 def load_causal_lm(name: str, *, seed: int = 0) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:

@@ -1,10 +1,26 @@
-"""Task specs: how each benchmark is prompted and scored (shared by every method)."""
+"""The example schema and task specs: how each benchmark is prompted and scored (shared by every method)."""
 
 from __future__ import annotations
 
 import attrs
 
-__all__ = ["TASKS", "TaskSpec", "get_task"]
+__all__ = ["TASKS", "Example", "TaskSpec", "get_task"]
+
+
+@attrs.frozen(kw_only=True)
+class Example:
+    """One example. ``source`` is what the slot carries (the text the wire compresses).
+
+    Encoders see only ``source``; ``answers`` and ``label`` are targets, never inputs.
+    """
+
+    id: str
+    task: str
+    source: str
+    question: str = ""
+    context: str = ""
+    answers: tuple[str, ...] = ()
+    label: int | None = None
 
 
 @attrs.frozen(kw_only=True)

@@ -1,0 +1,51 @@
+"""``python -m runner experiment.toml [--set key=value ...] [--stage ...] [--fresh]``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from latentwire_core.logs import configure_logging
+from latentwire_core.registry import UnknownNameError
+from runner.config import ConfigError, load_experiment
+from runner.run import STAGES, Run, RunFolderMismatch
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m runner", description=__doc__)
+    p.add_argument("experiment", type=Path, help="experiment TOML file")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. --set train.steps=50 (repeatable)",
+    )
+    p.add_argument(
+        "--stage",
+        choices=STAGES,
+        action="append",
+        help="run only this stage (repeatable); default: all, skipping finished ones",
+    )
+    p.add_argument("--fresh", action="store_true", help="delete the run folder and start over")
+    p.add_argument("--runs-dir", type=Path, default=None, help="override the experiment's runs_dir")
+    args = p.parse_args(argv)
+    configure_logging(None)
+    try:
+        exp = load_experiment(args.experiment, args.overrides)
+        run = Run(exp, fresh=args.fresh, root=args.runs_dir)
+    except (ConfigError, UnknownNameError, RunFolderMismatch) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    stages = tuple(s for s in STAGES if s in args.stage) if args.stage else STAGES
+    run.run(stages)
+    print(f"run folder: {run.dir}", file=sys.stderr)
+    if (run.dir / "report" / "summary.md").is_file():
+        print((run.dir / "report" / "summary.md").read_text())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

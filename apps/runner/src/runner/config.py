@@ -1,0 +1,245 @@
+"""The experiment TOML -> frozen attrs configs. Only the runner reads TOML.
+
+Unknown keys, wrong types and out-of-range values fail before any work, with a
+message naming the file and the key (``[train].lr``).
+"""
+
+from __future__ import annotations
+
+import tomllib
+import types
+import typing
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from latentwire_core._validators import non_negative, one_of, positive
+from latentwire_core.codec import WireCodecConfig
+from latentwire_core.interlingua import InterlinguaConfig
+from latentwire_core.tasks import TASKS
+from latentwire_core.wire import LatentWireConfig
+from latentwire_hf.training import TrainConfig
+
+__all__ = ["ConfigError", "Experiment", "load_experiment", "to_toml"]
+
+METHODS = ("text", "latent", "token_budget")
+
+
+class ConfigError(ValueError):
+    """A bad experiment file: the message names the file and the key."""
+
+
+def _task(_i: Any, a: attrs.Attribute[Any], v: str) -> None:
+    if v not in TASKS:
+        raise ValueError(f"{a.name} must be one of {sorted(TASKS)}, got {v!r}")
+
+
+def _methods(_i: Any, a: attrs.Attribute[Any], v: tuple[str, ...]) -> None:
+    bad = [m for m in v if m not in METHODS]
+    if bad or not v:
+        raise ValueError(f"{a.name} must be a non-empty list of {list(METHODS)}, got {list(v)!r}")
+
+
+@attrs.frozen(kw_only=True)
+class DataConfig:
+    task: str = attrs.field(default="sst2", validator=_task)
+    data_dir: str = ""  # empty: $LATENTWIRE_DATA, else the datasets hub
+    train_limit: int = attrs.field(default=2000, validator=positive)
+    eval_limit: int = attrs.field(default=400, validator=positive)
+    on_error: str = attrs.field(default="raise", validator=one_of("raise", "skip"))
+
+
+@attrs.frozen(kw_only=True)
+class ModelsConfig:
+    names: tuple[str, ...] = ("smollm2-135m", "gemma3-270m")
+    device: str = attrs.field(default="auto", validator=one_of("auto", "cpu", "cuda"))
+
+    def __attrs_post_init__(self) -> None:
+        if not self.names:
+            raise ValueError("names must list at least one model")
+        if len(set(self.names)) != len(self.names):
+            raise ValueError(f"names has duplicates: {list(self.names)}")
+
+
+@attrs.frozen(kw_only=True)
+class FeaturesConfig:
+    source: str = "minilm-l6"
+    layer: int = -1
+    max_length: int = attrs.field(default=256, validator=positive)
+
+
+@attrs.frozen(kw_only=True)
+class WireSection:
+    encoder: str = attrs.field(default="perceiver", validator=one_of("perceiver", "mean_pool"))
+    n_tokens: int = attrs.field(default=8, validator=positive)
+    d_z: int = attrs.field(default=256, validator=positive)
+    n_heads: int = attrs.field(default=4, validator=positive)
+    adapter: str = attrs.field(default="mlp", validator=one_of("linear", "mlp"))
+    calibration: str = attrs.field(default="rms", validator=one_of("none", "rms", "learned"))
+    dropout: float = attrs.field(default=0.0, validator=non_negative)
+
+    def to_core(self, d_in: int) -> LatentWireConfig:
+        return LatentWireConfig(
+            interlingua=InterlinguaConfig(
+                kind=self.encoder,
+                d_in=d_in,
+                d_z=self.d_z,
+                n_tokens=self.n_tokens,
+                n_heads=self.n_heads,
+                dropout=self.dropout,
+            ),
+            adapter_kind=self.adapter,
+            calibration=self.calibration,
+        )
+
+
+@attrs.frozen(kw_only=True)
+class EvalConfig:
+    methods: tuple[str, ...] = attrs.field(default=METHODS, validator=_methods)
+    batch_size: int = attrs.field(default=16, validator=positive)
+    bootstrap_resamples: int = attrs.field(default=2000, validator=positive)
+    max_text_tokens: int = attrs.field(default=512, validator=positive)
+
+
+@attrs.frozen(kw_only=True)
+class Experiment:
+    name: str
+    seed: int = 0
+    runs_dir: str = "runs"
+    data: DataConfig = attrs.field(factory=DataConfig)
+    models: ModelsConfig = attrs.field(factory=ModelsConfig)
+    features: FeaturesConfig = attrs.field(factory=FeaturesConfig)
+    wire: WireSection = attrs.field(factory=WireSection)
+    codec: WireCodecConfig = attrs.field(factory=WireCodecConfig)
+    train: TrainConfig = attrs.field(factory=TrainConfig)
+    eval: EvalConfig = attrs.field(factory=EvalConfig)
+
+    def __attrs_post_init__(self) -> None:
+        if not self.name or "/" in self.name or self.name.startswith("."):
+            raise ValueError(f"name must be a plain folder name, got {self.name!r}")
+
+
+def _check_type(value: Any, typ: Any, where: str) -> Any:
+    origin = typing.get_origin(typ)
+    if typ is bool:
+        if not isinstance(value, bool):
+            raise TypeError(f"{where} must be true or false, got {value!r}")
+        return value
+    if typ is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"{where} must be an integer, got {value!r}")
+        return value
+    if typ is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise TypeError(f"{where} must be a number, got {value!r}")
+        return float(value)
+    if typ is str:
+        if not isinstance(value, str):
+            raise TypeError(f"{where} must be a string, got {value!r}")
+        return value
+    if origin is tuple:
+        if not isinstance(value, list | tuple):
+            raise TypeError(f"{where} must be a list, got {value!r}")
+        (item,) = typing.get_args(typ)[:1]
+        return tuple(_check_type(v, item, f"{where}[{i}]") for i, v in enumerate(value))
+    if origin in (typing.Union, types.UnionType):
+        for arm in typing.get_args(typ):
+            if arm is type(None):
+                continue
+            try:
+                return _check_type(value, arm, where)
+            except TypeError:
+                pass
+        raise TypeError(f"{where} has the wrong type: {value!r}")
+    return value
+
+
+def structure(cls: type[Any], data: Any, where: str, file: str) -> Any:
+    """Strictly build attrs ``cls`` from a TOML table."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{file}: [{where}] must be a table, got {data!r}")
+    attrs.resolve_types(cls)
+    fields = {f.name: f for f in attrs.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        key = f"{where}.{unknown[0]}" if where else unknown[0]
+        raise ConfigError(f"{file}: unknown key '{key}'; allowed here: {', '.join(sorted(fields))}")
+    kwargs = {}
+    for name, value in data.items():
+        f = fields[name]
+        path = f"{where}.{name}" if where else name
+        if attrs.has(f.type):
+            kwargs[name] = structure(f.type, value, path, file)
+        else:
+            try:
+                kwargs[name] = _check_type(value, f.type, f"'{path}'")
+            except TypeError as e:
+                raise ConfigError(f"{file}: {e}") from None
+    try:
+        return cls(**kwargs)
+    except (ValueError, TypeError) as e:
+        raise ConfigError(f"{file}: [{where or 'top level'}] {e}") from None
+
+
+def _parse_value(raw: str) -> Any:
+    try:
+        return tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        return raw  # a bare string
+
+
+def load_experiment(path: Path, overrides: typing.Sequence[str] = ()) -> Experiment:
+    """Read ``path`` and apply ``--set key=value`` overrides (``train.lr=3e-4``)."""
+    if not path.is_file():
+        raise ConfigError(f"{path}: experiment file not found")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: malformed TOML: {e}") from None
+    for item in overrides:
+        key, eq, raw = item.partition("=")
+        if not eq or not key:
+            raise ConfigError(f"--set {item!r}: expected key=value, e.g. train.lr=3e-4")
+        node = data
+        parts = key.strip().split(".")
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"--set {item!r}: {p} is not a table")
+        node[parts[-1]] = _parse_value(raw.strip())
+    if isinstance(data.get("train"), dict) and "seed" in data["train"]:
+        raise ConfigError(f"{path}: '[train].seed' is not settable; the top-level 'seed' seeds everything")
+    if "name" not in data:
+        raise ConfigError(f"{path}: missing required key 'name'")
+    exp: Experiment = structure(Experiment, data, "", str(path))
+    return exp
+
+
+def to_dict(obj: Any) -> Any:
+    return attrs.asdict(obj, recurse=True)
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int | float):
+        return repr(v)
+    if isinstance(v, str):
+        return '"' + v.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+    if isinstance(v, list | tuple):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    raise TypeError(f"cannot write {v!r} to TOML")
+
+
+def to_toml(exp: Experiment) -> str:
+    """The resolved config as TOML (what ran, defaults included)."""
+    d = to_dict(exp)
+    top = [f"{k} = {_toml_value(v)}" for k, v in d.items() if not isinstance(v, dict)]
+    out = ["# resolved experiment: exactly what ran", *top, ""]
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.append(f"[{k}]")
+            out += [f"{kk} = {_toml_value(vv)}" for kk, vv in v.items()]
+            out.append("")
+    return "\n".join(out)

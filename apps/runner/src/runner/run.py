@@ -1,0 +1,316 @@
+"""The recipe: prepare -> train -> evaluate -> report, into one run folder (DESIGN.md section 5).
+
+Each stage records its status in ``manifest.json``; a finished stage is skipped
+when the same command runs again, training resumes from its last checkpoint and
+evaluation from its last finished (model, method) pair. ``--fresh`` starts over.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from latentwire_core import LatentWire, QuantWireCodec
+from latentwire_core.logs import configure_logging, get_logger
+from latentwire_core.tasks import Example, get_task
+from latentwire_eval.evaluate import Prompt, evaluate_method, token_budget_slot
+from latentwire_eval.report import compute_metrics, write_report
+from latentwire_hf.checkpoint import latest_checkpoint, load_weights
+from latentwire_hf.data import load_train_eval
+from latentwire_hf.features import build_feature_source
+from latentwire_hf.frozen_lm import load_frozen_lm
+from latentwire_hf.models import resolve_model_name
+from latentwire_hf.training import Trainer
+from runner.config import Experiment, to_toml
+
+__all__ = ["STAGES", "Run"]
+
+STAGES = ("prepare", "train", "evaluate", "report")
+log = get_logger("runner")
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _git_revision() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=Path(__file__).parent, timeout=5
+        )
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": sys.version.split()[0]}
+    for pkg in ("torch", "transformers", "accelerate", "latentwire-core", "latentwire-hf", "latentwire-eval"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            pass
+    return out
+
+
+class RunFolderMismatch(RuntimeError):
+    pass
+
+
+class Run:
+    """One experiment's run folder and its stages."""
+
+    def __init__(self, exp: Experiment, *, fresh: bool = False, root: Path | None = None) -> None:
+        self.exp = exp
+        self.dir = (root or Path(exp.runs_dir)) / exp.name
+        self.task = get_task(exp.data.task)
+        for name in exp.models.names:
+            resolve_model_name(name)
+        resolved = to_toml(exp)
+        if fresh and self.dir.exists():
+            shutil.rmtree(self.dir)
+        cfg_path = self.dir / "experiment.toml"
+        if cfg_path.is_file() and cfg_path.read_text() != resolved:
+            raise RunFolderMismatch(
+                f"{self.dir} holds a run of a different config; nothing was changed. "
+                "Use --fresh to start it over or give the experiment another name."
+            )
+        self.dir.mkdir(parents=True, exist_ok=True)
+        configure_logging(self.dir / "log.jsonl")
+        if not cfg_path.is_file():
+            cfg_path.write_text(resolved)
+        self.manifest_path = self.dir / "manifest.json"
+        self.manifest: dict[str, Any] = (
+            json.loads(self.manifest_path.read_text())
+            if self.manifest_path.is_file()
+            else {
+                "name": exp.name,
+                "seed": exp.seed,
+                "created": _now(),
+                "stages": {},
+            }
+        )
+        self.manifest.update(
+            versions=_versions(),
+            git_revision=_git_revision(),
+            machine={
+                "platform": platform.platform(),
+                "cpus": os.cpu_count(),
+                "device": self.device,
+                "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+            },
+        )
+        self._save_manifest()
+        self._lms: dict[str, Any] = {}
+        self._features: Any = None
+        self._data: tuple[list[Example], list[Example]] | None = None
+
+    @property
+    def device(self) -> str:
+        d = self.exp.models.device
+        return ("cuda" if torch.cuda.is_available() else "cpu") if d == "auto" else d
+
+    def _save_manifest(self) -> None:
+        tmp = self.manifest_path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(self.manifest, indent=1))
+        os.replace(tmp, self.manifest_path)
+
+    def stage_done(self, stage: str) -> bool:
+        return bool(self.manifest["stages"].get(stage, {}).get("status") == "done")
+
+    def run(self, stages: tuple[str, ...] = STAGES) -> None:
+        for stage in stages:
+            if self.stage_done(stage):
+                log.info("stage_skipped_already_done", stage=stage)
+                continue
+            fn: Callable[[], dict[str, Any] | None] = getattr(self, f"_{stage}")
+            entry = self.manifest["stages"].setdefault(stage, {})
+            entry.update(status="running", start=_now())
+            self._save_manifest()
+            log.info("stage_start", stage=stage, run=str(self.dir))
+            t0 = time.perf_counter()
+            try:
+                info = fn() or {}
+            except BaseException as e:
+                entry.update(status="failed", error=f"{type(e).__name__}: {e}", end=_now())
+                self._save_manifest()
+                raise
+            entry.update(status="done", end=_now(), seconds=round(time.perf_counter() - t0, 1), **info)
+            self._save_manifest()
+            log.info("stage_done", stage=stage, seconds=entry["seconds"])
+        self.manifest["finished"] = _now()
+        self._save_manifest()
+
+    # --- shared, lazily built pieces -------------------------------------------------------------
+    def data(self) -> tuple[list[Example], list[Example]]:
+        if self._data is None:
+            d = self.exp.data
+            data_dir = Path(d.data_dir) if d.data_dir else None
+            train, evaluation, report = load_train_eval(
+                d.task,
+                data_dir=data_dir,
+                train_limit=d.train_limit,
+                eval_limit=d.eval_limit,
+                on_error=d.on_error,
+            )
+            self._data = (train, evaluation)
+            self._data_report = report
+        return self._data
+
+    def lms(self) -> dict[str, Any]:
+        if not self._lms:
+            for name in self.exp.models.names:
+                self._lms[name] = load_frozen_lm(name, device=self.device, seed=self.exp.seed)
+        return self._lms
+
+    def features(self) -> Any:
+        if self._features is None:
+            f = self.exp.features
+            self._features = build_feature_source(
+                f.source, layer=f.layer, max_length=f.max_length, device=self.device
+            )
+        return self._features
+
+    def build_wire(self) -> LatentWire:
+        torch.manual_seed(self.exp.seed)
+        cfg = self.exp.wire.to_core(self.features().feature_dim)
+        return LatentWire(cfg, {n: (lm.d_model, lm.embed_rms) for n, lm in self.lms().items()})
+
+    # --- stages ----------------------------------------------------------------------------------
+    def _prepare(self) -> dict[str, Any]:
+        train, evaluation = self.data()
+        models = {
+            n: {"d_model": lm.d_model, "embed_rms": lm.embed_rms, "chat_template": lm.has_chat_template}
+            for n, lm in self.lms().items()
+        }
+        fs = self.features()
+        fs.warm([e.source for e in train], desc="features (train)")
+        fs.warm([e.source for e in evaluation], desc="features (eval)")
+        rep = self._data_report
+        info = {
+            "n_train": len(train),
+            "n_eval": len(evaluation),
+            "skipped_rows": rep.skipped,
+            "dropped_train_eval_overlap": rep.dropped_overlap,
+            "models": models,
+        }
+        (self.dir / "prepare").mkdir(exist_ok=True)
+        (self.dir / "prepare" / "data.json").write_text(json.dumps(info, indent=1))
+        return {"n_train": len(train), "n_eval": len(evaluation), "skipped_rows": len(rep.skipped)}
+
+    def _train(self) -> dict[str, Any]:
+        train, _ = self.data()
+        trainer = Trainer(
+            wire=self.build_wire(),
+            lms=self.lms(),
+            features=self.features(),
+            task=self.task,
+            examples=train,
+            cfg=attrs.evolve(self.exp.train, seed=self.exp.seed),
+            run_dir=self.dir,
+        )
+        trainer.train()
+        return {"steps": trainer.step}
+
+    def _evaluate(self) -> dict[str, Any]:
+        _, evaluation = self.data()
+        ev = self.exp.eval
+        wire = self.build_wire()
+        ckpt = latest_checkpoint(self.dir / "checkpoints")
+        if "latent" in ev.methods:
+            if ckpt is None:
+                raise FileNotFoundError(
+                    f"no checkpoint in {self.dir / 'checkpoints'}; run the train stage first"
+                )
+            load_weights(ckpt, wire)
+        wire.eval()
+        codec = QuantWireCodec(self.exp.codec)
+        m, dz = self.exp.wire.n_tokens, self.exp.wire.d_z
+        partial = self.dir / "eval" / "partial"
+        partial.mkdir(parents=True, exist_ok=True)
+        frames = []
+        total = len(self.lms()) * len(ev.methods) * len(evaluation)
+        bar = tqdm(total=total, desc="evaluate", leave=False)
+        for name, lm in self.lms().items():
+            prompt = Prompt(lm, self.task)
+
+            def latent_slots(exs: Any, name: str = name) -> tuple[list[Any], list[int]]:
+                feats, mask = self.features().features([e.source for e in exs])
+                with torch.no_grad():
+                    z = wire.encode(feats.to(self.device), mask.to(self.device))  # (B, M, d_z)
+                    payloads = codec.encode(z)  # what crosses the wire, scales included
+                    z_rx = codec.decode(payloads, n_tokens=m, d_z=dz).to(self.device)
+                    soft = wire.to_model(z_rx, name)  # (B, M, d_model)
+                return list(soft), [len(p) for p in payloads]
+
+            slot_fns = {
+                "text": lambda exs, lm=lm: (
+                    [lm.tokenize([e.source])[0][: ev.max_text_tokens] for e in exs],
+                    [0] * len(exs),
+                ),
+                "token_budget": lambda exs, lm=lm: (
+                    [token_budget_slot(lm, e, m) for e in exs],
+                    [0] * len(exs),
+                ),
+                "latent": latent_slots,
+            }
+            for method in ev.methods:
+                out = partial / f"{name}__{method}.parquet"
+                if out.is_file():
+                    frames.append(pd.read_parquet(out))
+                    bar.update(len(evaluation))
+                    continue
+                res = evaluate_method(
+                    prompt,
+                    evaluation,
+                    slot_fns[method],
+                    method=method,
+                    batch_size=ev.batch_size,
+                    progress=bar.update,
+                )
+                df = pd.DataFrame(res.rows)
+                df.to_parquet(out.with_suffix(".tmp"), index=False)
+                os.replace(out.with_suffix(".tmp"), out)
+                frames.append(df)
+                log.info(
+                    "evaluated",
+                    model=name,
+                    method=method,
+                    n=len(df),
+                    **{k: round(float(df[k].mean()), 4) for k in ("accuracy", "em", "f1") if k in df},
+                )
+        bar.close()
+        preds = pd.concat(frames, ignore_index=True)
+        preds["payload_precision"] = self.exp.codec.precision
+        preds["n_tokens"] = m
+        preds.to_parquet(self.dir / "eval" / "predictions.parquet", index=False)
+        gold_labels = [e.label for e in evaluation]
+        metrics = compute_metrics(
+            preds,
+            task=self.task,
+            eval_labels=gold_labels,
+            n_resamples=ev.bootstrap_resamples,
+            seed=self.exp.seed,
+        )
+        (self.dir / "eval" / "metrics.json").write_text(json.dumps(metrics, indent=1))
+        return {"n_predictions": len(preds)}
+
+    def _report(self) -> dict[str, Any]:
+        write_report(self.dir)
+        return {}

@@ -1,0 +1,150 @@
+"""Run one method (text, latent, token-budget, ...) for one frozen model through the shared prompt builder.
+
+Every method differs only in what fills the slot; the prompt parts around it,
+the scoring and the generation caps are the same (DESIGN.md section 2). The
+model is any :class:`~latentwire_core.ports.FrozenLM`; a ``prefix_cache`` method,
+where the model has one, lets the constant prompt prefix run once.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import attrs
+import torch
+
+from latentwire_core.slots import Segment, assemble_batch
+from latentwire_core.tasks import Example, TaskSpec
+from latentwire_eval.metrics import METRICS, TASK_METRICS
+
+__all__ = ["MethodResult", "Prompt", "evaluate_method", "token_budget_slot"]
+
+SlotFn = Callable[[Sequence[Example]], tuple[list[Segment], list[int]]]
+"""examples -> (slot contents, wire bytes per example (0 for text methods))."""
+
+
+@attrs.frozen
+class MethodResult:
+    rows: list[dict[str, Any]]
+
+
+class Prompt:
+    """The constant parts around the slot for one model and task (+ its cached prefix)."""
+
+    def __init__(self, lm: Any, task: TaskSpec) -> None:
+        self.lm, self.task = lm, task
+        self.before, self.after = lm.prompt_parts(task.instruction, task.after, task.anchor)
+        self.prefix = lm.prefix_cache(self.before) if hasattr(lm, "prefix_cache") else None
+        ids = lm.special_ids
+        self.pad = int(ids["pad"] if ids["pad"] is not None else ids["eos"])
+        self.label_ids = [lm.tokenize([lab])[0] for lab in task.labels]
+
+    def hidden(
+        self, rows: Sequence[Sequence[Segment]], answers: Sequence[Sequence[int]] | None = None
+    ) -> tuple[Any, torch.Tensor]:
+        """Right-padded forward of ``[before] + row`` (the prefix from cache where possible)."""
+        if self.prefix is not None:
+            b = assemble_batch(rows, embed=self.lm.embed, answers=answers, pad_side="right", pad_id=self.pad)
+            return b, self.lm.hidden_states(
+                b.inputs_embeds, b.attention_mask, b.position_ids, prefix=self.prefix
+            )
+        full = [[self.before, *r] for r in rows]
+        b = assemble_batch(full, embed=self.lm.embed, answers=answers, pad_side="right", pad_id=self.pad)
+        return b, self.lm.hidden_states(b.inputs_embeds, b.attention_mask)
+
+
+def token_budget_slot(lm: Any, ex: Example, budget: int) -> list[int]:
+    """The text truncated to ``budget`` target-model tokens, question first (DESIGN.md section 3, rule 5)."""
+    if ex.question and ex.context:
+        head = lm.tokenize([f"Question: {ex.question}\nContext: "])[0]
+        if len(head) >= budget:
+            return head[:budget]
+        return head + lm.tokenize([ex.context])[0][: budget - len(head)]
+    return lm.tokenize([ex.source])[0][:budget]
+
+
+@torch.no_grad()
+def _score_labels(prompt: Prompt, slots: list[Segment]) -> list[list[float]]:
+    """Log-probability of each label verbaliser after the prompt, per example."""
+    firsts = [ids[0] for ids in prompt.label_ids]
+    if len(set(firsts)) == len(
+        firsts
+    ):  # distinct first tokens: one forward, read the next-token distribution
+        b, h = prompt.hidden([[s, prompt.after] for s in slots])
+        last = b.lengths - 1  # (B,) last real position of each right-padded row
+        logp = torch.log_softmax(prompt.lm.logits(h[torch.arange(h.shape[0]), last]).float(), dim=-1)
+        return logp[:, firsts].tolist()  # type: ignore[no-any-return]
+    scores = []
+    for ids in prompt.label_ids:  # general case: sum of the whole verbaliser's log-probs
+        b, h = prompt.hidden([[s, prompt.after] for s in slots], answers=[ids] * len(slots))
+        from latentwire_core.losses import gather_at, prediction_positions
+
+        pos = prediction_positions(b.labels)
+        lp = torch.log_softmax(prompt.lm.logits(gather_at(h, pos)).float(), dim=-1)
+        tok = lp[torch.arange(len(pos)), pos.targets]
+        scores.append(torch.zeros(len(slots)).index_add_(0, pos.rows.cpu(), tok.cpu()).tolist())
+    return [list(x) for x in zip(*scores, strict=True)]
+
+
+@torch.no_grad()
+def _generate(prompt: Prompt, slots: list[Segment], max_new_tokens: int) -> list[str]:
+    rows = [[prompt.before, s, prompt.after] for s in slots]
+    b = assemble_batch(rows, embed=prompt.lm.embed, pad_side="left", pad_id=prompt.pad)
+    out = prompt.lm.generate(b.inputs_embeds, b.attention_mask, max_new_tokens=max_new_tokens)
+    return [prompt.lm.decode(ids).strip() for ids in out]
+
+
+def evaluate_method(
+    prompt: Prompt,
+    examples: Sequence[Example],
+    slot_fn: SlotFn,
+    *,
+    method: str,
+    batch_size: int = 16,
+    progress: Callable[[int], None] | None = None,
+) -> MethodResult:
+    """Score ``method`` on ``examples`` for ``prompt``'s model.
+
+    Returns one row per example: id, model, method, output, gold, per-metric scores,
+    slot tokens, wire bytes, UTF-8 prompt bytes and per-example latency (batched;
+    slot construction such as the encoder's forward included).
+    """
+    task, lm = prompt.task, prompt.lm
+    rows: list[dict[str, Any]] = []
+    for start in range(0, len(examples), batch_size):
+        chunk = list(examples[start : start + batch_size])
+        t0 = time.perf_counter()
+        slots, wire_bytes = slot_fn(chunk)
+        if task.kind == "classification":
+            scores = _score_labels(prompt, slots)
+            outputs = [task.labels[max(range(len(s)), key=s.__getitem__)].strip() for s in scores]
+        else:
+            scores = [[] for _ in chunk]
+            outputs = _generate(prompt, slots, task.max_new_tokens)
+        latency = (time.perf_counter() - t0) / len(chunk)
+        for ex, out, sc, slot, wb in zip(chunk, outputs, scores, slots, wire_bytes, strict=True):
+            gold = (
+                [task.labels[ex.label].strip()]
+                if task.kind == "classification" and ex.label is not None
+                else list(ex.answers)
+            )
+            row: dict[str, Any] = {
+                "example_id": ex.id,
+                "model": lm.name,
+                "method": method,
+                "output": out,
+                "gold": " | ".join(gold),
+                "slot_tokens": int(slot.shape[0]) if isinstance(slot, torch.Tensor) else len(slot),
+                "wire_bytes": int(wb),
+                "prompt_utf8_bytes": len(ex.source.encode("utf-8")),
+                "latency_s": latency,
+                "label_logprobs": sc,
+            }
+            for m in TASK_METRICS[task.kind]:
+                row[m] = METRICS[m].fn(out, gold)
+            rows.append(row)
+        if progress is not None:
+            progress(len(chunk))
+    return MethodResult(rows=rows)

@@ -1,0 +1,109 @@
+"""Per-example metrics, each registered with whether higher is better and how it aggregates."""
+
+from __future__ import annotations
+
+import re
+import string
+from collections import Counter
+from collections.abc import Callable, Sequence
+
+import attrs
+
+__all__ = [
+    "METRICS",
+    "MetricSpec",
+    "exact_match",
+    "gsm8k_final_number",
+    "normalize_answer",
+    "rouge_l",
+    "squad_f1",
+]
+
+
+def normalize_answer(s: str) -> str:
+    """Official SQuAD normalisation: lower, drop punctuation, articles and extra whitespace."""
+    s = s.lower()
+    s = "".join(ch for ch in s if ch not in set(string.punctuation))
+    s = re.sub(r"\b(a|an|the)\b", " ", s)
+    return " ".join(s.split())
+
+
+def _f1(pred: str, gold: str) -> float:
+    p, g = normalize_answer(pred).split(), normalize_answer(gold).split()
+    if not p or not g:
+        return float(p == g)
+    common = Counter(p) & Counter(g)
+    same = sum(common.values())
+    if same == 0:
+        return 0.0
+    precision, recall = same / len(p), same / len(g)
+    return 2 * precision * recall / (precision + recall)
+
+
+def exact_match(pred: str, golds: Sequence[str]) -> float:
+    """Max over gold answers of normalised string equality (SQuAD v1/v2; 'unanswerable' is a gold string)."""
+    return max((float(normalize_answer(pred) == normalize_answer(g)) for g in golds), default=0.0)
+
+
+def squad_f1(pred: str, golds: Sequence[str]) -> float:
+    """Max over gold answers of token-level F1 after normalisation."""
+    return max((_f1(pred, g) for g in golds), default=0.0)
+
+
+_NUM = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
+
+
+def gsm8k_final_number(text: str) -> str | None:
+    """The final number of a GSM8K answer: after '####' or 'answer is', else the last number."""
+    for marker in ("####", "answer is"):
+        if marker in text:
+            found = _NUM.findall(text.split(marker)[-1])
+            if found:
+                return found[0].replace(",", "").rstrip(".")
+    found = _NUM.findall(text)
+    return found[-1].replace(",", "").rstrip(".") if found else None
+
+
+def gsm8k_correct(pred: str, golds: Sequence[str]) -> float:
+    num = gsm8k_final_number(pred)
+    if num is None:
+        return 0.0
+    try:
+        return float(any(abs(float(num) - float(g.replace(",", ""))) < 1e-6 for g in golds))
+    except ValueError:
+        return 0.0
+
+
+def rouge_l(pred: str, golds: Sequence[str]) -> float:
+    """ROUGE-L F-measure (``rouge-score``, stemmed), max over golds."""
+    from rouge_score import rouge_scorer
+
+    scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
+    return max((scorer.score(g, pred)["rougeL"].fmeasure for g in golds), default=0.0)
+
+
+@attrs.frozen
+class MetricSpec:
+    name: str
+    fn: Callable[[str, Sequence[str]], float]
+    higher_is_better: bool = True
+    aggregation: str = "mean"
+
+
+METRICS: dict[str, MetricSpec] = {
+    m.name: m
+    for m in [
+        MetricSpec("em", exact_match),
+        MetricSpec("f1", squad_f1),
+        MetricSpec("accuracy", lambda p, g: float(p.strip() == g[0].strip())),
+        MetricSpec("gsm8k_accuracy", gsm8k_correct),
+        MetricSpec("rouge_l", rouge_l),
+    ]
+}
+
+TASK_METRICS = {
+    "classification": ("accuracy",),
+    "qa": ("em", "f1"),
+    "math": ("gsm8k_accuracy",),
+    "summary": ("rouge_l",),
+}

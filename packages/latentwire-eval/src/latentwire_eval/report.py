@@ -1,0 +1,233 @@
+"""Metrics with CIs and paired tests from ``eval/predictions.parquet``, and ``report/summary.md`` with plots."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from latentwire_core.tasks import TaskSpec
+from latentwire_eval.metrics import TASK_METRICS
+from latentwire_eval.stats import bootstrap_ci, holm, mcnemar_test, paired_bootstrap
+
+__all__ = ["compute_metrics", "write_report"]
+
+
+def compute_metrics(
+    preds: pd.DataFrame,
+    *,
+    task: TaskSpec,
+    eval_labels: Sequence[int | None] = (),
+    n_resamples: int = 2000,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Per (model, method): metric mean, BCa 95% CI, n; latent vs each baseline: paired tests, Holm-corrected.
+
+    Returns a JSON-ready dict (what ``eval/metrics.json`` holds).
+    """
+    metric_names = TASK_METRICS[task.kind]
+    results: list[dict[str, Any]] = []
+    for (model, method), g in preds.groupby(["model", "method"], sort=False):
+        for metric in metric_names:
+            mean, lo, hi = bootstrap_ci(g[metric].to_numpy(), n_resamples=n_resamples, seed=seed)
+            results.append(
+                {
+                    "model": model,
+                    "method": method,
+                    "metric": metric,
+                    "value": mean,
+                    "ci_low": lo,
+                    "ci_high": hi,
+                    "n": int(len(g)),
+                    "slot_tokens": float(g["slot_tokens"].mean()),
+                    "wire_bytes": float(g["wire_bytes"].mean()),
+                    "prompt_utf8_bytes": float(g["prompt_utf8_bytes"].mean()),
+                    "latency_s": float(g["latency_s"].mean()),
+                }
+            )
+    comparisons: list[dict[str, Any]] = []
+    for model, g in preds.groupby("model", sort=False):
+        if "latent" not in set(g["method"]):
+            continue
+        lat = g[g["method"] == "latent"].set_index("example_id")
+        for method in [m for m in g["method"].unique() if m != "latent"]:
+            other = g[g["method"] == method].set_index("example_id").reindex(lat.index)
+            for metric in metric_names:
+                a, b = lat[metric].to_numpy(float), other[metric].to_numpy(float)
+                pb = paired_bootstrap(a, b, n_resamples=n_resamples, seed=seed)
+                row = {"model": model, "metric": metric, "latent_vs": method, "n": int(len(a)), **pb}
+                if set(np.unique(np.concatenate([a, b]))) <= {0.0, 1.0}:
+                    mc = mcnemar_test(a, b)
+                    row.update(p_mcnemar=mc["p_value"], latent_only=mc["a_only"], baseline_only=mc["b_only"])
+                comparisons.append(row)
+    for metric in metric_names:  # Holm across every (model, baseline) comparison of this metric
+        rows = [c for c in comparisons if c["metric"] == metric]
+        key = "p_mcnemar" if rows and all("p_mcnemar" in c for c in rows) else "p_value"
+        for c, adj in zip(rows, holm([c[key] for c in rows]), strict=True):
+            c["p_holm"], c["p_holm_of"] = adj, key
+    out: dict[str, Any] = {
+        "task": task.name,
+        "metrics": list(metric_names),
+        "results": results,
+        "comparisons": comparisons,
+    }
+    labels = [lab for lab in eval_labels if lab is not None]
+    if task.kind == "classification" and labels:
+        counts = np.bincount(labels, minlength=len(task.labels))
+        out["majority_class"] = {
+            "label": task.labels[int(counts.argmax())].strip(),
+            "rate_on_eval": float(counts.max() / counts.sum()),
+            "n": int(counts.sum()),
+        }
+    return out
+
+
+def _fmt(v: float) -> str:
+    return f"{v:.3f}"
+
+
+def _plots(run_dir: Path, metrics: dict[str, Any], curves: pd.DataFrame | None) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    made = []
+    rep = run_dir / "report"
+    res = pd.DataFrame(metrics["results"])
+    if not res.empty:
+        metric = metrics["metrics"][-1]
+        r = res[res["metric"] == metric]
+        fig, ax = plt.subplots(figsize=(6.5, 4))
+        for (model, g), marker in zip(r.groupby("model", sort=False), "osD^v", strict=False):
+            for _, row in g.iterrows():
+                ax.errorbar(
+                    row["slot_tokens"],
+                    row["value"],
+                    yerr=[[row["value"] - row["ci_low"]], [row["ci_high"] - row["value"]]],
+                    fmt=marker,
+                    capsize=3,
+                    label=f"{model} · {row['method']}",
+                )
+        if "majority_class" in metrics:
+            ax.axhline(metrics["majority_class"]["rate_on_eval"], ls="--", c="grey", label="majority class")
+        ax.set_xscale("log")
+        ax.set_xlabel("slot length (tokens, log scale)")
+        ax.set_ylabel(f"{metric} (95% BCa CI)")
+        ax.set_title(f"{metrics['task']}: quality vs compression")
+        ax.legend(fontsize=7, loc="best")
+        fig.tight_layout()
+        fig.savefig(rep / "quality_vs_compression.png", dpi=120)
+        plt.close(fig)
+        made.append("quality_vs_compression.png")
+    if curves is not None and not curves.empty:
+        cols = [c for c in curves.columns if c.endswith("/ce")]
+        fig, ax = plt.subplots(figsize=(6.5, 4))
+        for c in cols:
+            ax.plot(curves["step"], curves[c], label=c.replace("/ce", " answer CE"))
+        acc_cols = [c for c in curves.columns if c.endswith("/first_token_acc")]
+        ax2 = ax.twinx()
+        for c in acc_cols:
+            ax2.plot(
+                curves["step"], curves[c], ls=":", label=c.replace("/first_token_acc", " first-token acc")
+            )
+        ax.set_xlabel("step")
+        ax.set_ylabel("answer cross-entropy")
+        ax2.set_ylabel("first-token accuracy")
+        h1, l1 = ax.get_legend_handles_labels()
+        h2, l2 = ax2.get_legend_handles_labels()
+        ax.legend(h1 + h2, l1 + l2, fontsize=7)
+        ax.set_title("training curves")
+        fig.tight_layout()
+        fig.savefig(rep / "training_curves.png", dpi=120)
+        plt.close(fig)
+        made.append("training_curves.png")
+    return made
+
+
+def write_report(run_dir: Path) -> Path:
+    """Write ``report/summary.md`` (+ PNG plots) from the run folder's files.
+
+    Raises:
+        FileNotFoundError: ``eval/metrics.json`` is missing (evaluate has not run).
+    """
+    mpath = run_dir / "eval" / "metrics.json"
+    if not mpath.is_file():
+        raise FileNotFoundError(f"{mpath} is missing; run the evaluate stage first")
+    metrics = json.loads(mpath.read_text())
+    manifest = (
+        json.loads((run_dir / "manifest.json").read_text()) if (run_dir / "manifest.json").is_file() else {}
+    )
+    curves_path = run_dir / "train" / "metrics.jsonl"
+    curves = (
+        pd.read_json(curves_path, lines=True)
+        if curves_path.is_file() and curves_path.stat().st_size
+        else None
+    )
+    (run_dir / "report").mkdir(exist_ok=True)
+    plots = _plots(run_dir, metrics, curves)
+    res = pd.DataFrame(metrics["results"])
+    lines = [f"# {manifest.get('name', run_dir.name)}: {metrics['task']}", ""]
+    machine = manifest.get("machine", {})
+    lines.append(
+        f"Ran on {machine.get('gpu') or 'CPU'} ({machine.get('platform', '?')}, {machine.get('cpus', '?')} cores), "
+        f"seed {manifest.get('seed', '?')}, git {str(manifest.get('git_revision'))[:10]}. "
+        f"Config: `experiment.toml`."
+    )
+    lines.append("")
+    stages = manifest.get("stages", {})
+    if stages:
+        lines.append(
+            "Stage times: " + ", ".join(f"{k} {v.get('seconds', '?')} s" for k, v in stages.items()) + "."
+        )
+        lines.append("")
+    if "majority_class" in metrics:
+        mc = metrics["majority_class"]
+        lines.append(
+            f"Majority class on the eval split: '{mc['label']}' = {_fmt(mc['rate_on_eval'])} (n = {mc['n']})."
+        )
+        lines.append("")
+    lines.append(
+        "| model | method | "
+        + " | ".join(f"{m} [95% BCa CI]" for m in metrics["metrics"])
+        + " | n | slot tokens | wire bytes | prompt UTF-8 bytes | latency/example (s) |"
+    )
+    lines.append("|---|---|" + "---|" * len(metrics["metrics"]) + "---|---|---|---|---|")
+    for (model, method), g in res.groupby(["model", "method"], sort=False):
+        cells = []
+        for m in metrics["metrics"]:
+            r = g[g["metric"] == m].iloc[0]
+            cells.append(f"{_fmt(r['value'])} [{_fmt(r['ci_low'])}, {_fmt(r['ci_high'])}]")
+        r0 = g.iloc[0]
+        wb = f"{r0['wire_bytes']:.0f}" if r0["wire_bytes"] else "–"
+        lines.append(
+            f"| {model} | {method} | "
+            + " | ".join(cells)
+            + f" | {int(r0['n'])} | {r0['slot_tokens']:.1f} | {wb} | {r0['prompt_utf8_bytes']:.0f} | {r0['latency_s']:.4f} |"
+        )
+    lines.append("")
+    if metrics.get("comparisons"):
+        lines.append(
+            "Paired tests, latent vs each baseline on the same examples (difference = latent − baseline; "
+            "p Holm-corrected across models and baselines):"
+        )
+        lines.append("")
+        lines.append("| model | metric | vs | diff [95% CI] | p (bootstrap) | p (McNemar) | p Holm | n |")
+        lines.append("|---|---|---|---|---|---|---|---|")
+        for c in metrics["comparisons"]:
+            mcn = f"{c['p_mcnemar']:.3g}" if "p_mcnemar" in c else "–"
+            lines.append(
+                f"| {c['model']} | {c['metric']} | {c['latent_vs']} | {c['diff']:+.3f} "
+                f"[{c['ci_low']:+.3f}, {c['ci_high']:+.3f}] | {c['p_value']:.3g} | {mcn} | {c['p_holm']:.3g} | {c['n']} |"
+            )
+        lines.append("")
+    for p in plots:
+        lines.append(f"![{p}]({p})")
+        lines.append("")
+    out = run_dir / "report" / "summary.md"
+    out.write_text("\n".join(lines))
+    return out
