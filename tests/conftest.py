@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach a hub
 import random
 from pathlib import Path
 
@@ -25,4 +27,5 @@ def data_dir() -> Path:
     path = Path(env) if env else REPO.parent / "shared" / "data"
     if not path.is_dir():
         pytest.fail(f"benchmark data not found at {path}; set LATENTWIRE_DATA")
+    os.environ.setdefault("LATENTWIRE_DATA", str(path))  # what the runner reads
     return path

@@ -235,6 +235,7 @@ def _toml_value(v: Any) -> str:
 def to_toml(exp: Experiment) -> str:
     """The resolved config as TOML (what ran, defaults included)."""
     d = to_dict(exp)
+    d["train"].pop("seed", None)  # derived from the top-level seed
     top = [f"{k} = {_toml_value(v)}" for k, v in d.items() if not isinstance(v, dict)]
     out = ["# resolved experiment: exactly what ran", *top, ""]
     for k, v in d.items():

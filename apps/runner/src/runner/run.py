@@ -7,6 +7,7 @@ evaluation from its last finished (model, method) pair. ``--fresh`` starts over.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -62,10 +63,8 @@ def _versions() -> dict[str, str]:
 
     out = {"python": sys.version.split()[0]}
     for pkg in ("torch", "transformers", "accelerate", "latentwire-core", "latentwire-hf", "latentwire-eval"):
-        try:
+        with contextlib.suppress(PackageNotFoundError):
             out[pkg] = version(pkg)
-        except PackageNotFoundError:
-            pass
     return out
 
 
@@ -167,7 +166,7 @@ class Run:
                 data_dir=data_dir,
                 train_limit=d.train_limit,
                 eval_limit=d.eval_limit,
-                on_error=d.on_error,
+                on_error="skip" if d.on_error == "skip" else "raise",
             )
             self._data = (train, evaluation)
             self._data_report = report

@@ -58,11 +58,11 @@ class Prompt:
 def token_budget_slot(lm: Any, ex: Example, budget: int) -> list[int]:
     """The text truncated to ``budget`` target-model tokens, question first (DESIGN.md section 3, rule 5)."""
     if ex.question and ex.context:
-        head = lm.tokenize([f"Question: {ex.question}\nContext: "])[0]
+        head: list[int] = list(lm.tokenize([f"Question: {ex.question}\nContext: "])[0])
         if len(head) >= budget:
             return head[:budget]
-        return head + lm.tokenize([ex.context])[0][: budget - len(head)]
-    return lm.tokenize([ex.source])[0][:budget]
+        return head + list(lm.tokenize([ex.context])[0])[: budget - len(head)]
+    return list(lm.tokenize([ex.source])[0])[:budget]
 
 
 @torch.no_grad()
@@ -75,7 +75,8 @@ def _score_labels(prompt: Prompt, slots: list[Segment]) -> list[list[float]]:
         b, h = prompt.hidden([[s, prompt.after] for s in slots])
         last = b.lengths - 1  # (B,) last real position of each right-padded row
         logp = torch.log_softmax(prompt.lm.logits(h[torch.arange(h.shape[0]), last]).float(), dim=-1)
-        return logp[:, firsts].tolist()  # type: ignore[no-any-return]
+        out: list[list[float]] = logp[:, firsts].tolist()
+        return out
     scores = []
     for ids in prompt.label_ids:  # general case: sum of the whole verbaliser's log-probs
         b, h = prompt.hidden([[s, prompt.after] for s in slots], answers=[ids] * len(slots))
@@ -134,6 +135,7 @@ def evaluate_method(
                 "example_id": ex.id,
                 "model": lm.name,
                 "method": method,
+                "source": ex.source,
                 "output": out,
                 "gold": " | ".join(gold),
                 "slot_tokens": int(slot.shape[0]) if isinstance(slot, torch.Tensor) else len(slot),

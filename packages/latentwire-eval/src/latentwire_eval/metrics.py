@@ -59,9 +59,9 @@ def gsm8k_final_number(text: str) -> str | None:
         if marker in text:
             found = _NUM.findall(text.split(marker)[-1])
             if found:
-                return found[0].replace(",", "").rstrip(".")
+                return str(found[0]).replace(",", "").rstrip(".")
     found = _NUM.findall(text)
-    return found[-1].replace(",", "").rstrip(".") if found else None
+    return str(found[-1]).replace(",", "").rstrip(".") if found else None
 
 
 def gsm8k_correct(pred: str, golds: Sequence[str]) -> float:

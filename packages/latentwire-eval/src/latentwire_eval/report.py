@@ -42,7 +42,7 @@ def compute_metrics(
                     "value": mean,
                     "ci_low": lo,
                     "ci_high": hi,
-                    "n": int(len(g)),
+                    "n": len(g),
                     "slot_tokens": float(g["slot_tokens"].mean()),
                     "wire_bytes": float(g["wire_bytes"].mean()),
                     "prompt_utf8_bytes": float(g["prompt_utf8_bytes"].mean()),
@@ -59,7 +59,7 @@ def compute_metrics(
             for metric in metric_names:
                 a, b = lat[metric].to_numpy(float), other[metric].to_numpy(float)
                 pb = paired_bootstrap(a, b, n_resamples=n_resamples, seed=seed)
-                row = {"model": model, "metric": metric, "latent_vs": method, "n": int(len(a)), **pb}
+                row = {"model": model, "metric": metric, "latent_vs": method, "n": len(a), **pb}
                 if set(np.unique(np.concatenate([a, b]))) <= {0.0, 1.0}:
                     mc = mcnemar_test(a, b)
                     row.update(p_mcnemar=mc["p_value"], latent_only=mc["a_only"], baseline_only=mc["b_only"])

@@ -224,6 +224,10 @@ _HUB = {
 
 
 def _from_hub(task: str, split: Split) -> list[Example]:  # pragma: no cover - needs a reachable hub
+    if os.environ.get("HF_HUB_OFFLINE") == "1" or os.environ.get("HF_DATASETS_OFFLINE") == "1":
+        raise DataError(
+            f"no data directory for {task!r} (set LATENTWIRE_DATA or [data].data_dir) and the hub is offline"
+        )
     import datasets
 
     name, config, tr, ev = _HUB[task]

@@ -171,8 +171,20 @@ def build_feature_source(
     if name == "minilm-l6" or name.startswith("sentence-transformers/"):
         model, tok = load_encoder(name)
         return CachedFeatureSource(
-            EncoderFeatureSource(model.to(device), tok, name=name, max_length=max_length), cache
+            EncoderFeatureSource(
+                model.to(device),  # type: ignore[arg-type]  # transformers types .to oddly
+                tok,
+                name=name,
+                max_length=max_length,
+            ),
+            cache,
         )
     lm, tok = load_causal_lm(name)
-    src = LMHiddenFeatureSource(lm.to(device), tok, name=name, layer=layer, max_length=max_length)
+    src = LMHiddenFeatureSource(
+        lm.to(device),  # type: ignore[arg-type]
+        tok,
+        name=name,
+        layer=layer,
+        max_length=max_length,
+    )
     return CachedFeatureSource(src, cache)

@@ -240,7 +240,7 @@ class HFFrozenLM:
 def load_frozen_lm(name: str, *, device: str | torch.device = "cpu", seed: int = 0) -> HFFrozenLM:
     """Registry name / hub id / folder -> :class:`HFFrozenLM` on ``device``."""
     model, tok = load_causal_lm(name, seed=seed)
-    return HFFrozenLM(name, model.to(device), tok)
+    return HFFrozenLM(name, model.to(device), tok)  # type: ignore[arg-type]  # transformers types .to oddly
 
 
 def save_stats(lm: HFFrozenLM, folder: Path) -> None:

@@ -99,6 +99,9 @@ def _tiny(arch: str) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
         eos_token_id=tok.eos_token_id,
         pad_token_id=tok.pad_token_id,
         tie_word_embeddings=True,
+        # larger than the 0.02 default so a random tiny model's outputs depend on its inputs
+        # (tests of learning need a signal path from the slot to the logits)
+        initializer_range=0.3,
     )
     model: PreTrainedModel
     if arch == "llama":

@@ -26,7 +26,6 @@ from latentwire_core import (
     answer_ce,
     assemble_batch,
     first_token_accuracy,
-    first_token_positions,
     gather_at,
     kd_kl,
     kd_positions,
@@ -35,8 +34,8 @@ from latentwire_core import (
 )
 from latentwire_core._validators import non_negative, one_of, positive
 from latentwire_core.logs import get_logger
-from latentwire_hf.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from latentwire_core.tasks import Example, TaskSpec
+from latentwire_hf.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 
 __all__ = ["TrainConfig", "Trainer", "answer_text"]
 
@@ -329,7 +328,7 @@ class Trainer:
                 row = {k: sum(v) / len(v) for k, v in window.items()}
                 row.update(
                     step=self.step,
-                    lr=self.scheduler.get_last_lr()[0],
+                    lr=float(self.scheduler.get_last_lr()[0]),
                     examples_per_s=seen / (time.perf_counter() - t0),
                 )
                 if self.acc.is_main_process:

@@ -1,0 +1,185 @@
+"""LatentWire dashboard: ``streamlit run apps/dashboard/src/dashboard/app.py -- --runs-dir runs``.
+
+Reads run folders only (pandas / pyarrow); never imports torch or model code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+import altair as alt
+import pandas as pd
+import streamlit as st
+
+from dashboard.runs import RunData, filter_examples, headline_table, list_runs, load_run, wide_examples
+
+
+def _runs_dir() -> Path:
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("--runs-dir", default=os.environ.get("LATENTWIRE_RUNS", "runs"))
+    args, _ = p.parse_known_args(sys.argv[1:])
+    return Path(args.runs_dir)
+
+
+def _missing(run: RunData) -> None:
+    if run.missing:
+        st.info(f"Run '{run.name}' is {run.status}; not there yet: " + "; ".join(run.missing))
+
+
+def overview(runs: list[RunData]) -> None:
+    st.header("Runs")
+    table = headline_table(runs)
+    st.table(table)  # a static HTML table: small, and readable without a canvas
+
+
+def quality_chart(run: RunData) -> alt.Chart | None:
+    res = run.results()
+    if res.empty:
+        return None
+    metric = run.metrics["metrics"][-1] if run.metrics else ""
+    r = res[res["metric"] == metric]
+    base = alt.Chart(r).encode(
+        x=alt.X("slot_tokens:Q", scale=alt.Scale(type="log"), title="slot length (tokens)"),
+        color="method:N",
+        shape="model:N",
+        tooltip=["model", "method", "value", "ci_low", "ci_high", "n", "wire_bytes"],
+    )
+    pts = base.mark_point(size=80, filled=True).encode(y=alt.Y("value:Q", title=f"{metric} (95% CI)"))
+    bars = base.mark_rule().encode(y="ci_low:Q", y2="ci_high:Q")
+    return (bars + pts).properties(height=320, title="quality vs compression")
+
+
+def run_view(run: RunData) -> None:
+    st.header(f"Run: {run.name}")
+    st.caption(f"status: {run.status}")
+    _missing(run)
+    res = run.results()
+    if not res.empty:
+        st.subheader("Metrics")
+        show = res[
+            [
+                "model",
+                "method",
+                "metric",
+                "value",
+                "ci_low",
+                "ci_high",
+                "n",
+                "slot_tokens",
+                "wire_bytes",
+                "prompt_utf8_bytes",
+                "latency_s",
+            ]
+        ]
+        st.table(show.round(4))
+        if run.metrics and run.metrics.get("majority_class"):
+            mc = run.metrics["majority_class"]
+            st.caption(f"majority class on eval: {mc['label']} = {mc['rate_on_eval']:.3f} (n = {mc['n']})")
+        if run.metrics and run.metrics.get("comparisons"):
+            st.subheader("Paired tests: latent vs baselines")
+            st.dataframe(pd.DataFrame(run.metrics["comparisons"]).round(4), hide_index=True, width="stretch")
+        chart = quality_chart(run)
+        if chart is not None:
+            st.altair_chart(chart, width="stretch")
+    if run.curves is not None and "step" in run.curves:
+        st.subheader("Training curves")
+        cols = [c for c in run.curves.columns if c.endswith("/ce") or c.endswith("/first_token_acc")]
+        long = run.curves.melt(id_vars="step", value_vars=cols, var_name="series", value_name="value")
+        st.altair_chart(
+            alt.Chart(long)
+            .mark_line()
+            .encode(x="step:Q", y="value:Q", color="series:N")
+            .properties(height=280),
+            width="stretch",
+        )
+    with st.expander("experiment.toml"):
+        st.code(run.config_text or "(missing)", language="toml")
+
+
+def examples_view(run: RunData) -> None:
+    st.header("Examples")
+    if run.predictions is None:
+        _missing(run)
+        return
+    preds = run.predictions
+    models = list(dict.fromkeys(preds["model"]))
+    model = st.selectbox("model", models)
+    methods = list(dict.fromkeys(preds["method"]))
+    wide = wide_examples(preds, model)
+    c1, c2, c3 = st.columns(3)
+    disagree = c1.checkbox("methods disagree")
+    wrong = c2.selectbox("wrong answers of", ["(any)", *methods])
+    text = c3.text_input("search text")
+    sources = dict(zip(preds["example_id"], preds["source"], strict=False)) if "source" in preds else {}
+    shown = filter_examples(
+        wide,
+        methods,
+        disagree=disagree,
+        wrong_method=None if wrong == "(any)" else wrong,
+        text=text,
+        sources=sources,
+    )
+    st.caption(f"{len(shown)} of {len(wide)} examples")
+    st.dataframe(shown, hide_index=True, width="stretch")
+    if len(shown):
+        ex_id = st.selectbox("example", shown["example_id"].tolist())
+        row = shown[shown["example_id"] == ex_id].iloc[0]
+        st.markdown(f"**Example** `{ex_id}` — source text")
+        st.text(sources.get(ex_id, "(not recorded)"))
+        st.markdown(f"**Gold:** {row['gold']}")
+        cols = st.columns(len(methods))
+        for col, m in zip(cols, methods, strict=True):
+            col.markdown(f"**{m}**")
+            col.markdown(f"output: {row.get(m, '')}")
+
+
+def compare_view(runs: list[RunData]) -> None:
+    st.header("Compare two runs")
+    names = [r.name for r in runs]
+    if len(names) < 2:
+        st.info("Need at least two runs to compare.")
+        return
+    a, b = st.columns(2)
+    ra = a.selectbox("run A", names, index=0)
+    rb = b.selectbox("run B", names, index=1)
+    ta, tb = (headline_table([r for r in runs if r.name == n]) for n in (ra, rb))
+    merged = ta.merge(tb, on=["model", "method", "metric"], how="outer", suffixes=(f" {ra}", f" {rb}"))
+    if f"value {ra}" in merged and f"value {rb}" in merged:
+        merged["B − A"] = merged[f"value {rb}"] - merged[f"value {ra}"]
+    st.dataframe(merged, hide_index=True, width="stretch")
+
+
+def main() -> None:
+    st.set_page_config(page_title="LatentWire runs", layout="wide")
+    root = _runs_dir()
+    st.sidebar.title("LatentWire")
+    st.sidebar.caption(f"runs directory: {root.resolve()}")
+    runs = list_runs(root)
+    if not runs:
+        st.warning(
+            f"No run folders in {root.resolve()}. Run `python -m runner experiments/quickstart.toml` first."
+        )
+        return
+    views = ["Overview", "Run", "Examples", "Compare"]
+    # ?view=Run&run=<name> links straight to a page (and lets a browser test open one)
+    q_view, q_run = st.query_params.get("view", "Overview"), st.query_params.get("run")
+    page = st.sidebar.radio("view", views, index=views.index(q_view) if q_view in views else 0)
+    if page == "Overview":
+        overview(runs)
+        return
+    if page == "Compare":
+        compare_view(runs)
+        return
+    names = [r.name for r in runs]
+    name = st.sidebar.selectbox("run", names, index=names.index(q_run) if q_run in names else 0)
+    run = load_run(root / name)
+    if page == "Run":
+        run_view(run)
+    else:
+        examples_view(run)
+
+
+main()

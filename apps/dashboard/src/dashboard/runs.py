@@ -1,0 +1,204 @@
+"""Reading run folders (DESIGN.md section 5) with pandas only: no torch, no model code.
+
+Every function copes with a run that is still in progress or incomplete and says
+what is missing instead of failing.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pandas as pd
+
+__all__ = [
+    "RunData",
+    "disagreement_mask",
+    "filter_examples",
+    "headline_table",
+    "list_runs",
+    "load_run",
+    "wide_examples",
+]
+
+EXPECTED = {
+    "experiment.toml": "resolved config",
+    "manifest.json": "manifest",
+    "train/metrics.jsonl": "training curves (train stage)",
+    "eval/predictions.parquet": "predictions (evaluate stage)",
+    "eval/metrics.json": "metrics (evaluate stage)",
+    "report/summary.md": "report (report stage)",
+}
+
+
+@attrs.define
+class RunData:
+    path: Path
+    manifest: dict[str, Any]
+    config_text: str
+    metrics: dict[str, Any] | None
+    predictions: pd.DataFrame | None
+    curves: pd.DataFrame | None
+    missing: list[str]
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def status(self) -> str:
+        stages = self.manifest.get("stages", {})
+        if not stages:
+            return "not started"
+        if any(s.get("status") == "failed" for s in stages.values()):
+            return "failed"
+        if any(s.get("status") == "running" for s in stages.values()):
+            return "running"
+        done = [k for k, s in stages.items() if s.get("status") == "done"]
+        return "finished" if "report" in done else f"done: {', '.join(done)}"
+
+    def results(self) -> pd.DataFrame:
+        if not self.metrics:
+            return pd.DataFrame()
+        return pd.DataFrame(self.metrics.get("results", []))
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def load_run(path: Path) -> RunData:
+    """Load whatever a run folder holds; ``missing`` lists the rest in words."""
+    missing = [f"{rel} ({what})" for rel, what in EXPECTED.items() if not (path / rel).is_file()]
+    manifest = _read_json(path / "manifest.json") or {}
+    cfg = (path / "experiment.toml").read_text() if (path / "experiment.toml").is_file() else ""
+    metrics = _read_json(path / "eval" / "metrics.json")
+    preds = None
+    if (path / "eval" / "predictions.parquet").is_file():
+        try:
+            preds = pd.read_parquet(path / "eval" / "predictions.parquet")
+        except (OSError, ValueError) as e:
+            missing.append(f"eval/predictions.parquet unreadable ({e})")
+    curves = None
+    cpath = path / "train" / "metrics.jsonl"
+    if cpath.is_file() and cpath.stat().st_size:
+        rows = []
+        for line in cpath.read_text().splitlines():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue  # a line being written right now
+        curves = pd.DataFrame(rows) if rows else None
+    return RunData(
+        path=path,
+        manifest=manifest,
+        config_text=cfg,
+        metrics=metrics,
+        predictions=preds,
+        curves=curves,
+        missing=missing,
+    )
+
+
+def list_runs(root: Path) -> list[RunData]:
+    """Every run folder under ``root`` (a folder with a manifest or a config), newest first."""
+    if not root.is_dir():
+        return []
+    runs = [
+        load_run(p)
+        for p in root.iterdir()
+        if p.is_dir() and ((p / "manifest.json").is_file() or (p / "experiment.toml").is_file())
+    ]
+    return sorted(runs, key=lambda r: str(r.manifest.get("created", "")), reverse=True)
+
+
+def headline_table(runs: list[RunData]) -> pd.DataFrame:
+    """One row per (run, model, method): the task's headline metric with its CI."""
+    rows: list[dict[str, Any]] = []
+    for r in runs:
+        res = r.results()
+        if res.empty:
+            rows.append(
+                {
+                    "run": r.name,
+                    "status": r.status,
+                    "task": "",
+                    "model": "",
+                    "method": "",
+                    "metric": "",
+                    "value": None,
+                    "95% CI": "",
+                    "n": None,
+                }
+            )
+            continue
+        metric = r.metrics["metrics"][-1] if r.metrics else ""
+        for _, x in res[res["metric"] == metric].iterrows():
+            rows.append(
+                {
+                    "run": r.name,
+                    "status": r.status,
+                    "task": r.metrics.get("task", "") if r.metrics else "",
+                    "model": x["model"],
+                    "method": x["method"],
+                    "metric": metric,
+                    "value": round(x["value"], 4),
+                    "95% CI": f"[{x['ci_low']:.3f}, {x['ci_high']:.3f}]",
+                    "n": int(x["n"]),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def score_column(preds: pd.DataFrame) -> str:
+    for c in ("accuracy", "f1", "gsm8k_accuracy", "rouge_l", "em"):
+        if c in preds.columns:
+            return c
+    raise KeyError("predictions have no score column")
+
+
+def wide_examples(preds: pd.DataFrame, model: str) -> pd.DataFrame:
+    """One row per example for ``model``: gold, then each method's output and score side by side."""
+    p = preds[preds["model"] == model]
+    score = score_column(preds)
+    out = p.pivot_table(index="example_id", columns="method", values="output", aggfunc="first")
+    sc = p.pivot_table(index="example_id", columns="method", values=score, aggfunc="first")
+    sc.columns = [f"{c} {score}" for c in sc.columns]
+    gold = p.groupby("example_id")["gold"].first()
+    return pd.concat([gold, out, sc], axis=1).reset_index()
+
+
+def disagreement_mask(wide: pd.DataFrame, methods: list[str]) -> pd.Series:
+    outs = wide[[m for m in methods if m in wide.columns]].astype(str)
+    return outs.nunique(axis=1) > 1
+
+
+def filter_examples(
+    wide: pd.DataFrame,
+    methods: list[str],
+    *,
+    disagree: bool = False,
+    wrong_method: str | None = None,
+    text: str = "",
+    sources: dict[str, str] | None = None,
+) -> pd.DataFrame:
+    """Filters of the example browser: methods disagree, a method is wrong, a text search."""
+    keep = pd.Series(True, index=wide.index)
+    if disagree:
+        keep &= disagreement_mask(wide, methods)
+    if wrong_method:
+        col = next((c for c in wide.columns if c.startswith(f"{wrong_method} ") and c != wrong_method), None)
+        if col is not None:
+            keep &= wide[col] < 1.0
+    if text:
+        t = text.lower()
+        hay = wide.astype(str).apply(lambda r: " ".join(r).lower(), axis=1)
+        if sources:
+            hay = hay + " " + wide["example_id"].map(lambda i: sources.get(i, "").lower())
+        keep &= hay.str.contains(t, regex=False)
+    return wide[keep]

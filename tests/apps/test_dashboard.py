@@ -1,0 +1,75 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from run_fixtures import make_finished_run, make_running_run  # type: ignore[import-not-found]
+from streamlit.testing.v1 import AppTest
+
+from dashboard.runs import filter_examples, headline_table, list_runs, load_run, wide_examples
+
+APP = Path(__file__).resolve().parents[2] / "apps" / "dashboard" / "src" / "dashboard" / "app.py"
+
+
+@pytest.fixture
+def runs_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    make_finished_run(tmp_path)
+    make_finished_run(tmp_path, "gamma", shift=0.1)
+    make_running_run(tmp_path)
+    monkeypatch.setenv("LATENTWIRE_RUNS", str(tmp_path))
+    return tmp_path
+
+
+def test_reading_runs_copes_with_incomplete_folders(runs_dir: Path) -> None:
+    runs = {r.name: r for r in list_runs(runs_dir)}
+    assert runs["alpha"].status == "finished" and not runs["alpha"].missing
+    beta = runs["beta"]
+    assert beta.status == "running"
+    assert any("predictions" in m for m in beta.missing) and beta.curves is not None and len(beta.curves) == 1
+    table = headline_table(list(runs.values()))
+    assert set(table["run"]) == {"alpha", "beta", "gamma"}
+    assert table[table["run"] == "alpha"]["95% CI"].iloc[0] == "[0.500, 0.700]"
+
+
+def test_example_filters(runs_dir: Path) -> None:
+    run = load_run(runs_dir / "alpha")
+    wide = wide_examples(run.predictions, "smollm2-135m")
+    assert {"gold", "text", "latent", "token_budget", "latent accuracy"} <= set(wide.columns)
+    methods = ["text", "latent", "token_budget"]
+    dis = filter_examples(wide, methods, disagree=True)
+    assert 0 < len(dis) < len(wide)
+    wrong = filter_examples(wide, methods, wrong_method="latent")
+    assert (wrong["latent accuracy"] < 1).all() and len(wrong)
+    assert len(filter_examples(wide, methods, text="zebra")) == len(
+        wide[(wide[methods] == "zebra crossing").any(axis=1)]
+    )
+
+
+def test_app_pages_render(runs_dir: Path) -> None:
+    at = AppTest.from_file(str(APP), default_timeout=60).run()
+    assert not at.exception
+    assert at.header[0].value == "Runs"
+    assert "alpha" in at.table[0].value["run"].tolist()
+    at.sidebar.radio[0].set_value("Run").run()
+    assert at.header[0].value.startswith("Run: ")
+    at.sidebar.selectbox[0].set_value("alpha").run()
+    assert not at.exception
+    assert "latent" in at.table[0].value["method"].tolist()
+    at.sidebar.selectbox[0].set_value("beta").run()
+    assert any("not there yet" in i.value for i in at.info)
+    at.sidebar.radio[0].set_value("Examples").run()
+    at.sidebar.selectbox[0].set_value("alpha").run()
+    assert not at.exception
+    assert any("of 6 examples" in c.value for c in at.caption)
+    at.checkbox[0].check().run()
+    assert any("examples" in c.value for c in at.caption)
+    at.sidebar.radio[0].set_value("Compare").run()
+    assert not at.exception and at.header[0].value == "Compare two runs"
+
+
+def test_app_with_no_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LATENTWIRE_RUNS", str(tmp_path / "none"))
+    at = AppTest.from_file(str(APP), default_timeout=60).run()
+    assert "No run folders" in at.warning[0].value
+    assert os.environ["LATENTWIRE_RUNS"].endswith("none")

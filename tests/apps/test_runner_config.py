@@ -1,0 +1,77 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from runner.config import ConfigError, Experiment, load_experiment, to_toml
+
+REPO = Path(__file__).resolve().parents[2]
+SHIPPED = sorted((REPO / "experiments").glob("*.toml"))
+
+
+def test_quickstart_is_shipped_first() -> None:
+    assert (REPO / "experiments" / "quickstart.toml") in SHIPPED and len(SHIPPED) >= 3
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
+def test_every_shipped_experiment_validates(path: Path, tmp_path: Path) -> None:
+    exp = load_experiment(path)
+    assert isinstance(exp, Experiment)
+    # the resolved config (what a run folder keeps) round-trips through TOML
+    again = tmp_path / path.name
+    again.write_text(to_toml(exp))
+    assert load_experiment(again) == exp
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "exp.toml"
+    p.write_text(text)
+    return p
+
+
+@pytest.mark.parametrize(
+    ("body", "match"),
+    [
+        (
+            'name = "x"\n[train]\nlearning_rate = 1e-3\n',
+            r"exp\.toml: unknown key 'train\.learning_rate'; allowed here:",
+        ),
+        ('name = "x"\nbogus = 1\n', r"unknown key 'bogus'"),
+        ('name = "x"\n[sweep]\na = 1\n', r"unknown key 'sweep'"),
+        (
+            'name = "x"\n[train]\nsteps = "many"\n',
+            r"exp\.toml: 'train\.steps' must be an integer, got 'many'",
+        ),
+        ('name = "x"\n[train]\nsteps = 1.5\n', r"'train\.steps' must be an integer"),
+        ('name = "x"\n[train]\nlr = -1.0\n', r"exp\.toml: \[train\] lr must be > 0, got -1\.0"),
+        ('name = "x"\n[wire]\nn_tokens = 0\n', r"\[wire\] n_tokens must be > 0"),
+        ('name = "x"\n[wire]\nencoder = "qformer"\n', r"encoder must be one of \['perceiver', 'mean_pool'\]"),
+        ('name = "x"\n[codec]\nprecision = "int3"\n', r"\[codec\] precision must be one of"),
+        ('name = "x"\n[data]\ntask = "mnli"\n', r"\[data\] task must be one of"),
+        ('name = "x"\n[eval]\nmethods = ["text", "magic"]\n', r"methods must be a non-empty list"),
+        ('name = "x"\n[models]\nnames = ["a", "a"]\n', r"names has duplicates"),
+        ('name = "x"\n[train]\nseed = 3\n', r"top-level 'seed'"),
+        ("[train]\nsteps = 3\n", r"missing required key 'name'"),
+        ('name = "x"\n[train\nsteps = 3\n', r"exp\.toml: malformed TOML"),
+        ('name = "x"\ntrain = 3\n', r"\[train\] must be a table"),
+    ],
+)
+def test_bad_configs_fail_naming_file_and_key(tmp_path: Path, body: str, match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        load_experiment(_write(tmp_path, body))
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="experiment file not found"):
+        load_experiment(tmp_path / "nope.toml")
+
+
+def test_overrides(tmp_path: Path) -> None:
+    p = _write(tmp_path, 'name = "x"\n')
+    exp = load_experiment(p, ["train.steps=7", "wire.encoder=mean_pool", "models.names=['tiny-llama']"])
+    assert exp.train.steps == 7 and exp.wire.encoder == "mean_pool" and exp.models.names == ("tiny-llama",)
+    with pytest.raises(ConfigError, match=r"unknown key 'train\.stepz'"):
+        load_experiment(p, ["train.stepz=7"])
+    with pytest.raises(ConfigError, match="expected key=value"):
+        load_experiment(p, ["train.steps"])

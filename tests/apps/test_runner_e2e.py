@@ -1,0 +1,136 @@
+"""End to end on tiny random models and the real SST-2 / SQuAD files (fast)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from runner.__main__ import main
+
+TINY = """
+name = "{name}"
+[data]
+task = "{task}"
+train_limit = 24
+eval_limit = 12
+[models]
+names = ["tiny-llama", "tiny-gemma3"]
+[features]
+max_length = 48
+[wire]
+n_tokens = 4
+d_z = 32
+[train]
+steps = 4
+batch_size = 4
+ckpt_every = 2
+log_every = 2
+[eval]
+batch_size = 8
+bootstrap_resamples = 200
+"""
+
+
+def _exp(tmp_path: Path, task: str = "sst2", name: str = "tiny") -> Path:
+    p = tmp_path / f"{name}.toml"
+    p.write_text(TINY.format(name=name, task=task))
+    return p
+
+
+@pytest.mark.parametrize("task", ["sst2", "squad"])
+def test_full_run_produces_the_run_folder_contract(tmp_path: Path, data_dir: Path, task: str) -> None:
+    runs = tmp_path / "runs"
+    assert main([str(_exp(tmp_path, task)), "--runs-dir", str(runs)]) == 0
+    run = runs / "tiny"
+    for rel in [
+        "experiment.toml",
+        "manifest.json",
+        "log.jsonl",
+        "train/metrics.jsonl",
+        "checkpoints/latest.json",
+        "eval/predictions.parquet",
+        "eval/metrics.json",
+        "report/summary.md",
+        "report/quality_vs_compression.png",
+        "report/training_curves.png",
+    ]:
+        assert (run / rel).is_file(), rel
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert all(manifest["stages"][s]["status"] == "done" for s in ("prepare", "train", "evaluate", "report"))
+    assert manifest["versions"]["torch"].startswith("2.13") and manifest["seed"] == 0
+    preds = pd.read_parquet(run / "eval" / "predictions.parquet")
+    assert len(preds) == 2 * 3 * 12  # models x methods x examples
+    assert set(preds["method"]) == {"text", "latent", "token_budget"}
+    lat = preds[preds["method"] == "latent"]
+    assert (lat["wire_bytes"] == 4 * 32 + 2 * 4).all()  # int8: M*d_z values + one fp16 scale per 32
+    assert (preds[preds["method"] == "token_budget"]["slot_tokens"] <= 4).all()
+    metrics = json.loads((run / "eval" / "metrics.json").read_text())
+    assert {r["method"] for r in metrics["results"]} == {"text", "latent", "token_budget"}
+    assert all(r["ci_low"] <= r["value"] <= r["ci_high"] for r in metrics["results"])
+    assert {c["latent_vs"] for c in metrics["comparisons"]} == {"text", "token_budget"}
+    summary = (run / "report" / "summary.md").read_text()
+    assert "| tiny-llama | latent |" in summary and "Paired tests" in summary
+    events = [json.loads(x)["event"] for x in (run / "log.jsonl").read_text().splitlines()]
+    assert "stage_done" in events
+
+
+def test_rerun_skips_finished_stages_and_fresh_starts_over(tmp_path: Path, data_dir: Path) -> None:
+    runs, exp = tmp_path / "runs", _exp(tmp_path)
+    assert main([str(exp), "--runs-dir", str(runs), "--stage", "prepare", "--stage", "train"]) == 0
+    manifest = json.loads((runs / "tiny" / "manifest.json").read_text())
+    assert set(manifest["stages"]) == {"prepare", "train"}
+    first_end = manifest["stages"]["train"]["end"]
+    assert main([str(exp), "--runs-dir", str(runs)]) == 0
+    manifest = json.loads((runs / "tiny" / "manifest.json").read_text())
+    assert manifest["stages"]["train"]["end"] == first_end  # skipped, not redone
+    assert manifest["stages"]["report"]["status"] == "done"
+    assert main([str(exp), "--runs-dir", str(runs), "--fresh", "--stage", "prepare"]) == 0
+    manifest = json.loads((runs / "tiny" / "manifest.json").read_text())
+    assert set(manifest["stages"]) == {"prepare"}
+
+
+def test_interrupted_evaluation_resumes_per_model_and_method(tmp_path: Path, data_dir: Path) -> None:
+    runs, exp = tmp_path / "runs", _exp(tmp_path)
+    assert main([str(exp), "--runs-dir", str(runs)]) == 0
+    run = runs / "tiny"
+    partial = sorted((run / "eval" / "partial").glob("*.parquet"))
+    assert len(partial) == 6
+    # simulate a kill during evaluate: stage marked running, one pair not yet written
+    m = json.loads((run / "manifest.json").read_text())
+    m["stages"]["evaluate"]["status"] = "running"
+    (run / "manifest.json").write_text(json.dumps(m))
+    before = {p.name: p.stat().st_mtime_ns for p in partial}
+    partial[0].unlink()
+    assert main([str(exp), "--runs-dir", str(runs), "--stage", "evaluate"]) == 0
+    after = {p.name: p.stat().st_mtime_ns for p in (run / "eval" / "partial").glob("*.parquet")}
+    assert len(after) == 6
+    assert [n for n in after if after[n] != before.get(n)] == [partial[0].name]
+
+
+def test_changed_config_on_existing_run_is_refused_and_nothing_is_lost(
+    tmp_path: Path, data_dir: Path, capsys
+) -> None:
+    runs, exp = tmp_path / "runs", _exp(tmp_path)
+    assert main([str(exp), "--runs-dir", str(runs), "--stage", "prepare"]) == 0
+    before = (runs / "tiny" / "experiment.toml").read_text()
+    assert main([str(exp), "--runs-dir", str(runs), "--set", "train.steps=9"]) == 2
+    assert "holds a run of a different config" in capsys.readouterr().err
+    assert (runs / "tiny" / "experiment.toml").read_text() == before
+
+
+def test_bad_config_exits_2_before_any_work(tmp_path: Path, capsys) -> None:
+    p = tmp_path / "bad.toml"
+    p.write_text('name = "bad"\n[train]\nlr = "fast"\n')
+    assert main([str(p), "--runs-dir", str(tmp_path / "runs")]) == 2
+    assert "'train.lr' must be a number" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_unknown_model_name_is_reported(tmp_path: Path, capsys) -> None:
+    assert (
+        main([str(_exp(tmp_path)), "--runs-dir", str(tmp_path / "r"), "--set", "models.names=['gpt-7']"]) == 2
+    )
+    assert "unknown model 'gpt-7'; known:" in capsys.readouterr().err

@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from latentwire_hf.data import DataError, LoadReport, load_examples, load_train_eval
+
+TASKS = ["sst2", "agnews", "trec", "squad", "squad_v2", "hotpotqa", "gsm8k", "xsum"]
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_every_task_loads_from_the_real_files_without_overlap(task: str, data_dir: Path) -> None:
+    train, evaluation, report = load_train_eval(task, data_dir=data_dir, train_limit=300, eval_limit=200)
+    assert train and evaluation and not report.skipped
+    assert not {e.id for e in train} & {e.id for e in evaluation}
+    assert not {e.source for e in train} & {e.source for e in evaluation}
+    for e in evaluation[:20]:
+        assert e.task == task and e.source
+        assert e.label is not None or e.answers
+
+
+def test_known_counts(data_dir: Path) -> None:
+    # counts from ../shared/data/README.md
+    assert len(load_examples("sst2", "eval", data_dir=data_dir)) == 872
+    assert len(load_examples("squad", "eval", data_dir=data_dir)) == 10570
+    assert len(load_examples("gsm8k", "eval", data_dir=data_dir)) == 1319
+    ag_tr, ag_ev = (load_examples("agnews", s, data_dir=data_dir) for s in ("train", "eval"))
+    assert len(ag_tr) + len(ag_ev) == 7600
+
+
+def test_leaking_official_splits_are_deduplicated(data_dir: Path) -> None:
+    # TREC's official train and test share 10 questions; they are removed from train and counted
+    _, _, report = load_train_eval("trec", data_dir=data_dir)
+    assert report.dropped_overlap == 10
+
+
+def _write_sst2(root: Path, dev_lines: list[str]) -> None:
+    (root / "sst2").mkdir(parents=True)
+    (root / "sst2" / "dev.tsv").write_text("sentence\tlabel\n" + "".join(dev_lines))
+
+
+def test_malformed_row_is_reported_with_file_and_line(tmp_path: Path) -> None:
+    _write_sst2(tmp_path, ["good movie\t1\n", "no label here\n", "bad movie\t0\n", "weird\t7\n"])
+    with pytest.raises(DataError, match=r"sst2/dev\.tsv:3: expected"):
+        load_examples("sst2", "eval", data_dir=tmp_path)
+    report = LoadReport()
+    rows = load_examples("sst2", "eval", data_dir=tmp_path, on_error="skip", report=report)
+    assert [e.label for e in rows] == [1, 0]
+    assert len(report.skipped) == 2 and "dev.tsv:3" in report.skipped[0] and "dev.tsv:5" in report.skipped[1]
+
+
+def test_missing_file_names_the_path(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match=r"gsm8k/test\.jsonl: file not found"):
+        load_examples("gsm8k", "eval", data_dir=tmp_path)
+
+
+def test_unknown_task() -> None:
+    with pytest.raises(KeyError, match="unknown task 'mnli'"):
+        load_examples("mnli", "eval")

