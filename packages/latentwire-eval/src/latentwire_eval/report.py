@@ -31,7 +31,23 @@ def compute_metrics(
     """
     metric_names = TASK_METRICS[task.kind]
     results: list[dict[str, Any]] = []
+    # the full text's slot length per (model, example): the reference for token compression
+    text_tokens = (
+        preds[preds["method"] == "text"].set_index(["model", "example_id"])["slot_tokens"]
+        if "text" in set(preds["method"])
+        else None
+    )
     for (model, method), g in preds.groupby(["model", "method"], sort=False):
+        comp: dict[str, float | None] = {"token_compression": None, "byte_compression": None}
+        if text_tokens is not None:
+            ref = text_tokens.reindex(pd.MultiIndex.from_arrays([g["model"], g["example_id"]])).to_numpy(
+                float
+            )
+            comp["token_compression"] = float(
+                np.nanmean(ref / np.maximum(g["slot_tokens"].to_numpy(float), 1))
+            )
+        if (g["wire_bytes"] > 0).all():
+            comp["byte_compression"] = float((g["prompt_utf8_bytes"] / g["wire_bytes"]).mean())
         for metric in metric_names:
             mean, lo, hi = bootstrap_ci(g[metric].to_numpy(), n_resamples=n_resamples, seed=seed)
             results.append(
@@ -47,6 +63,7 @@ def compute_metrics(
                     "wire_bytes": float(g["wire_bytes"].mean()),
                     "prompt_utf8_bytes": float(g["prompt_utf8_bytes"].mean()),
                     "latency_s": float(g["latency_s"].mean()),
+                    **comp,
                 }
             )
     comparisons: list[dict[str, Any]] = []
@@ -194,9 +211,10 @@ def write_report(run_dir: Path) -> Path:
     lines.append(
         "| model | method | "
         + " | ".join(f"{m} [95% BCa CI]" for m in metrics["metrics"])
-        + " | n | slot tokens | wire bytes | prompt UTF-8 bytes | latency/example (s) |"
+        + " | n | slot tokens | token compression | wire bytes | prompt UTF-8 bytes | byte compression"
+        + " | latency/example (s) |"
     )
-    lines.append("|---|---|" + "---|" * len(metrics["metrics"]) + "---|---|---|---|---|")
+    lines.append("|---|---|" + "---|" * len(metrics["metrics"]) + "---|---|---|---|---|---|---|")
     for (model, method), g in res.groupby(["model", "method"], sort=False):
         cells = []
         for m in metrics["metrics"]:
@@ -204,11 +222,20 @@ def write_report(run_dir: Path) -> Path:
             cells.append(f"{_fmt(r['value'])} [{_fmt(r['ci_low'])}, {_fmt(r['ci_high'])}]")
         r0 = g.iloc[0]
         wb = f"{r0['wire_bytes']:.0f}" if r0["wire_bytes"] else "–"
+        tc = r0.get("token_compression")
+        bc = r0.get("byte_compression")
+        tcs = f"{tc:.2f}×" if tc is not None and pd.notna(tc) else "–"
+        bcs = f"{bc:.3f}×" if bc is not None and pd.notna(bc) else "–"
         lines.append(
             f"| {model} | {method} | "
             + " | ".join(cells)
-            + f" | {int(r0['n'])} | {r0['slot_tokens']:.1f} | {wb} | {r0['prompt_utf8_bytes']:.0f} | {r0['latency_s']:.4f} |"
+            + f" | {int(r0['n'])} | {r0['slot_tokens']:.1f} | {tcs} | {wb} | {r0['prompt_utf8_bytes']:.0f} | {bcs}"
+            + f" | {r0['latency_s']:.4f} |"
         )
+    lines.append(
+        "\nToken compression: the text's slot tokens / this method's slot tokens, per example. Byte compression: "
+        "the prompt's UTF-8 bytes / wire bytes (quantisation scales included); below 1× the wire is larger than the text."
+    )
     lines.append("")
     if metrics.get("comparisons"):
         lines.append(
