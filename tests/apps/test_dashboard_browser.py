@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -122,6 +123,8 @@ def test_examples_page_shows_source_gold_and_outputs(server: str, browser) -> No
     page = browser.new_page(viewport={"width": 1400, "height": 1800})
     page.goto(f"{server}/?view=Examples&run=alpha")
     page.get_by_text("source text").wait_for(timeout=60_000)
+    page.get_by_text(re.compile(r"^output: ")).first.wait_for(timeout=60_000)  # rendered after the table
+    page.wait_for_timeout(500)
     body = page.locator("section.main, [data-testid='stMain']").first.inner_text()
     assert "review 0: a film about the sea" in body
     assert "Gold: negative" in body

@@ -39,7 +39,7 @@ def quality_chart(run: RunData) -> alt.Chart | None:
     res = run.results()
     if res.empty:
         return None
-    metric = run.metrics["metrics"][-1] if run.metrics else ""
+    metric = run.metrics.get("headline", run.metrics["metrics"][-1]) if run.metrics else ""
     r = res[res["metric"] == metric]
     base = alt.Chart(r).encode(
         x=alt.X("slot_tokens:Q", scale=alt.Scale(type="log"), title="slot length (tokens)"),

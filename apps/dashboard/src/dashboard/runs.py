@@ -137,7 +137,7 @@ def headline_table(runs: list[RunData]) -> pd.DataFrame:
                 }
             )
             continue
-        metric = r.metrics["metrics"][-1] if r.metrics else ""
+        metric = r.metrics.get("headline", r.metrics["metrics"][-1]) if r.metrics else ""
         for _, x in res[res["metric"] == metric].iterrows():
             rows.append(
                 {

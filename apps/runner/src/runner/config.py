@@ -23,7 +23,18 @@ from latentwire_hf.training import TrainConfig
 
 __all__ = ["ConfigError", "Experiment", "load_experiment", "to_toml"]
 
-METHODS = ("text", "latent", "token_budget")
+METHODS = (
+    "text",
+    "text_kshot",
+    "latent",
+    "token_budget",
+    "mean_pool",
+    "pca",
+    "llmlingua",
+    "linear_probe",
+    "joint",
+    "oracle",
+)
 
 
 class ConfigError(ValueError):
@@ -96,10 +107,17 @@ class WireSection:
 
 @attrs.frozen(kw_only=True)
 class EvalConfig:
-    methods: tuple[str, ...] = attrs.field(default=METHODS, validator=_methods)
+    methods: tuple[str, ...] = attrs.field(default=("text", "latent", "token_budget"), validator=_methods)
     batch_size: int = attrs.field(default=16, validator=positive)
     bootstrap_resamples: int = attrs.field(default=2000, validator=positive)
     max_text_tokens: int = attrs.field(default=512, validator=positive)
+    gold_scores: bool = True  # NLL per gold token and first-token acc@1/@5 (one extra forward)
+    kshot: int = attrs.field(default=4, validator=positive)  # demonstrations for text_kshot (from train)
+    pca_rank: int = attrs.field(
+        default=0, validator=non_negative
+    )  # 0: the latent's d_z (same numbers on the wire)
+    pca_fit_examples: int = attrs.field(default=1000, validator=positive)
+    llmlingua_scorer: str = "smollm2-135m"  # a causal LM folder or registry name, scored locally
 
 
 @attrs.frozen(kw_only=True)
@@ -118,6 +136,15 @@ class Experiment:
     def __attrs_post_init__(self) -> None:
         if not self.name or "/" in self.name or self.name.startswith("."):
             raise ValueError(f"name must be a plain folder name, got {self.name!r}")
+        kind = TASKS[self.data.task].kind
+        if "linear_probe" in self.eval.methods and kind != "classification":
+            raise ValueError(
+                f"eval.methods: linear_probe needs a classification task, not {self.data.task!r}"
+            )
+        if {"joint", "oracle"} & set(self.eval.methods) and (
+            "latent" not in self.eval.methods or len(self.models.names) < 2
+        ):
+            raise ValueError("eval.methods: joint and oracle need 'latent' and at least two models")
 
 
 def _check_type(value: Any, typ: Any, where: str) -> Any:

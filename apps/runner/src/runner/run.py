@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import attrs
+import numpy as np
 import pandas as pd
 import torch
 from tqdm.auto import tqdm
@@ -28,13 +29,20 @@ from tqdm.auto import tqdm
 from latentwire_core import LatentWire, QuantWireCodec
 from latentwire_core.logs import configure_logging, get_logger
 from latentwire_core.tasks import Example, get_task
+from latentwire_eval.baselines import (
+    LLMLinguaBaseline,
+    PCABaseline,
+    fit_linear_probe,
+    kshot_instruction,
+    mean_pool_slot,
+)
 from latentwire_eval.evaluate import Prompt, evaluate_method, token_budget_slot
-from latentwire_eval.report import compute_metrics, write_report
+from latentwire_eval.report import compute_metrics, derive_joint_oracle, write_report
 from latentwire_hf.checkpoint import latest_checkpoint, load_weights
 from latentwire_hf.data import load_train_eval
 from latentwire_hf.features import build_feature_source
 from latentwire_hf.frozen_lm import load_frozen_lm
-from latentwire_hf.models import resolve_model_name
+from latentwire_hf.models import cache_root, resolve_model_name
 from latentwire_hf.training import Trainer
 from runner.config import Experiment, to_toml
 
@@ -228,11 +236,12 @@ class Run:
         return {"steps": trainer.step}
 
     def _evaluate(self) -> dict[str, Any]:
-        _, evaluation = self.data()
-        ev = self.exp.eval
+        train, evaluation = self.data()
+        ev, m, dz = self.exp.eval, self.exp.wire.n_tokens, self.exp.wire.d_z
+        methods = [x for x in ev.methods if x not in ("joint", "oracle", "linear_probe")]
         wire = self.build_wire()
         ckpt = latest_checkpoint(self.dir / "checkpoints")
-        if "latent" in ev.methods:
+        if "latent" in methods:
             if ckpt is None:
                 raise FileNotFoundError(
                     f"no checkpoint in {self.dir / 'checkpoints'}; run the train stage first"
@@ -240,47 +249,39 @@ class Run:
             load_weights(ckpt, wire)
         wire.eval()
         codec = QuantWireCodec(self.exp.codec)
-        m, dz = self.exp.wire.n_tokens, self.exp.wire.d_z
         partial = self.dir / "eval" / "partial"
         partial.mkdir(parents=True, exist_ok=True)
-        frames = []
-        total = len(self.lms()) * len(ev.methods) * len(evaluation)
-        bar = tqdm(total=total, desc="evaluate", leave=False)
+        frames: list[pd.DataFrame] = []
+        bar = tqdm(total=len(self.lms()) * len(methods) * len(evaluation), desc="evaluate", leave=False)
+        lingua = None
         for name, lm in self.lms().items():
-            prompt = Prompt(lm, self.task)
-
-            def latent_slots(exs: Any, name: str = name) -> tuple[list[Any], list[int]]:
-                feats, mask = self.features().features([e.source for e in exs])
-                with torch.no_grad():
-                    z = wire.encode(feats.to(self.device), mask.to(self.device))  # (B, M, d_z)
-                    payloads = codec.encode(z)  # what crosses the wire, scales included
-                    z_rx = codec.decode(payloads, n_tokens=m, d_z=dz).to(self.device)
-                    soft = wire.to_model(z_rx, name)  # (B, M, d_model)
-                return list(soft), [len(p) for p in payloads]
-
-            slot_fns = {
-                "text": lambda exs, lm=lm: (
-                    [lm.tokenize([e.source])[0][: ev.max_text_tokens] for e in exs],
-                    [0] * len(exs),
-                ),
-                "token_budget": lambda exs, lm=lm: (
-                    [token_budget_slot(lm, e, m) for e in exs],
-                    [0] * len(exs),
-                ),
-                "latent": latent_slots,
-            }
-            for method in ev.methods:
+            prompts: dict[str, Prompt] = {}
+            for method in methods:
                 out = partial / f"{name}__{method}.parquet"
-                if out.is_file():
+                if out.is_file():  # finished before an interruption
                     frames.append(pd.read_parquet(out))
                     bar.update(len(evaluation))
                     continue
+                if method == "text_kshot":
+                    instr = kshot_instruction(self.task, train, k=ev.kshot, seed=self.exp.seed)
+                    prompt = Prompt(lm, self.task, instruction=instr)
+                else:
+                    prompt = prompts.setdefault("plain", Prompt(lm, self.task))
+                if method == "llmlingua" and lingua is None:
+                    load_frozen_lm(ev.llmlingua_scorer)  # make sure the scorer folder exists (converted once)
+                    folder = cache_root() / "models" / ev.llmlingua_scorer
+                    scorer = folder if folder.is_dir() else Path(ev.llmlingua_scorer)
+                    lingua = LLMLinguaBaseline(
+                        scorer, tiktoken_cache=cache_root() / "tiktoken", device=self.device
+                    )
+                slot_fn = self._slot_fn(method, name, lm, wire, codec, train, lingua)
                 res = evaluate_method(
                     prompt,
                     evaluation,
-                    slot_fns[method],
+                    slot_fn,
                     method=method,
                     batch_size=ev.batch_size,
+                    gold_scores=ev.gold_scores,
                     progress=bar.update,
                 )
                 df = pd.DataFrame(res.rows)
@@ -295,20 +296,131 @@ class Run:
                     **{k: round(float(df[k].mean()), 4) for k in ("accuracy", "em", "f1") if k in df},
                 )
         bar.close()
+        if "linear_probe" in ev.methods:
+            frames.append(self._linear_probe(train, evaluation))
         preds = pd.concat(frames, ignore_index=True)
-        preds["payload_precision"] = self.exp.codec.precision
+        if {"joint", "oracle"} & set(ev.methods):
+            derived = derive_joint_oracle(preds, self.task)
+            preds = pd.concat([preds, derived[derived["model"].isin(set(ev.methods))]], ignore_index=True)
         preds["n_tokens"] = m
+        for prec in ("fp16", "int8", "int4"):  # the latent's wire at every precision, scales included
+            c = QuantWireCodec(attrs.evolve(self.exp.codec, precision=prec))
+            preds[f"latent_wire_bytes_{prec}"] = c.payload_bytes(n_tokens=m, d_z=dz)
         preds.to_parquet(self.dir / "eval" / "predictions.parquet", index=False)
-        gold_labels = [e.label for e in evaluation]
         metrics = compute_metrics(
             preds,
             task=self.task,
-            eval_labels=gold_labels,
+            eval_labels=[e.label for e in evaluation],
             n_resamples=ev.bootstrap_resamples,
             seed=self.exp.seed,
         )
+        metrics["wire"] = {
+            "n_tokens": m,
+            "d_z": dz,
+            "precision": self.exp.codec.precision,
+            "bytes": {p: int(preds[f"latent_wire_bytes_{p}"].iloc[0]) for p in ("fp16", "int8", "int4")},
+        }
         (self.dir / "eval" / "metrics.json").write_text(json.dumps(metrics, indent=1))
         return {"n_predictions": len(preds)}
+
+    def _slot_fn(
+        self,
+        method: str,
+        name: str,
+        lm: Any,
+        wire: LatentWire,
+        codec: QuantWireCodec,
+        train: list[Example],
+        lingua: Any,
+    ) -> Callable[[Any], tuple[list[Any], list[int]]]:
+        ev, m, dz = self.exp.eval, self.exp.wire.n_tokens, self.exp.wire.d_z
+
+        def text_ids(exs: Any) -> list[list[int]]:
+            return [lm.tokenize([e.source])[0][: ev.max_text_tokens] for e in exs]
+
+        def latent(exs: Any) -> tuple[list[Any], list[int]]:
+            feats, mask = self.features().features([e.source for e in exs])
+            with torch.no_grad():
+                z = wire.encode(feats.to(self.device), mask.to(self.device))  # (B, M, d_z)
+                payloads = codec.encode(z)  # what crosses the wire, scales included
+                z_rx = codec.decode(payloads, n_tokens=m, d_z=dz).to(self.device)
+                soft = wire.to_model(z_rx, name)  # (B, M, d_model)
+            return list(soft), [len(p) for p in payloads]
+
+        def mean_pool(exs: Any) -> tuple[list[Any], list[int]]:
+            pooled = torch.stack([mean_pool_slot(lm, ids, m) for ids in text_ids(exs)])  # (B, M, d_model)
+            payloads = codec.encode(pooled)
+            rx = codec.decode(payloads, n_tokens=m, d_z=pooled.shape[2]).to(self.device)
+            return list(rx), [len(p) for p in payloads]
+
+        if method == "pca":
+            rank = ev.pca_rank or dz
+            fit = [lm.tokenize([e.source])[0][: ev.max_text_tokens] for e in train[: ev.pca_fit_examples]]
+            pca = PCABaseline(lm, fit, m=m, rank=rank, seed=self.exp.seed)  # fitted on training texts only
+            log.info("pca_fitted", model=name, rank=pca.rank, explained_variance=round(pca.explained, 4))
+
+            def pca_slots(exs: Any) -> tuple[list[Any], list[int]]:
+                codes = torch.tensor(
+                    [pca.codes(ids) for ids in text_ids(exs)], dtype=torch.float32
+                )  # (B, M, r)
+                payloads = codec.encode(codes)
+                rx = codec.decode(payloads, n_tokens=m, d_z=pca.rank).numpy()
+                return [pca.reconstruct(c).to(self.device) for c in rx], [len(p) for p in payloads]
+
+            return pca_slots
+        fns: dict[str, Callable[[Any], tuple[list[Any], list[int]]]] = {
+            "text": lambda exs: (text_ids(exs), [0] * len(exs)),
+            "text_kshot": lambda exs: (text_ids(exs), [0] * len(exs)),
+            "token_budget": lambda exs: ([token_budget_slot(lm, e, m) for e in exs], [0] * len(exs)),
+            "llmlingua": lambda exs: ([lingua.slot(lm, e, m) for e in exs], [0] * len(exs)),
+            "latent": latent,
+            "mean_pool": mean_pool,
+        }
+        return fns[method]
+
+    def _linear_probe(self, train: list[Example], evaluation: list[Example]) -> pd.DataFrame:
+        """Logistic regression on masked-mean frozen features, fitted on train (a reference, no LLM)."""
+        fs = self.features()
+
+        def pooled(exs: list[Example]) -> Any:
+            out = []
+            for i in range(0, len(exs), 256):
+                f, mk = fs.features([e.source for e in exs[i : i + 256]])
+                out.append(((f * mk[..., None]).sum(1) / mk.sum(1, keepdim=True).clamp(min=1)).numpy())
+            return np.concatenate(out)
+
+        t0 = time.perf_counter()
+        predict = fit_linear_probe(pooled(train), [int(e.label or 0) for e in train], seed=self.exp.seed)
+        t1 = time.perf_counter()
+        labels, proba = predict(pooled(evaluation))
+        latency = (time.perf_counter() - t1) / max(len(evaluation), 1)
+        rows = []
+        for e, y, p in zip(evaluation, labels, proba, strict=True):
+            out = self.task.labels[int(y)].strip()
+            gold = self.task.labels[int(e.label or 0)].strip()
+            rows.append(
+                {
+                    "example_id": e.id,
+                    "model": f"{self.exp.features.source} probe",
+                    "method": "linear_probe",
+                    "source": e.source,
+                    "output": out,
+                    "gold": gold,
+                    "accuracy": float(out == gold),
+                    "slot_tokens": 0,
+                    "wire_bytes": 0,
+                    "prompt_utf8_bytes": len(e.source.encode("utf-8")),
+                    "latency_s": latency,
+                    "label_logprobs": np.log(p + 1e-12).tolist(),
+                    "confidence": float(p.max()),
+                }
+            )
+        log.info(
+            "linear_probe",
+            fit_seconds=round(t1 - t0, 2),
+            accuracy=round(float(np.mean([r["accuracy"] for r in rows])), 4),
+        )
+        return pd.DataFrame(rows)
 
     def _report(self) -> dict[str, Any]:
         write_report(self.dir)

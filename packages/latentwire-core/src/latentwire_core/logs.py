@@ -15,6 +15,16 @@ __all__ = ["configure_logging", "get_logger"]
 _FILE: TextIO | None = None
 
 
+class _CurrentStderr:
+    """Writes to whatever ``sys.stderr`` is *now* (test runners and notebooks swap it)."""
+
+    def write(self, s: str) -> int:
+        return sys.stderr.write(s)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
 def get_logger(name: str) -> Any:
     return structlog.get_logger(name)
 
@@ -47,6 +57,6 @@ def configure_logging(log_file: Path | None = None, *, level: str = "info") -> N
         wrapper_class=structlog.make_filtering_bound_logger(
             _stdlib_logging.getLevelNamesMapping()[level.upper()]
         ),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=_CurrentStderr()),  # type: ignore[arg-type]
         cache_logger_on_first_use=False,
     )

@@ -33,13 +33,15 @@ class MethodResult:
 class Prompt:
     """The constant parts around the slot for one model and task (+ its cached prefix)."""
 
-    def __init__(self, lm: Any, task: TaskSpec) -> None:
+    def __init__(self, lm: Any, task: TaskSpec, *, instruction: str | None = None) -> None:
         self.lm, self.task = lm, task
-        self.before, self.after = lm.prompt_parts(task.instruction, task.after, task.anchor)
+        text = task.instruction if instruction is None else instruction  # k-shot prepends demonstrations
+        self.before, self.after = lm.prompt_parts(text, task.after, task.anchor)
         self.prefix = lm.prefix_cache(self.before) if hasattr(lm, "prefix_cache") else None
         ids = lm.special_ids
         self.pad = int(ids["pad"] if ids["pad"] is not None else ids["eos"])
         self.label_ids = [lm.tokenize([lab])[0] for lab in task.labels]
+        self.eos = int(ids["eos"])
 
     def hidden(
         self, rows: Sequence[Sequence[Segment]], answers: Sequence[Sequence[int]] | None = None
@@ -90,6 +92,43 @@ def _score_labels(prompt: Prompt, slots: list[Segment]) -> list[list[float]]:
 
 
 @torch.no_grad()
+def sequence_scores(
+    prompt: Prompt, slots: list[Segment], targets: Sequence[Sequence[int]]
+) -> list[dict[str, float]]:
+    """Teacher-forced scores of ``targets`` after each prompt (labels unshifted, shifted once in core).
+
+    Returns per example: mean NLL per target token (EOS included when the caller appends it),
+    the summed log-probability, and the rank of the first target token (for first-token acc@k).
+    """
+    from latentwire_core.losses import gather_at, prediction_positions
+
+    b, h = prompt.hidden([[s, prompt.after] for s in slots], answers=[list(t) for t in targets])
+    pos = prediction_positions(b.labels)
+    logp = torch.log_softmax(prompt.lm.logits(gather_at(h, pos)).float(), dim=-1)  # (N, V)
+    tok = logp[torch.arange(len(pos)), pos.targets]  # (N,)
+    n = len(slots)
+    rows = pos.rows.cpu()
+    total = torch.zeros(n).index_add_(0, rows, tok.cpu())
+    count = torch.zeros(n).index_add_(0, rows, torch.ones(len(pos)))
+    first = (pos.step == 0).cpu()
+    ranks = torch.full((n,), -1, dtype=torch.long)
+    first_logp = logp[first.to(logp.device)]
+    first_tok = pos.targets[first.to(pos.targets.device)]
+    gold_lp = first_logp[torch.arange(first_logp.shape[0]), first_tok]
+    ranks[rows[first]] = (first_logp > gold_lp[:, None]).sum(-1).cpu()
+    return [
+        {"nll": float(-total[i] / max(count[i], 1)), "logprob": float(total[i]), "first_rank": int(ranks[i])}
+        for i in range(n)
+    ]
+
+
+def gold_text(ex: Example, task: TaskSpec) -> str:
+    if task.kind == "classification":
+        return task.labels[int(ex.label or 0)]
+    return " " + (ex.answers[0] if ex.answers else "")
+
+
+@torch.no_grad()
 def _generate(prompt: Prompt, slots: list[Segment], max_new_tokens: int) -> list[str]:
     rows = [[prompt.before, s, prompt.after] for s in slots]
     b = assemble_batch(rows, embed=prompt.lm.embed, pad_side="left", pad_id=prompt.pad)
@@ -104,6 +143,7 @@ def evaluate_method(
     *,
     method: str,
     batch_size: int = 16,
+    gold_scores: bool = True,
     progress: Callable[[int], None] | None = None,
 ) -> MethodResult:
     """Score ``method`` on ``examples`` for ``prompt``'s model.
@@ -118,14 +158,25 @@ def evaluate_method(
         chunk = list(examples[start : start + batch_size])
         t0 = time.perf_counter()
         slots, wire_bytes = slot_fn(chunk)
+        confidence: list[float]
         if task.kind == "classification":
             scores = _score_labels(prompt, slots)
             outputs = [task.labels[max(range(len(s)), key=s.__getitem__)].strip() for s in scores]
+            confidence = [float(torch.softmax(torch.tensor(s), 0).max()) for s in scores]
         else:
             scores = [[] for _ in chunk]
             outputs = _generate(prompt, slots, task.max_new_tokens)
         latency = (time.perf_counter() - t0) / len(chunk)
-        for ex, out, sc, slot, wb in zip(chunk, outputs, scores, slots, wire_bytes, strict=True):
+        if task.kind != "classification":  # the model's own log-likelihood of its answer, for `joint`
+            own = [[*lm.tokenize([" " + o])[0], prompt.eos] for o in outputs]
+            confidence = [-r["nll"] for r in sequence_scores(prompt, slots, own)]
+        gold: list[dict[str, float]] = [{} for _ in chunk]
+        if gold_scores:
+            targets = [[*lm.tokenize([gold_text(e, task)])[0], prompt.eos] for e in chunk]
+            gold = sequence_scores(prompt, slots, targets)
+        for ex, out, sc, slot, wb, conf, gs in zip(
+            chunk, outputs, scores, slots, wire_bytes, confidence, gold, strict=True
+        ):
             gold = (
                 [task.labels[ex.label].strip()]
                 if task.kind == "classification" and ex.label is not None
@@ -143,9 +194,16 @@ def evaluate_method(
                 "prompt_utf8_bytes": len(ex.source.encode("utf-8")),
                 "latency_s": latency,
                 "label_logprobs": sc,
+                "confidence": conf,
             }
+            if gs:
+                row["nll_per_token"] = gs["nll"]
+                row["first_token_acc1"] = float(gs["first_rank"] == 0)
+                row["first_token_acc5"] = float(0 <= gs["first_rank"] < 5)
             for m in TASK_METRICS[task.kind]:
-                row[m] = METRICS[m].fn(out, gold)
+                fn = METRICS[m].fn
+                assert fn is not None
+                row[m] = fn(out, gold)
             rows.append(row)
         if progress is not None:
             progress(len(chunk))

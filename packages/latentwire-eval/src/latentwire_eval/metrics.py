@@ -85,7 +85,7 @@ def rouge_l(pred: str, golds: Sequence[str]) -> float:
 @attrs.frozen
 class MetricSpec:
     name: str
-    fn: Callable[[str, Sequence[str]], float]
+    fn: Callable[[str, Sequence[str]], float] | None  # None: computed by teacher forcing, not from the output
     higher_is_better: bool = True
     aggregation: str = "mean"
 
@@ -101,6 +101,14 @@ METRICS: dict[str, MetricSpec] = {
     ]
 }
 
+# Teacher-forced scores of the gold answer (computed in evaluate.sequence_scores, not from the output).
+GOLD_METRICS = {
+    "nll_per_token": MetricSpec("nll_per_token", None, higher_is_better=False),
+    "first_token_acc1": MetricSpec("first_token_acc1", None),
+    "first_token_acc5": MetricSpec("first_token_acc5", None),
+}
+
+HEADLINE = {"classification": "accuracy", "qa": "f1", "math": "gsm8k_accuracy", "summary": "rouge_l"}
 TASK_METRICS = {
     "classification": ("accuracy",),
     "qa": ("em", "f1"),

