@@ -138,6 +138,7 @@ class LLMLinguaBaseline:
         from llmlingua import PromptCompressor
 
         self.compressor = PromptCompressor(model_name=str(scorer_folder), device_map=device)
+        self._cache: dict[tuple[str, int], str] = {}  # the compressed text does not depend on the target model
 
     def slot(self, lm: Any, ex: Example, budget: int) -> list[int]:
         """Question first (kept), then the context compressed toward the remaining budget, then truncated."""
@@ -150,7 +151,9 @@ class LLMLinguaBaseline:
         if room <= 0:
             return head
         # a single string is kept whole by llmlingua; sentences / clauses are what it filters
-        pieces = [p for p in _SPLIT.split(text) if p.strip()] or [text]
-        out = self.compressor.compress_prompt(pieces, target_token=room)
-        body = list(lm.tokenize([str(out["compressed_prompt"])])[0])
+        key = (text, room)
+        if key not in self._cache:
+            pieces = [p for p in _SPLIT.split(text) if p.strip()] or [text]
+            self._cache[key] = str(self.compressor.compress_prompt(pieces, target_token=room)["compressed_prompt"])
+        body = list(lm.tokenize([self._cache[key]])[0])
         return head + body[:room]
