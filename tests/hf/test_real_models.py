@@ -52,3 +52,26 @@ def test_minilm_features_are_real_and_cached(tmp_path) -> None:
     fresh = build_feature_source("minilm-l6", max_length=32, cache_dir=tmp_path)
     fresh.features(["a charming movie", "dull"])
     assert fresh.misses == 1
+
+
+def test_llmlingua_compresses_with_a_local_scorer_to_the_budget(tmp_path) -> None:
+    from latentwire_core.tasks import Example
+    from latentwire_eval.baselines import LLMLinguaBaseline
+    from latentwire_hf.models import cache_root
+
+    lm = load_frozen_lm("smollm2-135m")  # converts once; its folder is the scorer
+    base = LLMLinguaBaseline(cache_root() / "models" / "smollm2-135m", tiktoken_cache=tmp_path / "tiktoken")
+    ctx = (
+        "Super Bowl 50 was an American football game to determine the champion of the National Football League "
+        "(NFL) for the 2015 season. The American Football Conference (AFC) champion Denver Broncos defeated the "
+        "National Football Conference (NFC) champion Carolina Panthers 24–10 to earn their third Super Bowl title. "
+        "The game was played on February 7, 2016, at Levi's Stadium in the San Francisco Bay Area."
+    )
+    q = "Which NFL team won Super Bowl 50?"
+    ex = Example(id="x", task="squad", source=f"Question: {q}\nContext: {ctx}", question=q, context=ctx,
+                 answers=("Denver Broncos",))
+    slot = base.slot(lm, ex, 32)
+    head = lm.tokenize([f"Question: {q}\nContext: "])[0]
+    assert len(slot) <= 32 and slot[: len(head)] == head  # question kept first, budget respected
+    full = lm.tokenize([ctx])[0]
+    assert slot[len(head) :] != full[: 32 - len(head)]  # not plain truncation: llmlingua dropped tokens

@@ -138,7 +138,9 @@ class LLMLinguaBaseline:
         from llmlingua import PromptCompressor
 
         self.compressor = PromptCompressor(model_name=str(scorer_folder), device_map=device)
-        self._cache: dict[tuple[str, int], str] = {}  # the compressed text does not depend on the target model
+        self._cache: dict[
+            tuple[str, int], str
+        ] = {}  # the compressed text does not depend on the target model
 
     def slot(self, lm: Any, ex: Example, budget: int) -> list[int]:
         """Question first (kept), then the context compressed toward the remaining budget, then truncated."""
@@ -154,6 +156,8 @@ class LLMLinguaBaseline:
         key = (text, room)
         if key not in self._cache:
             pieces = [p for p in _SPLIT.split(text) if p.strip()] or [text]
-            self._cache[key] = str(self.compressor.compress_prompt(pieces, target_token=room)["compressed_prompt"])
+            self._cache[key] = str(
+                self.compressor.compress_prompt(pieces, target_token=room)["compressed_prompt"]
+            )
         body = list(lm.tokenize([self._cache[key]])[0])
         return head + body[:room]

@@ -66,9 +66,9 @@ def compute_metrics(
             ref = text_tokens.reindex(pd.MultiIndex.from_arrays([g["model"], g["example_id"]])).to_numpy(
                 float
             )
-            comp["token_compression"] = float(
-                np.nanmean(ref / np.maximum(g["slot_tokens"].to_numpy(float), 1))
-            )
+            ratio = ref / np.maximum(g["slot_tokens"].to_numpy(float), 1)
+            if np.isfinite(ratio).any():  # rows with no text reference (probe, joint, oracle) have none
+                comp["token_compression"] = float(np.nanmean(ratio))
         if (g["wire_bytes"] > 0).all():
             comp["byte_compression"] = float((g["prompt_utf8_bytes"] / g["wire_bytes"]).mean())
         for metric in metric_names:

@@ -1,0 +1,136 @@
+"""Efficiency benchmark for a finished run: time to first token, per-example latency at batch 1 and
+batched (the encoder's time included for the latent), throughput and peak memory, text vs latent.
+
+    .venv/bin/python benchmarks/latency.py runs/quickstart [--n 32] [--batch 16]
+
+Prints a table and writes ``report/efficiency.json`` and ``report/efficiency.md`` in the run folder.
+On CPU, peak memory is the process's peak RSS (``ru_maxrss``, monotone over the run); on CUDA it is
+``torch.cuda.max_memory_allocated`` reset per measurement.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from latentwire_core.slots import assemble_batch
+from latentwire_eval.evaluate import Prompt
+from latentwire_hf.checkpoint import latest_checkpoint, load_weights
+from runner.config import load_experiment
+from runner.run import Run
+
+
+def _peak_mb(device: str) -> float:
+    if device == "cuda":
+        return torch.cuda.max_memory_allocated() / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def _sync(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("run_dir", type=Path)
+    ap.add_argument("--n", type=int, default=32, help="evaluation examples to time")
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--new-tokens", type=int, default=8, help="tokens generated per example")
+    args = ap.parse_args()
+    exp = load_experiment(args.run_dir / "experiment.toml")
+    run = Run(exp, root=args.run_dir.parent)
+    _, evaluation = run.data()
+    exs = evaluation[: args.n]
+    wire = run.build_wire()
+    ckpt = latest_checkpoint(args.run_dir / "checkpoints")
+    if ckpt is None:
+        raise SystemExit(f"{args.run_dir}: no checkpoint; train first")
+    load_weights(ckpt, wire)
+    wire.eval()
+    dev = run.device
+    results: list[dict[str, Any]] = []
+    for name, lm in run.lms().items():
+        prompt = Prompt(lm, run.task)
+
+        def slots(batch: list[Any], method: str, lm: Any = lm, name: str = name) -> list[Any]:
+            if method == "text":
+                return [lm.tokenize([e.source])[0][: exp.eval.max_text_tokens] for e in batch]
+            feats, mask = run.features().features([e.source for e in batch])
+            with torch.no_grad():
+                return list(wire.to_model(wire.encode(feats.to(dev), mask.to(dev)), name))
+
+        def generate(batch: list[Any], method: str, new: int, prompt: Prompt = prompt, lm: Any = lm) -> None:
+            rows = [[prompt.before, s, prompt.after] for s in slots(batch, method)]
+            b = assemble_batch(rows, embed=lm.embed, pad_side="left", pad_id=prompt.pad)
+            lm.generate(b.inputs_embeds, b.attention_mask, max_new_tokens=new)
+
+        for method in ("text", "latent"):
+            generate(exs[:2], method, 1)  # warm-up
+            if dev == "cuda":
+                torch.cuda.reset_peak_memory_stats()
+            t0 = time.perf_counter()
+            for e in exs:
+                generate([e], method, 1)
+            _sync(dev)
+            ttft = (time.perf_counter() - t0) / len(exs)
+            t0 = time.perf_counter()
+            for e in exs:
+                generate([e], method, args.new_tokens)
+            _sync(dev)
+            lat1 = (time.perf_counter() - t0) / len(exs)
+            t0 = time.perf_counter()
+            for i in range(0, len(exs), args.batch):
+                generate(exs[i : i + args.batch], method, args.new_tokens)
+            _sync(dev)
+            total = time.perf_counter() - t0
+            results.append(
+                {
+                    "model": name,
+                    "method": method,
+                    "n": len(exs),
+                    "ttft_s_batch1": ttft,
+                    "latency_s_batch1": lat1,
+                    f"latency_s_batch{args.batch}": total / len(exs),
+                    "throughput_examples_per_s": len(exs) / total,
+                    "peak_memory_mb": _peak_mb(dev),
+                }
+            )
+            print(json.dumps(results[-1]))
+    meta = {
+        "device": torch.cuda.get_device_name(0)
+        if dev == "cuda"
+        else f"CPU ({platform.processor() or 'x86_64'})",
+        "torch_threads": torch.get_num_threads(),
+        "new_tokens": args.new_tokens,
+        "batch": args.batch,
+    }
+    out = args.run_dir / "report"
+    out.mkdir(exist_ok=True)
+    (out / "efficiency.json").write_text(json.dumps({"meta": meta, "results": results}, indent=1))
+    lines = [
+        f"Efficiency on {meta['device']}, {meta['torch_threads']} threads, {args.new_tokens} new tokens, "
+        f"{len(exs)} examples (encoder time included for latent).",
+        "",
+        f"| model | method | TTFT b=1 (s) | latency b=1 (s) | latency b={args.batch} (s/ex) | examples/s | peak MB |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        lines.append(
+            f"| {r['model']} | {r['method']} | {r['ttft_s_batch1']:.4f} | {r['latency_s_batch1']:.4f} | "
+            f"{r[f'latency_s_batch{args.batch}']:.4f} | {r['throughput_examples_per_s']:.2f} | "
+            f"{r['peak_memory_mb']:.0f} |"
+        )
+    (out / "efficiency.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
