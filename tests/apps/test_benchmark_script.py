@@ -18,9 +18,20 @@ def test_latency_benchmark_writes_its_figures(tmp_path: Path, data_dir: Path) ->
     runs = tmp_path / "runs"
     assert main([str(_exp(tmp_path)), "--runs-dir", str(runs), "--stage", "prepare", "--stage", "train"]) == 0
     proc = subprocess.run(
-        [sys.executable, str(REPO / "benchmarks" / "latency.py"), str(runs / "tiny"), "--n", "4", "--batch", "2",
-         "--new-tokens", "2"],
-        capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            str(REPO / "benchmarks" / "latency.py"),
+            str(runs / "tiny"),
+            "--n",
+            "4",
+            "--batch",
+            "2",
+            "--new-tokens",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     data = json.loads((runs / "tiny" / "report" / "efficiency.json").read_text())

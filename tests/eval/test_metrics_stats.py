@@ -26,6 +26,14 @@ def test_squad_normalisation_and_max_over_golds() -> None:
     assert squad_f1("", ["x"]) == 0.0
 
 
+def test_squad_v2_no_answer_rule() -> None:
+    assert exact_match("Unanswerable.", ["unanswerable"]) == 1.0
+    assert exact_match("", ["unanswerable"]) == 1.0
+    assert squad_f1("Denver", ["unanswerable"]) == 0.0
+    assert squad_f1("no answer", ["Denver Broncos"]) == 0.0
+    assert squad_f1("Denver Broncos", ["Denver Broncos"]) == 1.0
+
+
 def test_gsm8k_number_extraction() -> None:
     assert gsm8k_final_number("so 3 + 4 = 7 eggs. The answer is 1,234.") == "1234"
     assert gsm8k_final_number("blah #### 18") == "18"

@@ -68,8 +68,14 @@ def test_llmlingua_compresses_with_a_local_scorer_to_the_budget(tmp_path) -> Non
         "The game was played on February 7, 2016, at Levi's Stadium in the San Francisco Bay Area."
     )
     q = "Which NFL team won Super Bowl 50?"
-    ex = Example(id="x", task="squad", source=f"Question: {q}\nContext: {ctx}", question=q, context=ctx,
-                 answers=("Denver Broncos",))
+    ex = Example(
+        id="x",
+        task="squad",
+        source=f"Question: {q}\nContext: {ctx}",
+        question=q,
+        context=ctx,
+        answers=("Denver Broncos",),
+    )
     slot = base.slot(lm, ex, 32)
     head = lm.tokenize([f"Question: {q}\nContext: "])[0]
     assert len(slot) <= 32 and slot[: len(head)] == head  # question kept first, budget respected

@@ -47,7 +47,7 @@ __all__ = [
 def mean_pool_slot(lm: Any, text_ids: Sequence[int], m: int) -> torch.Tensor:
     """Token embeddings ``(T, d_model)`` averaged in ``m`` contiguous chunks -> ``(m, d_model)``."""
     ids = list(text_ids) or [int(lm.special_ids["eos"])]
-    emb = lm.embed(torch.tensor([ids]))[0].float()  # (T, d_model)
+    emb: torch.Tensor = lm.embed(torch.tensor([ids]))[0].float()  # (T, d_model)
     w = chunk_weights(torch.ones(1, len(ids), dtype=torch.bool), m)[0].to(emb.device)  # (m, T)
     return w @ emb
 

@@ -93,8 +93,12 @@ def _score_labels(prompt: Prompt, slots: list[Segment]) -> list[list[float]]:
 
 @torch.no_grad()
 def sequence_scores(
-    prompt: Prompt, slots: list[Segment], targets: Sequence[Sequence[int]]
-) -> list[dict[str, float]]:
+    prompt: Prompt,
+    slots: list[Segment],
+    targets: Sequence[Sequence[int]],
+    *,
+    label_ids: Sequence[int] = (),
+) -> list[dict[str, Any]]:
     """Teacher-forced scores of ``targets`` after each prompt (labels unshifted, shifted once in core).
 
     Returns per example: mean NLL per target token (EOS included when the caller appends it),
@@ -116,8 +120,17 @@ def sequence_scores(
     first_tok = pos.targets[first.to(pos.targets.device)]
     gold_lp = first_logp[torch.arange(first_logp.shape[0]), first_tok]
     ranks[rows[first]] = (first_logp > gold_lp[:, None]).sum(-1).cpu()
+    # the next-token distribution after the prompt doubles as label-verbaliser scores (same forward)
+    label_lp = torch.zeros(n, len(label_ids))
+    if label_ids:
+        label_lp[rows[first]] = first_logp[:, list(label_ids)].cpu()
     return [
-        {"nll": float(-total[i] / max(count[i], 1)), "logprob": float(total[i]), "first_rank": int(ranks[i])}
+        {
+            "nll": float(-total[i] / count[i].clamp(min=1)),
+            "logprob": float(total[i]),
+            "first_rank": int(ranks[i]),
+            "label_logprobs": label_lp[i].tolist(),
+        }
         for i in range(n)
     ]
 
@@ -159,7 +172,16 @@ def evaluate_method(
         t0 = time.perf_counter()
         slots, wire_bytes = slot_fn(chunk)
         confidence: list[float]
-        if task.kind == "classification":
+        gold_sc: list[dict[str, Any]] = [{} for _ in chunk]
+        firsts = [ids[0] for ids in prompt.label_ids]
+        one_pass = task.kind == "classification" and gold_scores and len(set(firsts)) == len(firsts)
+        if one_pass:  # gold NLL and label scores from one teacher-forced forward
+            targets = [[*lm.tokenize([gold_text(e, task)])[0], prompt.eos] for e in chunk]
+            gold_sc = sequence_scores(prompt, slots, targets, label_ids=firsts)
+            scores = [g["label_logprobs"] for g in gold_sc]
+            outputs = [task.labels[max(range(len(s)), key=s.__getitem__)].strip() for s in scores]
+            confidence = [float(torch.softmax(torch.tensor(s), 0).max()) for s in scores]
+        elif task.kind == "classification":
             scores = _score_labels(prompt, slots)
             outputs = [task.labels[max(range(len(s)), key=s.__getitem__)].strip() for s in scores]
             confidence = [float(torch.softmax(torch.tensor(s), 0).max()) for s in scores]
@@ -170,12 +192,11 @@ def evaluate_method(
         if task.kind != "classification":  # the model's own log-likelihood of its answer, for `joint`
             own = [[*lm.tokenize([" " + o])[0], prompt.eos] for o in outputs]
             confidence = [-r["nll"] for r in sequence_scores(prompt, slots, own)]
-        gold: list[dict[str, float]] = [{} for _ in chunk]
-        if gold_scores:
+        if gold_scores and not one_pass:
             targets = [[*lm.tokenize([gold_text(e, task)])[0], prompt.eos] for e in chunk]
-            gold = sequence_scores(prompt, slots, targets)
+            gold_sc = sequence_scores(prompt, slots, targets)
         for ex, out, sc, slot, wb, conf, gs in zip(
-            chunk, outputs, scores, slots, wire_bytes, confidence, gold, strict=True
+            chunk, outputs, scores, slots, wire_bytes, confidence, gold_sc, strict=True
         ):
             gold = (
                 [task.labels[ex.label].strip()]

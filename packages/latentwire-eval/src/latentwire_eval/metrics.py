@@ -40,13 +40,34 @@ def _f1(pred: str, gold: str) -> float:
     return 2 * precision * recall / (precision + recall)
 
 
+NO_ANSWER = "unanswerable"
+_NO_ANSWER_PREDICTIONS = {"", "unanswerable", "no answer", "none", "unknown", "cannot be answered"}
+
+
+def _no_answer(golds: Sequence[str], pred: str) -> float | None:
+    """SQuAD v2: an unanswerable question (gold ``unanswerable``) scores 1 only for a no-answer prediction,
+    and a no-answer prediction on an answerable question scores 0 (the official rule, empty = no answer)."""
+    says_none = normalize_answer(pred) in _NO_ANSWER_PREDICTIONS
+    if list(golds) == [NO_ANSWER]:
+        return float(says_none)
+    if says_none and normalize_answer(pred) != "":
+        return 0.0
+    return None
+
+
 def exact_match(pred: str, golds: Sequence[str]) -> float:
-    """Max over gold answers of normalised string equality (SQuAD v1/v2; 'unanswerable' is a gold string)."""
+    """Max over gold answers of normalised string equality (SQuAD v1; v2 no-answer rule included)."""
+    na = _no_answer(golds, pred)
+    if na is not None:
+        return na
     return max((float(normalize_answer(pred) == normalize_answer(g)) for g in golds), default=0.0)
 
 
 def squad_f1(pred: str, golds: Sequence[str]) -> float:
-    """Max over gold answers of token-level F1 after normalisation."""
+    """Max over gold answers of token-level F1 after normalisation (v2 no-answer rule included)."""
+    na = _no_answer(golds, pred)
+    if na is not None:
+        return na
     return max((_f1(pred, g) for g in golds), default=0.0)
 
 
