@@ -149,25 +149,40 @@ def _plots(run_dir: Path, metrics: dict[str, Any], curves: pd.DataFrame | None) 
     if not res.empty:
         metric = metrics.get("headline", metrics["metrics"][-1])
         r = res[res["metric"] == metric]
-        fig, ax = plt.subplots(figsize=(6.5, 4))
-        for (model, g), marker in zip(r.groupby("model", sort=False), "osD^v", strict=False):
-            for _, row in g.iterrows():
+        models = [
+            m for m in dict.fromkeys(r["model"]) if m not in ("joint", "oracle") and not m.endswith(" probe")
+        ]
+        methods = list(dict.fromkeys(r["method"]))
+        colors = {m: f"C{i % 10}" for i, m in enumerate(methods)}
+        fig, axes = plt.subplots(
+            1, max(len(models), 1), figsize=(4.2 * max(len(models), 1) + 2, 4), sharey=True, squeeze=False
+        )
+        for ax, model in zip(axes[0], models, strict=False):
+            for _, row in r[r["model"] == model].iterrows():
                 ax.errorbar(
                     row["slot_tokens"],
                     row["value"],
                     yerr=[[row["value"] - row["ci_low"]], [row["ci_high"] - row["value"]]],
-                    fmt=marker,
+                    fmt="o",
                     capsize=3,
-                    label=f"{model} · {row['method']}",
+                    color=colors[row["method"]],
+                    label=row["method"],
                 )
-        if "majority_class" in metrics:
-            ax.axhline(metrics["majority_class"]["rate_on_eval"], ls="--", c="grey", label="majority class")
-        ax.set_xscale("log")
-        ax.set_xlabel("slot length (tokens, log scale)")
-        ax.set_ylabel(f"{metric} (95% BCa CI)")
-        ax.set_title(f"{metrics['task']}: quality vs compression")
-        ax.legend(fontsize=7, loc="best")
-        fig.tight_layout()
+            if "majority_class" in metrics:
+                ax.axhline(
+                    metrics["majority_class"]["rate_on_eval"], ls="--", c="grey", label="majority class"
+                )
+            for _, row in r[r["model"].str.endswith(" probe")].iterrows():
+                ax.axhline(row["value"], ls=":", c="black", label=f"{row['method']} (no LLM)")
+            ax.set_xscale("log")
+            ax.set_xlabel("slot length (tokens, log)")
+            ax.set_title(model)
+        axes[0][0].set_ylabel(f"{metric} (95% BCa CI)")
+        handles, labels = axes[0][0].get_legend_handles_labels()
+        uniq = dict(zip(labels, handles, strict=False))
+        fig.legend(uniq.values(), uniq.keys(), loc="center right", fontsize=8)
+        fig.suptitle(f"{metrics['task']}: quality vs compression (same prompt builder, same M)")
+        fig.tight_layout(rect=(0, 0, 0.86, 1))
         fig.savefig(rep / "quality_vs_compression.png", dpi=120)
         plt.close(fig)
         made.append("quality_vs_compression.png")
@@ -228,9 +243,8 @@ def write_report(run_dir: Path) -> Path:
     lines.append("")
     stages = manifest.get("stages", {})
     if stages:
-        lines.append(
-            "Stage times: " + ", ".join(f"{k} {v.get('seconds', '?')} s" for k, v in stages.items()) + "."
-        )
+        timed = [f"{k} {v['seconds']} s" for k, v in stages.items() if "seconds" in v]
+        lines.append("Stage times: " + ", ".join(timed) + ".")
         lines.append("")
     if "majority_class" in metrics:
         mc = metrics["majority_class"]
