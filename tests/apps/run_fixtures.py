@@ -89,6 +89,8 @@ def make_finished_run(root: Path, name: str = "alpha", shift: float = 0.0) -> Pa
         "results": results,
         "comparisons": comps,
         "majority_class": {"label": "negative", "rate_on_eval": 0.5, "n": 6},
+        "headline": "accuracy",
+        "wire": {"n_tokens": 8 if shift == 0 else 16, "d_z": 256, "precision": "int8"},
     }
     (run / "eval" / "metrics.json").write_text(json.dumps(metrics))
     (run / "report" / "summary.md").write_text("# alpha\n")

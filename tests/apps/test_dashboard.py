@@ -46,6 +46,14 @@ def test_example_filters(runs_dir: Path) -> None:
     )
 
 
+def test_across_runs_points_and_holm(runs_dir: Path) -> None:
+    from dashboard.runs import across_runs
+
+    points, tests = across_runs(list_runs(runs_dir))
+    assert set(points["M"]) == {8, 16} and set(points["run"]) == {"alpha", "gamma"}
+    assert len(tests) == 8 and (tests["p_holm_across_runs"] >= tests["p_mcnemar"]).all()
+
+
 def test_app_pages_render(runs_dir: Path) -> None:
     at = AppTest.from_file(str(APP), default_timeout=60).run()
     assert not at.exception

@@ -14,7 +14,15 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from dashboard.runs import RunData, filter_examples, headline_table, list_runs, load_run, wide_examples
+from dashboard.runs import (
+    RunData,
+    across_runs,
+    filter_examples,
+    headline_table,
+    list_runs,
+    load_run,
+    wide_examples,
+)
 
 
 def _runs_dir() -> Path:
@@ -150,6 +158,19 @@ def compare_view(runs: list[RunData]) -> None:
     if f"value {ra}" in merged and f"value {rb}" in merged:
         merged["B − A"] = merged[f"value {rb}"] - merged[f"value {ra}"]
     st.dataframe(merged, hide_index=True, width="stretch")
+    st.subheader("Across runs: latent quality vs M, tests Holm-corrected over runs")
+    chosen = st.multiselect("runs", names, default=names)
+    points, tests = across_runs([r for r in runs if r.name in chosen])
+    if not points.empty and points["M"].notna().any():
+        base = alt.Chart(points).encode(
+            x=alt.X("M:Q", scale=alt.Scale(type="log"), title="soft tokens M"),
+            color="model:N",
+            tooltip=["run", "task", "model", "M", "value", "ci_low", "ci_high", "n"],
+        )
+        chart = base.mark_line(point=True).encode(y=alt.Y("value:Q", title="latent headline metric"))
+        st.altair_chart(chart + base.mark_rule().encode(y="ci_low:Q", y2="ci_high:Q"), width="stretch")
+    if not tests.empty:
+        st.dataframe(tests.round(5), hide_index=True, width="stretch")
 
 
 def main() -> None:

@@ -155,6 +155,44 @@ def headline_table(runs: list[RunData]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def across_runs(runs: list[RunData]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Latent quality against M across runs, and every run's paired tests Holm-corrected together.
+
+    Returns ``(points, tests)``: one row per (run, model) with the headline metric, its CI and the run's
+    ``M``; and the latent-vs-baseline tests of all runs with ``p_holm_across_runs`` (statsmodels).
+    """
+    from statsmodels.stats.multitest import multipletests
+
+    points, tests = [], []
+    for r in runs:
+        if not r.metrics:
+            continue
+        headline = r.metrics.get("headline", r.metrics["metrics"][-1])
+        m = (r.metrics.get("wire") or {}).get("n_tokens")
+        for x in r.metrics.get("results", []):
+            if x["method"] == "latent" and x["metric"] == headline:
+                points.append(
+                    {
+                        "run": r.name,
+                        "task": r.metrics.get("task"),
+                        "model": x["model"],
+                        "M": m,
+                        "value": x["value"],
+                        "ci_low": x["ci_low"],
+                        "ci_high": x["ci_high"],
+                        "n": x["n"],
+                    }
+                )
+        for c in r.metrics.get("comparisons", []):
+            if c["metric"] == headline:
+                tests.append({"run": r.name, "task": r.metrics.get("task"), **c})
+    tdf = pd.DataFrame(tests)
+    if not tdf.empty:
+        key = "p_mcnemar" if "p_mcnemar" in tdf and tdf["p_mcnemar"].notna().all() else "p_value"
+        tdf["p_holm_across_runs"] = multipletests(tdf[key].to_numpy(float), method="holm")[1]
+    return pd.DataFrame(points), tdf
+
+
 def score_column(preds: pd.DataFrame) -> str:
     for c in ("accuracy", "f1", "gsm8k_accuracy", "rouge_l", "em"):
         if c in preds.columns:
