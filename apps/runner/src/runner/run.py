@@ -90,18 +90,29 @@ class Run:
         for name in exp.models.names:
             resolve_model_name(name)
         resolved = to_toml(exp)
-        if fresh and self.dir.exists():
-            shutil.rmtree(self.dir)
+        # Under `accelerate launch` / torchrun every rank runs this recipe: all ranks train (DDP),
+        # rank 0 alone prepares, evaluates, reports and writes the run folder's files.
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.is_main = int(os.environ.get("RANK", "0")) == 0
+        self._state: Any = None
+        if self.world > 1:
+            from accelerate import PartialState
+
+            self._state = PartialState(cpu=not torch.cuda.is_available())
         cfg_path = self.dir / "experiment.toml"
-        if cfg_path.is_file() and cfg_path.read_text() != resolved:
-            raise RunFolderMismatch(
-                f"{self.dir} holds a run of a different config; nothing was changed. "
-                "Use --fresh to start it over or give the experiment another name."
-            )
-        self.dir.mkdir(parents=True, exist_ok=True)
-        configure_logging(self.dir / "log.jsonl")
-        if not cfg_path.is_file():
-            cfg_path.write_text(resolved)
+        if self.is_main:
+            if fresh and self.dir.exists():
+                shutil.rmtree(self.dir)
+            if cfg_path.is_file() and cfg_path.read_text() != resolved:
+                raise RunFolderMismatch(
+                    f"{self.dir} holds a run of a different config; nothing was changed. "
+                    "Use --fresh to start it over or give the experiment another name."
+                )
+            self.dir.mkdir(parents=True, exist_ok=True)
+            if not cfg_path.is_file():
+                cfg_path.write_text(resolved)
+        self._barrier()
+        configure_logging(self.dir / "log.jsonl" if self.is_main else None)
         self.manifest_path = self.dir / "manifest.json"
         self.manifest: dict[str, Any] = (
             json.loads(self.manifest_path.read_text())
@@ -120,6 +131,7 @@ class Run:
                 "platform": platform.platform(),
                 "cpus": os.cpu_count(),
                 "device": self.device,
+                "world_size": self.world,
                 "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
             },
         )
@@ -133,7 +145,13 @@ class Run:
         d = self.exp.models.device
         return ("cuda" if torch.cuda.is_available() else "cpu") if d == "auto" else d
 
+    def _barrier(self) -> None:
+        if self._state is not None:
+            self._state.wait_for_everyone()
+
     def _save_manifest(self) -> None:
+        if not self.is_main:
+            return
         tmp = self.manifest_path.with_suffix(".json.tmp")
         tmp.write_text(json.dumps(self.manifest, indent=1))
         os.replace(tmp, self.manifest_path)
@@ -143,9 +161,14 @@ class Run:
 
     def run(self, stages: tuple[str, ...] = STAGES) -> None:
         for stage in stages:
+            self._barrier()
+            if self.manifest_path.is_file():  # another rank may have finished a stage meanwhile
+                self.manifest["stages"] = json.loads(self.manifest_path.read_text()).get("stages", {})
             if self.stage_done(stage):
                 log.info("stage_skipped_already_done", stage=stage)
                 continue
+            if stage != "train" and not self.is_main:
+                continue  # rank 0 does it; the barrier at the next stage waits for it
             fn: Callable[[], dict[str, Any] | None] = getattr(self, f"_{stage}")
             entry = self.manifest["stages"].setdefault(stage, {})
             entry.update(status="running", start=_now())
@@ -161,6 +184,7 @@ class Run:
             entry.update(status="done", end=_now(), seconds=round(time.perf_counter() - t0, 1), **info)
             self._save_manifest()
             log.info("stage_done", stage=stage, seconds=entry["seconds"])
+        self._barrier()
         self.manifest["finished"] = _now()
         self._save_manifest()
 
