@@ -131,6 +131,7 @@ def test_evaluate_method_rows(task) -> None:
         df.columns
     )
     assert (df["nll_per_token"] > 0).all() and (df["first_token_acc5"] >= df["first_token_acc1"]).all()
+    assert (df["prompt_tokens"] == len(prompt.before) + df["slot_tokens"] + len(prompt.after)).all()
     if task is SST2:
         assert set(df["output"]) <= {"negative", "positive"}
     else:

@@ -67,21 +67,23 @@ def run_view(run: RunData) -> None:
     res = run.results()
     if not res.empty:
         st.subheader("Metrics")
-        show = res[
-            [
-                "model",
-                "method",
-                "metric",
-                "value",
-                "ci_low",
-                "ci_high",
-                "n",
-                "slot_tokens",
-                "wire_bytes",
-                "prompt_utf8_bytes",
-                "latency_s",
-            ]
+        cols = [
+            "model",
+            "method",
+            "metric",
+            "value",
+            "ci_low",
+            "ci_high",
+            "n",
+            "slot_tokens",
+            "prompt_tokens",
+            "token_compression",
+            "wire_bytes",
+            "prompt_utf8_bytes",
+            "byte_compression",
+            "latency_s",
         ]
+        show = res[[c for c in cols if c in res.columns]]  # older runs lack the newer columns
         st.table(show.round(4))
         if run.metrics and run.metrics.get("majority_class"):
             mc = run.metrics["majority_class"]

@@ -211,6 +211,9 @@ def evaluate_method(
                 "output": out,
                 "gold": " | ".join(gold),
                 "slot_tokens": int(slot.shape[0]) if isinstance(slot, torch.Tensor) else len(slot),
+                "prompt_tokens": len(prompt.before)
+                + (int(slot.shape[0]) if isinstance(slot, torch.Tensor) else len(slot))
+                + len(prompt.after),  # the whole prompt the model reads, this method's slot included
                 "wire_bytes": int(wb),
                 "prompt_utf8_bytes": len(ex.source.encode("utf-8")),
                 "latency_s": latency,

@@ -86,6 +86,7 @@ def compute_metrics(
                     "ci_high": hi,
                     "n": len(g),
                     "slot_tokens": float(g["slot_tokens"].mean()),
+                    "prompt_tokens": float(g["prompt_tokens"].mean()) if "prompt_tokens" in g else None,
                     "wire_bytes": float(g["wire_bytes"].mean()),
                     "prompt_utf8_bytes": float(g["prompt_utf8_bytes"].mean()),
                     "latency_s": float(g["latency_s"].mean()),
