@@ -64,6 +64,8 @@ def test_app_pages_render(runs_dir: Path) -> None:
     at.sidebar.selectbox[0].set_value("alpha").run()
     assert not at.exception
     assert "latent" in at.table[0].value["method"].tolist()
+    assert at.main.selectbox[0].value == "accuracy"  # the headline metric is shown first
+    assert set(at.table[0].value["metric"]) == {"accuracy"}
     at.sidebar.selectbox[0].set_value("beta").run()
     assert any("not there yet" in i.value for i in at.info)
     at.sidebar.radio[0].set_value("Examples").run()

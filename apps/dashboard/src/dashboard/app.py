@@ -67,6 +67,10 @@ def run_view(run: RunData) -> None:
     res = run.results()
     if not res.empty:
         st.subheader("Metrics")
+        names = list(dict.fromkeys(res["metric"]))
+        headline = run.metrics.get("headline", names[0]) if run.metrics else names[0]
+        metric = st.selectbox("metric", names, index=names.index(headline) if headline in names else 0)
+        table = res[res["metric"] == metric]
         cols = [
             "model",
             "method",
@@ -83,7 +87,7 @@ def run_view(run: RunData) -> None:
             "byte_compression",
             "latency_s",
         ]
-        show = res[[c for c in cols if c in res.columns]]  # older runs lack the newer columns
+        show = table[[c for c in cols if c in table.columns]]  # older runs lack the newer columns
         st.table(show.round(4))
         if run.metrics and run.metrics.get("majority_class"):
             mc = run.metrics["majority_class"]
@@ -117,8 +121,13 @@ def examples_view(run: RunData) -> None:
     preds = run.predictions
     models = list(dict.fromkeys(preds["model"]))
     model = st.selectbox("model", models)
-    methods = list(dict.fromkeys(preds["method"]))
+    methods = list(dict.fromkeys(preds[preds["model"] == model]["method"]))
     wide = wide_examples(preds, model)
+    probe = (
+        preds[preds["method"] == "linear_probe"].set_index("example_id")["output"]
+        if ("linear_probe" in set(preds["method"]))
+        else None
+    )
     c1, c2, c3 = st.columns(3)
     disagree = c1.checkbox("methods disagree")
     wrong = c2.selectbox("wrong answers of", ["(any)", *methods])
@@ -140,10 +149,12 @@ def examples_view(run: RunData) -> None:
         st.markdown(f"**Example** `{ex_id}` — source text")
         st.text(sources.get(ex_id, "(not recorded)"))
         st.markdown(f"**Gold:** {row['gold']}")
-        cols = st.columns(len(methods))
-        for col, m in zip(cols, methods, strict=True):
-            col.markdown(f"**{m}**")
-            col.markdown(f"output: {row.get(m, '')}")
+        shown_methods = [*methods, *(["linear_probe"] if probe is not None else [])]
+        cols = st.columns(len(shown_methods))
+        for col, m in zip(cols, shown_methods, strict=True):
+            out = probe.get(ex_id, "") if m == "linear_probe" and probe is not None else row.get(m, "")
+            col.markdown(f"**{m}**" + (" (no LLM)" if m == "linear_probe" else ""))
+            col.markdown(f"output: {out}")
 
 
 def compare_view(runs: list[RunData]) -> None:
