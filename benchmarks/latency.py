@@ -20,7 +20,6 @@ from typing import Any
 
 import torch
 
-from latentwire_core.slots import assemble_batch
 from latentwire_eval.evaluate import Prompt
 from latentwire_hf.checkpoint import latest_checkpoint, load_weights
 from runner.config import load_experiment
@@ -68,8 +67,7 @@ def main() -> None:
                 return list(wire.to_model(wire.encode(feats.to(dev), mask.to(dev)), name))
 
         def generate(batch: list[Any], method: str, new: int, prompt: Prompt = prompt, lm: Any = lm) -> None:
-            rows = [[prompt.before, s, prompt.after] for s in slots(batch, method)]
-            b = assemble_batch(rows, embed=lm.embed, pad_side="left", pad_id=prompt.pad)
+            b = prompt.generation_batch(slots(batch, method))
             lm.generate(b.inputs_embeds, b.attention_mask, max_new_tokens=new)
 
         for method in ("text", "latent"):

@@ -42,7 +42,7 @@ from latentwire_hf.checkpoint import latest_checkpoint, load_weights
 from latentwire_hf.data import load_train_eval
 from latentwire_hf.features import build_feature_source
 from latentwire_hf.frozen_lm import load_frozen_lm
-from latentwire_hf.models import cache_root, resolve_model_name
+from latentwire_hf.models import KNOWN_MODELS, cache_root, load_causal_lm, resolve_model_name
 from latentwire_hf.training import Trainer
 from runner.config import Experiment, to_toml
 
@@ -279,7 +279,7 @@ class Run:
         bar = tqdm(total=len(self.lms()) * len(methods) * len(evaluation), desc="evaluate", leave=False)
         lingua = None
         for name, lm in self.lms().items():
-            prompts: dict[str, Prompt] = {}
+            plain: Prompt | None = None  # built once per model: its prefix cache is a forward pass
             for method in methods:
                 out = partial / f"{name}__{method}.parquet"
                 if out.is_file():  # finished before an interruption
@@ -290,10 +290,12 @@ class Run:
                     instr = kshot_instruction(self.task, train, k=ev.kshot, seed=self.exp.seed)
                     prompt = Prompt(lm, self.task, instruction=instr)
                 else:
-                    prompt = prompts.setdefault("plain", Prompt(lm, self.task))
+                    plain = plain or Prompt(lm, self.task)
+                    prompt = plain
                 if method == "llmlingua" and lingua is None:
-                    load_frozen_lm(ev.llmlingua_scorer)  # make sure the scorer folder exists (converted once)
                     folder = cache_root() / "models" / ev.llmlingua_scorer
+                    if ev.llmlingua_scorer in KNOWN_MODELS and not folder.is_dir():
+                        load_causal_lm(ev.llmlingua_scorer)  # converts it into the cache once
                     scorer = folder if folder.is_dir() else Path(ev.llmlingua_scorer)
                     lingua = LLMLinguaBaseline(
                         scorer, tiktoken_cache=cache_root() / "tiktoken", device=self.device

