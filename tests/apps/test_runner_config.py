@@ -46,7 +46,10 @@ def _write(tmp_path: Path, text: str) -> Path:
         ('name = "x"\n[train]\nsteps = 1.5\n', r"'train\.steps' must be an integer"),
         ('name = "x"\n[train]\nlr = -1.0\n', r"exp\.toml: \[train\] lr must be > 0, got -1\.0"),
         ('name = "x"\n[wire]\nn_tokens = 0\n', r"\[wire\] n_tokens must be > 0"),
-        ('name = "x"\n[wire]\nencoder = "qformer"\n', r"encoder must be one of \['perceiver', 'mean_pool'\]"),
+        (
+            'name = "x"\n[wire]\nencoder = "qformer"\n',
+            r"encoder must be one of \['lm_pool', 'mean_pool', 'perceiver'\]",
+        ),
         ('name = "x"\n[codec]\nprecision = "int3"\n', r"\[codec\] precision must be one of"),
         ('name = "x"\n[data]\ntask = "mnli"\n', r"\[data\] task must be one of"),
         ('name = "x"\n[eval]\nmethods = ["text", "magic"]\n', r"methods must be a non-empty list"),

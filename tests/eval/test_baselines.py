@@ -10,6 +10,7 @@ from latentwire_core.testing import FakeFrozenLM
 from latentwire_eval.baselines import PCABaseline, fit_linear_probe, kshot_instruction, mean_pool_slot
 from latentwire_eval.evaluate import Prompt, evaluate_method, sequence_scores, token_budget_slot
 from latentwire_eval.report import compute_metrics, derive_joint_oracle
+from latentwire_eval.stats import mcnemar_test
 
 LM = FakeFrozenLM(d_model=16, n_layers=1, vocab=60, seed=2)
 SST2 = get_task("sst2")
@@ -214,3 +215,27 @@ def test_compute_metrics_compares_latent_with_baselines_and_references() -> None
         0.5
     )
     assert set(res["model"]) >= {"joint", "oracle"}
+
+
+def test_paired_tests_pair_by_example_id_not_row_order() -> None:
+    preds = _preds()
+    m1 = compute_metrics(preds, task=SST2, n_resamples=300)
+    shuffled = pd.concat(
+        [
+            preds[preds["method"] == "latent"],
+            preds[preds["method"] != "latent"].sample(frac=1.0, random_state=3),
+        ],
+        ignore_index=True,
+    )
+    m2 = compute_metrics(shuffled, task=SST2, n_resamples=300)
+    key = lambda c: (c["model"], c["latent_vs"], c["metric"])  # noqa: E731
+    a, b = sorted(m1["comparisons"], key=key), sorted(m2["comparisons"], key=key)
+    assert [(key(x), x["diff"], x["p_mcnemar"]) for x in a] == [
+        (key(x), x["diff"], x["p_mcnemar"]) for x in b
+    ]
+    # pairing by row order would change the discordant counts of a shuffled baseline
+    lat = preds[(preds["model"] == "a") & (preds["method"] == "latent")]["accuracy"].to_numpy()
+    txt = shuffled[(shuffled["model"] == "a") & (shuffled["method"] == "text")]["accuracy"].to_numpy()
+    by_row = mcnemar_test(lat, txt)
+    c = next(x for x in a if x["model"] == "a" and x["latent_vs"] == "text")
+    assert (by_row["a_only"], by_row["b_only"]) != (c["latent_only"], c["baseline_only"])

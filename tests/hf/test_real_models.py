@@ -77,7 +77,9 @@ def test_llmlingua_compresses_with_a_local_scorer_to_the_budget(tmp_path) -> Non
         answers=("Denver Broncos",),
     )
     slot = base.slot(lm, ex, 32)
-    head = lm.tokenize([f"Question: {q}\nContext: "])[0]
+    head = lm.tokenize([f"Question: {q}\nContext:"])[0]  # the context follows as " " + context
     assert len(slot) <= 32 and slot[: len(head)] == head  # question kept first, budget respected
-    full = lm.tokenize([ctx])[0]
+    full = lm.tokenize([" " + ctx])[0]
+    # the head/context split matches the full text's tokenisation (no lone space token)
+    assert head + full == lm.tokenize([f"Question: {q}\nContext: {ctx}"])[0]
     assert slot[len(head) :] != full[: 32 - len(head)]  # not plain truncation: llmlingua dropped tokens

@@ -16,17 +16,23 @@ import attrs
 
 from latentwire_core._validators import non_negative, one_of, positive
 from latentwire_core.codec import WireCodecConfig
-from latentwire_core.interlingua import InterlinguaConfig
-from latentwire_core.tasks import TASKS
+from latentwire_core.interlingua import INTERLINGUAS, InterlinguaConfig
+from latentwire_core.tasks import COMPRESS, TASKS
 from latentwire_core.wire import LatentWireConfig
+from latentwire_hf import lm_encoder as _lm_encoder  # registers the "lm_pool" encoder
+from latentwire_hf.objectives import PretrainConfig
 from latentwire_hf.training import TrainConfig
+
+del _lm_encoder
 
 __all__ = ["ConfigError", "Experiment", "load_experiment", "to_toml"]
 
 METHODS = (
     "text",
     "text_kshot",
+    "no_context",
     "latent",
+    "latent_shuffled",
     "token_budget",
     "mean_pool",
     "pca",
@@ -59,6 +65,10 @@ class DataConfig:
     train_limit: int = attrs.field(default=2000, validator=positive)
     eval_limit: int = attrs.field(default=400, validator=positive)
     on_error: str = attrs.field(default="raise", validator=one_of("raise", "skip"))
+    # draw eval_limit examples across the whole split with the seed, or take the file's first ones
+    eval_sampling: str = attrs.field(default="seeded", validator=one_of("seeded", "prefix"))
+    min_eval: int = attrs.field(default=1, validator=positive)  # refuse a run that gets fewer eval examples
+    min_train: int = attrs.field(default=1, validator=positive)  # ... or fewer training examples
 
 
 @attrs.frozen(kw_only=True)
@@ -80,28 +90,62 @@ class FeaturesConfig:
     max_length: int = attrs.field(default=256, validator=positive)
 
 
+def _encoder(_i: Any, a: attrs.Attribute[Any], v: str) -> None:
+    if v not in INTERLINGUAS:
+        raise ValueError(f"{a.name} must be one of {INTERLINGUAS.names()}, got {v!r}")
+
+
 @attrs.frozen(kw_only=True)
 class WireSection:
-    encoder: str = attrs.field(default="perceiver", validator=one_of("perceiver", "mean_pool"))
-    n_tokens: int = attrs.field(default=8, validator=positive)
-    d_z: int = attrs.field(default=256, validator=positive)
+    """``[wire]``: the encoder, M, what is compressed, the adapters and calibration.
+
+    ``ratio = x > 0`` gives each example ``M = ceil(n / x)`` soft tokens for its ``n`` compressed
+    tokens, at most ``n_tokens``; ``ratio = 0`` keeps M fixed at ``n_tokens``. ``compress =
+    "context"`` keeps a QA question in plain text and puts only the context on the wire.
+    ``encoder = "lm_pool"`` trains ``encoder_layers`` layers of the ``[features]`` LM above its
+    frozen first ``features.layer`` layers (``encoder_train = "full"`` or ``"lora"``).
+    """
+
+    encoder: str = attrs.field(default="perceiver", validator=_encoder)
+    n_tokens: int = attrs.field(
+        default=8, validator=attrs.validators.and_(positive, attrs.validators.le(4096))
+    )
+    ratio: float = attrs.field(default=0.0, validator=non_negative)
+    compress: str = attrs.field(default="source", validator=one_of(*COMPRESS))
+    d_z: int = attrs.field(default=256, validator=attrs.validators.and_(positive, attrs.validators.le(16384)))
     n_heads: int = attrs.field(default=4, validator=positive)
     adapter: str = attrs.field(default="mlp", validator=one_of("linear", "mlp"))
     calibration: str = attrs.field(default="rms", validator=one_of("none", "rms", "learned"))
     dropout: float = attrs.field(default=0.0, validator=non_negative)
+    encoder_layers: int = attrs.field(default=2, validator=positive)
+    encoder_train: str = attrs.field(default="full", validator=one_of("full", "lora"))
+    encoder_causal: bool = False
+    lora_rank: int = attrs.field(default=8, validator=positive)
 
-    def to_core(self, d_in: int) -> LatentWireConfig:
+    def __attrs_post_init__(self) -> None:
+        if self.dropout >= 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.encoder == "perceiver" and self.d_z % self.n_heads:
+            raise ValueError(f"d_z ({self.d_z}) must be divisible by n_heads ({self.n_heads})")
+        if self.ratio > 0 and self.encoder == "perceiver":
+            raise ValueError(
+                "ratio needs a pooling encoder (mean_pool or lm_pool); the perceiver has fixed M"
+            )
+
+    def to_core(self, d_in: int, *, content_tokens: bool = False) -> LatentWireConfig:
         return LatentWireConfig(
             interlingua=InterlinguaConfig(
                 kind=self.encoder,
                 d_in=d_in,
                 d_z=self.d_z,
                 n_tokens=self.n_tokens,
+                ratio=self.ratio,
                 n_heads=self.n_heads,
                 dropout=self.dropout,
             ),
             adapter_kind=self.adapter,
             calibration=self.calibration,
+            content_tokens=content_tokens,
         )
 
 
@@ -130,6 +174,7 @@ class Experiment:
     features: FeaturesConfig = attrs.field(factory=FeaturesConfig)
     wire: WireSection = attrs.field(factory=WireSection)
     codec: WireCodecConfig = attrs.field(factory=WireCodecConfig)
+    pretrain: PretrainConfig = attrs.field(factory=PretrainConfig)
     train: TrainConfig = attrs.field(factory=TrainConfig)
     eval: EvalConfig = attrs.field(factory=EvalConfig)
 
@@ -140,6 +185,26 @@ class Experiment:
         if "linear_probe" in self.eval.methods and kind != "classification":
             raise ValueError(
                 f"eval.methods: linear_probe needs a classification task, not {self.data.task!r}"
+            )
+        if self.wire.compress == "context" and self.data.task not in ("squad", "squad_v2", "hotpotqa"):
+            raise ValueError(
+                f"wire.compress = 'context' needs a QA task with contexts, not {self.data.task!r}"
+            )
+        if self.wire.encoder == "lm_pool":
+            if self.features.source in ("minilm-l6",) or self.features.source.startswith(
+                "sentence-transformers/"
+            ):
+                raise ValueError("wire.encoder = 'lm_pool' needs [features].source to be a causal LM")
+            if self.features.layer < 0:
+                raise ValueError(
+                    "wire.encoder = 'lm_pool' needs [features].layer >= 0 (the frozen lower layers)"
+                )
+        if "latent_shuffled" in self.eval.methods and "latent" not in self.eval.methods:
+            raise ValueError("eval.methods: latent_shuffled is a control of 'latent'; list both")
+        if self.train.kd_weight > 0 and self.train.max_text_tokens < self.eval.max_text_tokens:
+            raise ValueError(
+                f"train.max_text_tokens ({self.train.max_text_tokens}) < eval.max_text_tokens "
+                f"({self.eval.max_text_tokens}): the KD teacher must see at least what the text baseline sees"
             )
         if {"joint", "oracle"} & set(self.eval.methods) and (
             "latent" not in self.eval.methods or len(self.models.names) < 2
@@ -235,8 +300,11 @@ def load_experiment(path: Path, overrides: typing.Sequence[str] = ()) -> Experim
             if not isinstance(node, dict):
                 raise ConfigError(f"--set {item!r}: {p} is not a table")
         node[parts[-1]] = _parse_value(raw.strip())
-    if isinstance(data.get("train"), dict) and "seed" in data["train"]:
-        raise ConfigError(f"{path}: '[train].seed' is not settable; the top-level 'seed' seeds everything")
+    for sec in ("train", "pretrain"):
+        if isinstance(data.get(sec), dict) and "seed" in data[sec]:
+            raise ConfigError(
+                f"{path}: '[{sec}].seed' is not settable; the top-level 'seed' seeds everything"
+            )
     if "name" not in data:
         raise ConfigError(f"{path}: missing required key 'name'")
     exp: Experiment = structure(Experiment, data, "", str(path))
@@ -263,6 +331,7 @@ def to_toml(exp: Experiment) -> str:
     """The resolved config as TOML (what ran, defaults included)."""
     d = to_dict(exp)
     d["train"].pop("seed", None)  # derived from the top-level seed
+    d["pretrain"].pop("seed", None)
     top = [f"{k} = {_toml_value(v)}" for k, v in d.items() if not isinstance(v, dict)]
     out = ["# resolved experiment: exactly what ran", *top, ""]
     for k, v in d.items():

@@ -1,4 +1,4 @@
-"""The recipe: prepare -> train -> evaluate -> report, into one run folder (DESIGN.md section 5).
+"""The recipe: prepare -> pretrain -> train -> evaluate -> report, into one run folder (DESIGN.md section 5).
 
 Each stage records its status in ``manifest.json``; a finished stage is skipped
 when the same command runs again, training resumes from its last checkpoint and
@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 import platform
+import random
 import shutil
 import subprocess
 import sys
@@ -27,8 +28,9 @@ import torch
 from tqdm.auto import tqdm
 
 from latentwire_core import LatentWire, QuantWireCodec
+from latentwire_core.interlingua import build_interlingua
 from latentwire_core.logs import configure_logging, get_logger
-from latentwire_core.tasks import Example, get_task
+from latentwire_core.tasks import Example, compressed_text, get_task
 from latentwire_eval.baselines import (
     LLMLinguaBaseline,
     PCABaseline,
@@ -39,16 +41,17 @@ from latentwire_eval.baselines import (
 from latentwire_eval.evaluate import Prompt, evaluate_method, token_budget_slot
 from latentwire_eval.report import compute_metrics, derive_joint_oracle, write_report
 from latentwire_hf.checkpoint import latest_checkpoint, load_weights
-from latentwire_hf.data import load_train_eval
+from latentwire_hf.data import DataError, load_train_eval
 from latentwire_hf.features import build_feature_source
 from latentwire_hf.frozen_lm import load_frozen_lm
 from latentwire_hf.models import KNOWN_MODELS, cache_root, load_causal_lm, resolve_model_name
+from latentwire_hf.objectives import ContentObjective, content_items
 from latentwire_hf.training import Trainer
 from runner.config import Experiment, to_toml
 
 __all__ = ["STAGES", "Run"]
 
-STAGES = ("prepare", "train", "evaluate", "report")
+STAGES = ("prepare", "pretrain", "train", "evaluate", "report")
 log = get_logger("runner")
 
 
@@ -167,7 +170,7 @@ class Run:
             if self.stage_done(stage):
                 log.info("stage_skipped_already_done", stage=stage)
                 continue
-            if stage != "train" and not self.is_main:
+            if stage not in ("train", "pretrain") and not self.is_main:
                 continue  # rank 0 does it; the barrier at the next stage waits for it
             fn: Callable[[], dict[str, Any] | None] = getattr(self, f"_{stage}")
             entry = self.manifest["stages"].setdefault(stage, {})
@@ -199,7 +202,20 @@ class Run:
                 train_limit=d.train_limit,
                 eval_limit=d.eval_limit,
                 on_error="skip" if d.on_error == "skip" else "raise",
+                eval_sampling="prefix" if d.eval_sampling == "prefix" else "seeded",
+                seed=self.exp.seed,
             )
+            for split, got, floor, limit in (
+                ("eval", len(evaluation), d.min_eval, d.eval_limit),
+                ("train", len(train), d.min_train, d.train_limit),
+            ):
+                if got < floor:
+                    raise DataError(
+                        f"{d.task}: the {split} split has {got} usable examples, below [data].min_{split} = "
+                        f"{floor} (asked for up to {limit}); nothing was run"
+                    )
+                if got < limit:
+                    log.warning("fewer_examples_than_asked", task=d.task, split=split, got=got, asked=limit)
             self._data = (train, evaluation)
             self._data_report = report
         return self._data
@@ -220,8 +236,23 @@ class Run:
 
     def build_wire(self) -> LatentWire:
         torch.manual_seed(self.exp.seed)
-        cfg = self.exp.wire.to_core(self.features().feature_dim)
-        return LatentWire(cfg, {n: (lm.d_model, lm.embed_rms) for n, lm in self.lms().items()})
+        w = self.exp.wire
+        cfg = w.to_core(self.features().feature_dim, content_tokens=self.exp.pretrain.steps > 0)
+        encoder = None
+        if w.encoder == "lm_pool":  # a fresh copy of the LM: the feature source dropped its upper layers
+            trunk, _ = load_causal_lm(self.exp.features.source, seed=self.exp.seed)
+            encoder = build_interlingua(
+                cfg.interlingua,
+                lm=trunk,
+                start_layer=self.exp.features.layer,
+                n_layers=w.encoder_layers,
+                causal=w.encoder_causal,
+                train=w.encoder_train,
+                lora_rank=w.lora_rank,
+            )
+            del trunk
+        models = {n: (lm.d_model, lm.embed_rms) for n, lm in self.lms().items()}
+        return LatentWire(cfg, models, encoder=encoder)
 
     # --- stages ----------------------------------------------------------------------------------
     def _prepare(self) -> dict[str, Any]:
@@ -231,8 +262,9 @@ class Run:
             for n, lm in self.lms().items()
         }
         fs = self.features()
-        fs.warm([e.source for e in train], desc="features (train)")
-        fs.warm([e.source for e in evaluation], desc="features (eval)")
+        comp = self.exp.wire.compress
+        fs.warm([compressed_text(e, comp) for e in train], desc="features (train)")
+        fs.warm([compressed_text(e, comp) for e in evaluation], desc="features (eval)")
         rep = self._data_report
         info = {
             "n_train": len(train),
@@ -245,27 +277,83 @@ class Run:
         (self.dir / "prepare" / "data.json").write_text(json.dumps(info, indent=1))
         return {"n_train": len(train), "n_eval": len(evaluation), "skipped_rows": len(rep.skipped)}
 
+    def _pretrain(self) -> dict[str, Any]:
+        """Reconstruction / continuation on the training split's texts (never an evaluation text)."""
+        pc = self.exp.pretrain
+        if pc.steps == 0:
+            return {"skipped": "pretrain.steps = 0"}
+        train, _ = self.data()
+        texts = [compressed_text(e, self.exp.wire.compress) for e in train]
+        items = content_items(texts, attrs.evolve(pc, seed=self.exp.seed))
+        fs = self.features()
+        fs.warm(
+            [it.encoded for it in items[: pc.steps * pc.batch_size * pc.grad_accum]],
+            desc="features (pretrain)",
+        )
+        wire = self.build_wire()
+        objective = ContentObjective(
+            lms=self.lms(),
+            features=fs,
+            items=items,
+            cfg=pc,
+            n_tokens=self.exp.wire.n_tokens,
+            ratio=self.exp.wire.ratio,
+        )
+        trainer = Trainer(
+            wire=wire,
+            lms=self.lms(),
+            cfg=attrs.evolve(pc, seed=self.exp.seed),
+            run_dir=self.dir,
+            objective=objective,
+            stage="pretrain",
+        )
+        trainer.train()
+        return {
+            "steps": trainer.step,
+            "items": len(items),
+            "rec_items": sum(it.mode == "rec" for it in items),
+        }
+
     def _train(self) -> dict[str, Any]:
         train, _ = self.data()
+        wire = self.build_wire()
+        pre = latest_checkpoint(self.dir / "pretrain" / "checkpoints") if self.exp.pretrain.steps else None
+        if pre is not None and latest_checkpoint(self.dir / "checkpoints") is None:
+            load_weights(pre, wire)  # fine-tuning starts from the content-pretrained wire
+            log.info("initialised_from_pretrain", checkpoint=str(pre))
         trainer = Trainer(
-            wire=self.build_wire(),
+            wire=wire,
             lms=self.lms(),
             features=self.features(),
             task=self.task,
             examples=train,
             cfg=attrs.evolve(self.exp.train, seed=self.exp.seed),
             run_dir=self.dir,
+            compress=self.exp.wire.compress,
         )
         trainer.train()
-        return {"steps": trainer.step}
+        return {"steps": trainer.step, "initialised_from": str(pre) if pre is not None else None}
+
+    def _budgets(self, evaluation: list[Example], wire: LatentWire) -> dict[str, int]:
+        """Soft tokens per example (``M_i``): the budget every method gets for that example."""
+        w = self.exp.wire
+        if w.ratio <= 0:
+            return {e.id: w.n_tokens for e in evaluation}
+        out: dict[str, int] = {}
+        fs = self.features()
+        for i in range(0, len(evaluation), 64):
+            chunk = evaluation[i : i + 64]
+            _, mask = fs.features([compressed_text(e, w.compress) for e in chunk])
+            out.update(zip([e.id for e in chunk], wire.counts(mask).tolist(), strict=True))
+        return out
 
     def _evaluate(self) -> dict[str, Any]:
         train, evaluation = self.data()
-        ev, m, dz = self.exp.eval, self.exp.wire.n_tokens, self.exp.wire.d_z
+        ev, w = self.exp.eval, self.exp.wire
         methods = [x for x in ev.methods if x not in ("joint", "oracle", "linear_probe")]
         wire = self.build_wire()
         ckpt = latest_checkpoint(self.dir / "checkpoints")
-        if "latent" in methods:
+        if {"latent", "latent_shuffled"} & set(methods):
             if ckpt is None:
                 raise FileNotFoundError(
                     f"no checkpoint in {self.dir / 'checkpoints'}; run the train stage first"
@@ -273,6 +361,13 @@ class Run:
             load_weights(ckpt, wire)
         wire.eval()
         codec = QuantWireCodec(self.exp.codec)
+        budgets = self._budgets(evaluation, wire)
+        # latent_shuffled: each example receives another example's latent (a fixed derangement)
+        order = list(range(len(evaluation)))
+        random.Random(self.exp.seed + 1).shuffle(order)
+        partner = {
+            evaluation[order[i]].id: evaluation[order[(i + 1) % len(order)]] for i in range(len(order))
+        }
         partial = self.dir / "eval" / "partial"
         partial.mkdir(parents=True, exist_ok=True)
         frames: list[pd.DataFrame] = []
@@ -287,10 +382,12 @@ class Run:
                     bar.update(len(evaluation))
                     continue
                 if method == "text_kshot":
-                    instr = kshot_instruction(self.task, train, k=ev.kshot, seed=self.exp.seed)
-                    prompt = Prompt(lm, self.task, instruction=instr)
+                    instr = kshot_instruction(
+                        self.task, train, k=ev.kshot, seed=self.exp.seed, compress=w.compress
+                    )
+                    prompt = Prompt(lm, self.task, instruction=instr, compress=w.compress)
                 else:
-                    plain = plain or Prompt(lm, self.task)
+                    plain = plain or Prompt(lm, self.task, compress=w.compress)
                     prompt = plain
                 if method == "llmlingua" and lingua is None:
                     folder = cache_root() / "models" / ev.llmlingua_scorer
@@ -300,7 +397,9 @@ class Run:
                     lingua = LLMLinguaBaseline(
                         scorer, tiktoken_cache=cache_root() / "tiktoken", device=self.device
                     )
-                slot_fn = self._slot_fn(method, name, lm, wire, codec, train, lingua)
+                slot_fn, encoded = self._slot_fn(
+                    method, name, lm, prompt, wire, codec, train, lingua, budgets, partner
+                )
                 res = evaluate_method(
                     prompt,
                     evaluation,
@@ -308,7 +407,9 @@ class Run:
                     method=method,
                     batch_size=ev.batch_size,
                     gold_scores=ev.gold_scores,
+                    own_confidence="joint" in ev.methods and method == "latent",
                     progress=bar.update,
+                    encoded=encoded,
                 )
                 df = pd.DataFrame(res.rows)
                 df.to_parquet(out.with_suffix(".tmp"), index=False)
@@ -328,10 +429,12 @@ class Run:
         if {"joint", "oracle"} & set(ev.methods):
             derived = derive_joint_oracle(preds, self.task)
             preds = pd.concat([preds, derived[derived["model"].isin(set(ev.methods))]], ignore_index=True)
-        preds["n_tokens"] = m
+        m_i = preds["example_id"].map(budgets)
+        preds["n_tokens"] = m_i
         for prec in ("fp16", "int8", "int4"):  # the latent's wire at every precision, scales included
             c = QuantWireCodec(attrs.evolve(self.exp.codec, precision=prec))
-            preds[f"latent_wire_bytes_{prec}"] = c.payload_bytes(n_tokens=m, d_z=dz)
+            sizes = {m: c.payload_bytes(n_tokens=int(m), d_z=w.d_z) for m in set(budgets.values())}
+            preds[f"latent_wire_bytes_{prec}"] = m_i.map(sizes)
         preds.to_parquet(self.dir / "eval" / "predictions.parquet", index=False)
         metrics = compute_metrics(
             preds,
@@ -340,12 +443,20 @@ class Run:
             n_resamples=ev.bootstrap_resamples,
             seed=self.exp.seed,
         )
+        mean_m = float(np.mean(list(budgets.values())))
         metrics["wire"] = {
-            "n_tokens": m,
-            "d_z": dz,
+            "n_tokens": w.n_tokens if w.ratio <= 0 else mean_m,
+            "ratio": w.ratio,
+            "compress": w.compress,
+            "encoder": w.encoder,
+            "d_z": w.d_z,
             "precision": self.exp.codec.precision,
-            "bytes": {p: int(preds[f"latent_wire_bytes_{p}"].iloc[0]) for p in ("fp16", "int8", "int4")},
+            "bytes": {p: float(preds[f"latent_wire_bytes_{p}"].mean()) for p in ("fp16", "int8", "int4")},
         }
+        if self.task.scoring == "squad_v2":
+            metrics["no_answer_phrase"] = (
+                f"predictions equal to {self.task.no_answer!r} (normalised) are scored as the empty answer"
+            )
         (self.dir / "eval" / "metrics.json").write_text(json.dumps(metrics, indent=1))
         return {"n_predictions": len(preds)}
 
@@ -354,55 +465,104 @@ class Run:
         method: str,
         name: str,
         lm: Any,
+        prompt: Prompt,
         wire: LatentWire,
         codec: QuantWireCodec,
         train: list[Example],
         lingua: Any,
-    ) -> Callable[[Any], tuple[list[Any], list[int]]]:
-        ev, m, dz = self.exp.eval, self.exp.wire.n_tokens, self.exp.wire.d_z
+        budgets: dict[str, int],
+        partner: dict[str, Example],
+    ) -> tuple[Callable[[Any], tuple[list[Any], list[int]]], Callable[[Example], str]]:
+        """The method's slot filler and what it read of each example's compressed text."""
+        ev, w = self.exp.eval, self.exp.wire
+        comp = w.compress
+        fs = self.features()
 
-        def text_ids(exs: Any) -> list[list[int]]:
-            return [lm.tokenize([e.source])[0][: ev.max_text_tokens] for e in exs]
+        def text_ids(e: Example) -> list[int]:
+            return prompt.text_ids(e)[: ev.max_text_tokens]
+
+        def read(ids: list[int]) -> str:
+            return str(lm.decode(ids))
+
+        def no_context(e: Example) -> list[int]:
+            if comp == "context" or not e.question:
+                return []
+            return list(lm.tokenize([f"Question: {e.question}"])[0])
+
+        def to_reader(z_rows: list[torch.Tensor]) -> list[torch.Tensor]:
+            return [wire.to_model(z[None].to(self.device), name)[0] for z in z_rows]  # (M_i, d_model)
+
+        @torch.no_grad()
+        def latent_of(texts: list[str], counts: list[int]) -> tuple[list[Any], list[int]]:
+            feats, mask = fs.features(texts)
+            cnt = torch.tensor(counts, dtype=torch.long)
+            z = wire.encode(feats.to(self.device), mask.to(self.device), cnt.to(self.device))  # (B, M, d_z)
+            payloads = codec.encode_rows(z, cnt)  # what crosses the wire, scales included
+            rx = codec.decode_rows(payloads, counts, d_z=w.d_z)
+            return list(to_reader(rx)), [len(p) for p in payloads]
 
         def latent(exs: Any) -> tuple[list[Any], list[int]]:
-            feats, mask = self.features().features([e.source for e in exs])
-            with torch.no_grad():
-                z = wire.encode(feats.to(self.device), mask.to(self.device))  # (B, M, d_z)
-                payloads = codec.encode(z)  # what crosses the wire, scales included
-                z_rx = codec.decode(payloads, n_tokens=m, d_z=dz).to(self.device)
-                soft = wire.to_model(z_rx, name)  # (B, M, d_model)
-            return list(soft), [len(p) for p in payloads]
+            return latent_of([compressed_text(e, comp) for e in exs], [budgets[e.id] for e in exs])
+
+        def shuffled(exs: Any) -> tuple[list[Any], list[int]]:  # another example's text, this one's M
+            return latent_of(
+                [compressed_text(partner[e.id], comp) for e in exs], [budgets[e.id] for e in exs]
+            )
 
         def mean_pool(exs: Any) -> tuple[list[Any], list[int]]:
-            pooled = torch.stack([mean_pool_slot(lm, ids, m) for ids in text_ids(exs)])  # (B, M, d_model)
-            payloads = codec.encode(pooled)
-            rx = codec.decode(payloads, n_tokens=m, d_z=pooled.shape[2]).to(self.device)
-            return list(rx), [len(p) for p in payloads]
+            rows = [mean_pool_slot(lm, text_ids(e), budgets[e.id])[None] for e in exs]  # (1, M_i, d_model)
+            payloads = [codec.encode(r)[0] for r in rows]
+            rx = codec.decode_rows(payloads, [budgets[e.id] for e in exs], d_z=lm.d_model)
+            return [r.to(self.device) for r in rx], [len(p) for p in payloads]
+
+        def token_budget(e: Example) -> list[int]:
+            if comp == "context":
+                return text_ids(e)[: budgets[e.id]]
+            return token_budget_slot(lm, e, budgets[e.id])
+
+        def llmlingua(e: Example) -> list[int]:
+            if comp == "context":
+                return list(lingua.context_slot(lm, e.context, budgets[e.id]))
+            return list(lingua.slot(lm, e, budgets[e.id]))
+
+        def encoder_read(e: Example) -> str:
+            return str(fs.read_text(compressed_text(e, comp)))
+
+        def ids_fn(f: Callable[[Example], list[int]]) -> Callable[[Any], tuple[list[Any], list[int]]]:
+            return lambda exs: ([f(e) for e in exs], [0] * len(exs))
+
+        def ids_read(f: Callable[[Example], list[int]]) -> Callable[[Example], str]:
+            return lambda e: read(f(e))
 
         if method == "pca":
-            rank = ev.pca_rank or dz
-            fit = [lm.tokenize([e.source])[0][: ev.max_text_tokens] for e in train[: ev.pca_fit_examples]]
-            pca = PCABaseline(lm, fit, m=m, rank=rank, seed=self.exp.seed)  # fitted on training texts only
+            rank = ev.pca_rank or w.d_z
+            fit = [text_ids(e) for e in train[: ev.pca_fit_examples]]
+            m_fit = w.n_tokens if w.ratio <= 0 else max(1, round(float(np.mean(list(budgets.values())))))
+            pca = PCABaseline(
+                lm, fit, m=m_fit, rank=rank, seed=self.exp.seed
+            )  # fitted on training texts only
             log.info("pca_fitted", model=name, rank=pca.rank, explained_variance=round(pca.explained, 4))
 
             def pca_slots(exs: Any) -> tuple[list[Any], list[int]]:
-                codes = torch.tensor(
-                    [pca.codes(ids) for ids in text_ids(exs)], dtype=torch.float32
-                )  # (B, M, r)
-                payloads = codec.encode(codes)
-                rx = codec.decode(payloads, n_tokens=m, d_z=pca.rank).numpy()
-                return [pca.reconstruct(c).to(self.device) for c in rx], [len(p) for p in payloads]
+                codes = [
+                    torch.tensor(pca.codes(text_ids(e), budgets[e.id]), dtype=torch.float32) for e in exs
+                ]
+                payloads = [codec.encode(c[None])[0] for c in codes]
+                rx = codec.decode_rows(payloads, [budgets[e.id] for e in exs], d_z=pca.rank)
+                return [pca.reconstruct(c.numpy()).to(self.device) for c in rx], [len(p) for p in payloads]
 
-            return pca_slots
-        fns: dict[str, Callable[[Any], tuple[list[Any], list[int]]]] = {
-            "text": lambda exs: (text_ids(exs), [0] * len(exs)),
-            "text_kshot": lambda exs: (text_ids(exs), [0] * len(exs)),
-            "token_budget": lambda exs: ([token_budget_slot(lm, e, m) for e in exs], [0] * len(exs)),
-            "llmlingua": lambda exs: ([lingua.slot(lm, e, m) for e in exs], [0] * len(exs)),
-            "latent": latent,
-            "mean_pool": mean_pool,
+            return pca_slots, ids_read(text_ids)
+        table: dict[str, tuple[Callable[[Any], tuple[list[Any], list[int]]], Callable[[Example], str]]] = {
+            "text": (ids_fn(text_ids), ids_read(text_ids)),
+            "text_kshot": (ids_fn(text_ids), ids_read(text_ids)),
+            "no_context": (ids_fn(no_context), lambda e: ""),
+            "token_budget": (ids_fn(token_budget), ids_read(token_budget)),
+            "llmlingua": (ids_fn(llmlingua), ids_read(llmlingua)),
+            "latent": (latent, encoder_read),
+            "latent_shuffled": (shuffled, lambda e: encoder_read(partner[e.id])),
+            "mean_pool": (mean_pool, ids_read(text_ids)),
         }
-        return fns[method]
+        return table[method]
 
     def _linear_probe(self, train: list[Example], evaluation: list[Example]) -> pd.DataFrame:
         """Logistic regression on masked-mean frozen features, fitted on train (a reference, no LLM)."""

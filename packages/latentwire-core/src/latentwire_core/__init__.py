@@ -23,6 +23,7 @@ from latentwire_core.losses import (
     hidden_mse,
     kd_kl,
     kd_positions,
+    kd_topk_kl,
     next_token_ce,
     prediction_positions,
 )
@@ -75,6 +76,7 @@ __all__ = [
     "hidden_mse",
     "kd_kl",
     "kd_positions",
+    "kd_topk_kl",
     "next_token_ce",
     "prediction_positions",
     "with_eos",

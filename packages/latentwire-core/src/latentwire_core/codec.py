@@ -145,6 +145,16 @@ class QuantWireCodec:
             return torch.zeros(0, n_tokens, d_z)
         return torch.stack(rows).reshape(len(rows), n_tokens, d_z)
 
+    def encode_rows(self, z: torch.Tensor, counts: torch.Tensor) -> list[bytes]:
+        """Variable M: row ``b`` sends only its first ``counts[b]`` slots -> one payload per row."""
+        return [self.encode(z[b : b + 1, : int(c)])[0] for b, c in enumerate(counts.tolist())]
+
+    def decode_rows(
+        self, payloads: Sequence[bytes], counts: Sequence[int], *, d_z: int
+    ) -> list[torch.Tensor]:
+        """Inverse of :meth:`encode_rows`: per row ``(M_b, d_z)`` float32."""
+        return [self.decode([p], n_tokens=int(c), d_z=d_z)[0] for p, c in zip(payloads, counts, strict=True)]
+
     def roundtrip(self, z: torch.Tensor) -> torch.Tensor:
         """Encode then decode (what a receiver sees), on ``z``'s device and dtype."""
         dec = self.decode(self.encode(z), n_tokens=z.shape[1], d_z=z.shape[2])

@@ -4,8 +4,15 @@
   resampler / Q-Former style), then residual + gated MLP.
 * ``mean_pool``: features averaged in M contiguous chunks of the real tokens,
   then projected (ARC-Encoder, arXiv:2510.20535; mean-pooling compressors).
+* ``lm_pool`` (registered by ``latentwire_hf``): trainable layers of a pretrained LM,
+  mean-pooled at a ratio.
 
-Both honour the feature mask: padded positions never contribute, whatever they hold.
+M is either fixed (``n_tokens``) or set by a compression ratio per example:
+``M_i = min(ceil(L_i / ratio), n_tokens)`` for a text of ``L_i`` real tokens
+(:func:`slot_counts`). A batch then carries ``M_max`` slots; slots past ``M_i`` are zero
+and never read (the caller cuts each row to its ``M_i``).
+
+All honour the feature mask: padded positions never contribute, whatever they hold.
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from latentwire_core._validators import non_negative, one_of, positive
+from latentwire_core._validators import non_negative, positive
 from latentwire_core.registry import Registry
 
 __all__ = [
@@ -27,19 +34,23 @@ __all__ = [
     "MeanPoolEncoder",
     "build_interlingua",
     "chunk_weights",
+    "slot_counts",
+    "zero_past_counts",
 ]
 
 
 @attrs.frozen(kw_only=True)
 class InterlinguaConfig:
     """Args:
-    kind: registry name, ``"perceiver"`` or ``"mean_pool"``.
+    kind: registry name (``perceiver``, ``mean_pool``; ``lm_pool`` once ``latentwire_hf`` is imported).
     d_in: feature width ``d_f``.
     d_z: interlingua width.
-    n_tokens: ``M``, soft tokens on the wire.
+    n_tokens: ``M``, soft tokens on the wire; with ``ratio`` the most any example gets.
+    ratio: compression ratio x > 0: ``M_i = ceil(L_i / x)`` (capped by ``n_tokens``); 0 means fixed M.
     """
 
-    kind: str = attrs.field(default="perceiver", validator=one_of("perceiver", "mean_pool"))
+    kind: str = attrs.field(default="perceiver", validator=lambda _i, _a, v: _known_kind(v))
+    ratio: float = attrs.field(default=0.0, validator=non_negative)
     d_in: int = attrs.field(default=384, validator=positive)
     d_z: int = attrs.field(default=256, validator=positive)
     n_tokens: int = attrs.field(default=8, validator=positive)
@@ -52,7 +63,36 @@ class InterlinguaConfig:
             raise ValueError(f"d_z ({self.d_z}) must be divisible by n_heads ({self.n_heads})")
 
 
-INTERLINGUAS: Registry[Callable[[InterlinguaConfig], nn.Module]] = Registry("interlingua")
+INTERLINGUAS: Registry[Callable[..., nn.Module]] = Registry("interlingua")
+
+
+def _known_kind(name: str) -> None:
+    if name not in INTERLINGUAS:
+        raise ValueError(f"kind must be one of {INTERLINGUAS.names()}, got {name!r}")
+
+
+def slot_counts(mask: torch.Tensor, *, n_tokens: int, ratio: float = 0.0) -> torch.Tensor:
+    """Soft tokens per example: ``n_tokens`` (fixed), or ``clamp(ceil(L / ratio), 1, n_tokens)``.
+
+    Args:
+        mask: ``(B, T)`` real tokens of the compressed text.
+
+    Returns:
+        ``(B,)`` int64.
+    """
+    b = mask.shape[0]
+    if ratio <= 0:
+        return torch.full((b,), n_tokens, dtype=torch.long, device=mask.device)
+    length = mask.bool().sum(dim=1).double()
+    return torch.ceil(length / ratio).long().clamp(min=1, max=n_tokens)
+
+
+def zero_past_counts(z: torch.Tensor, counts: torch.Tensor | None) -> torch.Tensor:
+    """Zero the slots past each row's count: ``(B, M, d)`` -> same."""
+    if counts is None:
+        return z
+    keep = torch.arange(z.shape[1], device=z.device)[None, :] < counts.to(z.device)[:, None]  # (B, M)
+    return torch.where(keep[..., None], z, torch.zeros_like(z))
 
 
 class GatedMLP(nn.Module):
@@ -84,7 +124,10 @@ class LearnedQueryPooler(nn.Module):
         self.mlp = GatedMLP(cfg.d_z, cfg.mlp_ratio * cfg.d_z)
         self.out_norm = nn.LayerNorm(cfg.d_z)
 
-    def forward(self, features: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, features: torch.Tensor, mask: torch.Tensor, counts: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """``counts`` (B,): keep the first ``M_i`` query outputs per row (variable M)."""
         kv = self.in_norm(self.in_proj(features))  # (B, T, d_z)
         q = self.queries[None].expand(features.shape[0], -1, -1)  # (B, M, d_z)
         key_pad = ~mask.bool()
@@ -94,33 +137,46 @@ class LearnedQueryPooler(nn.Module):
         x = q + attended  # (B, M, d_z)
         x = x + self.mlp(self.mlp_norm(x))
         out: torch.Tensor = self.out_norm(x)
+        if counts is not None:
+            out = zero_past_counts(out[:, : int(counts.max())], counts)
         return out
 
 
-def chunk_weights(mask: torch.Tensor, n_chunks: int) -> torch.Tensor:
+def chunk_weights(mask: torch.Tensor, n_chunks: int | torch.Tensor) -> torch.Tensor:
     """Averaging weights that split each row's real tokens into contiguous chunks.
 
     The ``L`` real positions of a row (wherever padding sits) are ranked
     ``0..L-1``; chunk ``j`` covers ranks ``[floor(jL/M), max(floor((j+1)L/M), start+1))``,
-    so every chunk holds at least one token even when ``L < M``.
+    so every chunk holds at least one token even when ``L < M``. With ``M = ceil(L / x)``
+    the chunks are consecutive groups of about ``x`` tokens (ratio pooling).
 
     Args:
         mask: ``(B, T)`` bool, real tokens.
-        n_chunks: ``M``.
+        n_chunks: ``M`` for every row, or ``(B,)`` per-row ``M_i`` (rows padded to ``max M_i``).
 
     Returns:
-        ``(B, M, T)`` float weights; each ``(b, j)`` row sums to 1 (0 for an empty text).
+        ``(B, M_max, T)`` float weights; each ``(b, j < M_b)`` row sums to 1 (0 for an empty text),
+        rows ``j >= M_b`` are 0.
     """
     mask = mask.bool()
+    b = mask.shape[0]
+    counts = (
+        torch.full((b,), n_chunks, dtype=torch.long, device=mask.device)
+        if isinstance(n_chunks, int)
+        else n_chunks.to(device=mask.device, dtype=torch.long)
+    )
+    m_max = int(counts.max()) if b else 0
+    m = counts[:, None]  # (B, 1)
     length = mask.sum(dim=1, keepdim=True)  # (B, 1)
     rank = torch.cumsum(mask.long(), dim=1) - 1  # (B, T) rank among real tokens
-    j = torch.arange(n_chunks, device=mask.device)[None, :]  # (1, M)
-    start = torch.div(j * length, n_chunks, rounding_mode="floor")  # (B, M)
-    end = torch.div((j + 1) * length, n_chunks, rounding_mode="floor")
+    j = torch.arange(m_max, device=mask.device)[None, :]  # (1, M)
+    start = torch.div(j * length, m, rounding_mode="floor")  # (B, M)
+    end = torch.div((j + 1) * length, m, rounding_mode="floor")
     start = torch.minimum(start, (length - 1).clamp(min=0))
     end = torch.maximum(end, start + 1).minimum(length)
     r = rank[:, None, :]  # (B, 1, T)
-    inside = (r >= start[..., None]) & (r < end[..., None]) & mask[:, None, :]  # (B, M, T)
+    valid = (j < m)[..., None]  # (B, M, 1) slots this row has
+    inside = (r >= start[..., None]) & (r < end[..., None]) & mask[:, None, :] & valid  # (B, M, T)
     w = inside.float()
     return w / w.sum(dim=-1, keepdim=True).clamp(min=1.0)
 
@@ -131,19 +187,24 @@ class MeanPoolEncoder(nn.Module):
 
     def __init__(self, cfg: InterlinguaConfig) -> None:
         super().__init__()
-        self.n_tokens, self.d_z = cfg.n_tokens, cfg.d_z
+        self.n_tokens, self.d_z, self.ratio = cfg.n_tokens, cfg.d_z, cfg.ratio
         self.proj = nn.Sequential(nn.Linear(cfg.d_in, cfg.d_z), nn.GELU(), nn.Linear(cfg.d_z, cfg.d_z))
         self.out_norm = nn.LayerNorm(cfg.d_z)
 
-    def forward(self, features: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        w = chunk_weights(mask, self.n_tokens).to(features.dtype)  # (B, M, T)
+    def forward(
+        self, features: torch.Tensor, mask: torch.Tensor, counts: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """``counts`` (B,): per-row ``M_i`` (default: from ``n_tokens`` / ``ratio``)."""
+        if counts is None and self.ratio > 0:
+            counts = slot_counts(mask, n_tokens=self.n_tokens, ratio=self.ratio)
+        w = chunk_weights(mask, self.n_tokens if counts is None else counts).to(features.dtype)  # (B, M, T)
         # where(), not multiply: 0 * NaN in a padded slot would still poison the sum
         safe = torch.where(mask[..., None].bool(), features, torch.zeros_like(features))
         pooled = torch.bmm(w, safe)  # (B, M, d_f)
         out: torch.Tensor = self.out_norm(self.proj(pooled))
-        return out
+        return zero_past_counts(out, counts)
 
 
-def build_interlingua(cfg: InterlinguaConfig) -> nn.Module:
+def build_interlingua(cfg: InterlinguaConfig, **parts: object) -> nn.Module:
     """Instantiate the encoder registered under ``cfg.kind``."""
-    return INTERLINGUAS.get(cfg.kind)(cfg)
+    return INTERLINGUAS.get(cfg.kind)(cfg, **parts)

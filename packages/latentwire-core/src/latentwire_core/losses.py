@@ -131,6 +131,37 @@ def kd_kl(
     return F.kl_div(s, t, log_target=True, reduction="batchmean") * temperature**2
 
 
+def kd_topk_kl(
+    student_logits: torch.Tensor,
+    teacher_ids: torch.Tensor,
+    teacher_logits: torch.Tensor,
+    *,
+    temperature: float = 1.0,
+) -> torch.Tensor:
+    """``KL(teacher_k || student_k)`` on the teacher's top-k tokens, times ``T**2``, mean over N.
+
+    Both distributions are renormalised over the teacher's ``k`` ids, so a cached teacher needs
+    only ``(N, k)`` ids and logits instead of ``(N, V)`` (Gemma3's V is 262,144).
+
+    Args:
+        student_logits: ``(N, V)``.
+        teacher_ids: ``(N, k)`` int64, the teacher's top-k token ids per position.
+        teacher_logits: ``(N, k)`` the teacher's logits at those ids.
+    """
+    if teacher_ids.shape != teacher_logits.shape or teacher_ids.shape[0] != student_logits.shape[0]:
+        raise ValueError(
+            f"student {tuple(student_logits.shape)} vs teacher ids {tuple(teacher_ids.shape)} / "
+            f"logits {tuple(teacher_logits.shape)}"
+        )
+    if temperature <= 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
+    if student_logits.shape[0] == 0:
+        return student_logits.sum() * 0.0
+    s = F.log_softmax(student_logits.float().gather(1, teacher_ids) / temperature, dim=-1)
+    t = F.log_softmax(teacher_logits.float().detach() / temperature, dim=-1)
+    return F.kl_div(s, t, log_target=True, reduction="batchmean") * temperature**2
+
+
 def hidden_mse(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
     """Mean squared error between paired hidden states ``(N, d)`` (teacher detached)."""
     if student.shape != teacher.shape:

@@ -4,7 +4,25 @@ from __future__ import annotations
 
 import attrs
 
-__all__ = ["TASKS", "Example", "TaskSpec", "get_task"]
+__all__ = ["COMPRESS", "TASKS", "Example", "TaskSpec", "compressed_text", "get_task", "plain_tail"]
+
+COMPRESS = ("source", "context")
+"""What the wire (and every baseline's slot) carries: the whole ``source``, or only a QA example's
+``context`` while its question stays in plain text after the slot (ARC-Encoder, xRAG, PCC)."""
+
+
+def compressed_text(ex: Example, compress: str) -> str:
+    """The text that goes into the slot: the context (``compress="context"``) or the whole source."""
+    if compress == "context":
+        if not ex.context:
+            raise ValueError(f"example {ex.id} has no context to compress")
+        return ex.context
+    return ex.source
+
+
+def plain_tail(ex: Example, compress: str) -> str:
+    """Plain text after the slot: the question when only the context is compressed."""
+    return f"\nQuestion: {ex.question}" if compress == "context" else ""
 
 
 @attrs.frozen(kw_only=True)
@@ -12,6 +30,8 @@ class Example:
     """One example. ``source`` is what the slot carries (the text the wire compresses).
 
     Encoders see only ``source``; ``answers`` and ``label`` are targets, never inputs.
+    ``group`` names the cluster an example belongs to (a SQuAD article): questions about
+    one article are not independent, so confidence intervals resample whole groups.
     """
 
     id: str
@@ -21,6 +41,7 @@ class Example:
     context: str = ""
     answers: tuple[str, ...] = ()
     label: int | None = None
+    group: str = ""
 
 
 @attrs.frozen(kw_only=True)
@@ -33,6 +54,10 @@ class TaskSpec:
     anchor: text that opens the answer (after the assistant header).
     labels: verbalisers for classification, index = label id; each starts with a space.
     max_new_tokens: generation cap (fixed per task, never from the gold answer).
+    scoring: how outputs are scored where a benchmark has an official script
+        (``squad_v1``: evaluate-v1.1.py, ``squad_v2``: evaluate-v2.0.py).
+    no_answer: the phrase the prompt asks for when there is no answer (SQuAD v2); it is
+        the training target of an unanswerable question and is scored as the empty prediction.
     """
 
     name: str
@@ -42,6 +67,33 @@ class TaskSpec:
     anchor: str = "Answer:"
     labels: tuple[str, ...] = ()
     max_new_tokens: int = 16
+    scoring: str = ""
+    no_answer: str = ""
+
+    def answer_text(self, ex: Example) -> str:
+        """The target continuation after the anchor: a label verbaliser, or " " + the first gold answer.
+
+        Raises:
+            ValueError: a classification label outside the task's labels, or a QA example
+                without answers on a task that has no no-answer phrase.
+        """
+        if self.kind == "classification":
+            if ex.label is None or not 0 <= ex.label < len(self.labels):
+                raise ValueError(
+                    f"example {ex.id}: label {ex.label!r} outside {self.name}'s {len(self.labels)} labels"
+                )
+            return self.labels[ex.label]
+        if ex.answers:
+            return " " + ex.answers[0]
+        if self.no_answer:
+            return " " + self.no_answer
+        raise ValueError(f"example {ex.id} has no answer and task {self.name} has no no-answer phrase")
+
+    def golds(self, ex: Example) -> list[str]:
+        """Every reference the metrics compare against (all gold answers; SQuAD v2 keeps them raw)."""
+        if self.kind == "classification":
+            return [self.labels[ex.label].strip()] if ex.label is not None else []
+        return list(ex.answers)
 
 
 TASKS: dict[str, TaskSpec] = {
@@ -79,6 +131,7 @@ TASKS: dict[str, TaskSpec] = {
             kind="qa",
             instruction="Answer the question with a short span from the context.\n",
             max_new_tokens=16,
+            scoring="squad_v1",
         ),
         TaskSpec(
             name="squad_v2",
@@ -88,6 +141,8 @@ TASKS: dict[str, TaskSpec] = {
                 "or say unanswerable if the context does not contain it.\n"
             ),
             max_new_tokens=16,
+            scoring="squad_v2",
+            no_answer="unanswerable",
         ),
         TaskSpec(
             name="hotpotqa",

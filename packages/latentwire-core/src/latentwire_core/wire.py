@@ -1,4 +1,9 @@
-"""The trainable LatentWire: shared interlingua encoder + one adapter (and gain) per model."""
+"""The trainable LatentWire: shared interlingua encoder + one adapter (and gain) per model.
+
+With a compression ratio each example gets its own number of soft tokens ``M_i``;
+tensors carry ``M_max`` slots per batch and :meth:`LatentWire.counts` says how many of
+them each row really has. Calibration measures each example's RMS over its real slots only.
+"""
 
 from __future__ import annotations
 
@@ -10,20 +15,38 @@ from torch import nn
 
 from latentwire_core._validators import one_of
 from latentwire_core.adapters import AdapterBank, AdapterConfig
-from latentwire_core.calibration import LearnedGain, calibrate_none, calibrate_rms
+from latentwire_core.calibration import LearnedGain, calibrate_none
 from latentwire_core.codec import QuantWireCodec
-from latentwire_core.interlingua import InterlinguaConfig, build_interlingua
+from latentwire_core.interlingua import InterlinguaConfig, build_interlingua, slot_counts, zero_past_counts
 
-__all__ = ["LatentWire", "LatentWireConfig"]
+__all__ = ["CONTENT_TOKENS", "LatentWire", "LatentWireConfig"]
+
+CONTENT_TOKENS = ("rec", "cont")  # learned per-reader vectors that ask to reconstruct / continue
 
 
 @attrs.frozen(kw_only=True)
 class LatentWireConfig:
+    """Args:
+    interlingua: the shared encoder.
+    adapter_kind / adapter_hidden_mult / adapter_out_norm: the per-model projector.
+    calibration: ``none``, ``rms`` (per-example RMS to the model's embedding RMS) or ``learned``.
+    content_tokens: give each model learned ``<rec>``/``<cont>`` vectors (content pretraining).
+    """
+
     interlingua: InterlinguaConfig = attrs.field(factory=InterlinguaConfig)
     adapter_kind: str = attrs.field(default="mlp", validator=one_of("linear", "mlp"))
     adapter_hidden_mult: int = 2
     adapter_out_norm: bool = False
     calibration: str = attrs.field(default="rms", validator=one_of("none", "rms", "learned"))
+    content_tokens: bool = False
+
+
+def _masked_rms(x: torch.Tensor, counts: torch.Tensor | None, eps: float = 1e-8) -> torch.Tensor:
+    """RMS of each example over its real slots: ``(B, M, d) -> (B, 1, 1)``."""
+    if counts is None:
+        return x.pow(2).mean(dim=(1, 2), keepdim=True).add(eps).sqrt()
+    n = (counts.to(x.device).to(x.dtype) * x.shape[2]).clamp(min=1)[:, None, None]
+    return (zero_past_counts(x, counts).pow(2).sum(dim=(1, 2), keepdim=True) / n).add(eps).sqrt()
 
 
 class LatentWire(nn.Module):
@@ -33,12 +56,20 @@ class LatentWire(nn.Module):
         cfg: encoder/adapter/calibration settings.
         models: model name -> ``(d_model, embed_rms)``, the target's width and its
             cached embedding RMS (the calibration target).
+        encoder: a prebuilt encoder (``lm_pool`` needs the LM's layers); default: built from
+            ``cfg.interlingua`` by its registry name.
     """
 
-    def __init__(self, cfg: LatentWireConfig, models: Mapping[str, tuple[int, float]]) -> None:
+    def __init__(
+        self,
+        cfg: LatentWireConfig,
+        models: Mapping[str, tuple[int, float]],
+        *,
+        encoder: nn.Module | None = None,
+    ) -> None:
         super().__init__()
         self.cfg = cfg
-        self.encoder = build_interlingua(cfg.interlingua)
+        self.encoder = encoder if encoder is not None else build_interlingua(cfg.interlingua)
         self.adapters = AdapterBank(
             {
                 name: AdapterConfig(
@@ -53,32 +84,80 @@ class LatentWire(nn.Module):
         )
         self.gains = nn.ModuleDict({n: LearnedGain() for n in models} if cfg.calibration == "learned" else {})
         self.target_rms = {name: float(rms) for name, (_, rms) in models.items()}
+        # <rec>/<cont> per model, (2, d_model), at the model's embedding scale; deterministic init
+        # (no RNG drawn, so adding them never changes the other parameters' initialisation)
+        self.content = nn.ParameterDict(
+            {name: nn.Parameter(_content_init(d_model, rms)) for name, (d_model, rms) in models.items()}
+            if cfg.content_tokens
+            else {}
+        )
+
+    def counts(self, mask: torch.Tensor) -> torch.Tensor:
+        """Soft tokens per example ``(B,)`` for features with ``mask`` ``(B, T)``."""
+        ic = self.cfg.interlingua
+        return slot_counts(mask, n_tokens=ic.n_tokens, ratio=ic.ratio)
 
     def forward(
         self, features: torch.Tensor, mask: torch.Tensor, models: Sequence[str]
     ) -> dict[str, torch.Tensor]:
         """One call for DDP: features -> ``Z`` -> soft tokens ``(B, M, d_model)`` per named model."""
-        z = self.encode(features, mask)
-        return {m: self.to_model(z, m) for m in models}
+        counts = self.counts(mask)
+        z = self.encode(features, mask, counts)
+        return {m: self.to_model(z, m, counts=counts) for m in models}
 
-    def encode(self, features: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """features ``(B, T, d_f)``, mask ``(B, T)`` -> ``Z (B, M, d_z)``."""
-        z: torch.Tensor = self.encoder(features, mask)
+    def encode(
+        self, features: torch.Tensor, mask: torch.Tensor, counts: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """features ``(B, T, d_f)``, mask ``(B, T)`` -> ``Z (B, M, d_z)``.
+
+        ``counts`` overrides the per-example ``M_i`` (a shuffled-latent control encodes another
+        example's text at this example's M).
+        """
+        if counts is None and self.cfg.interlingua.ratio > 0:
+            counts = self.counts(mask)
+        z: torch.Tensor = (
+            self.encoder(features, mask) if counts is None else self.encoder(features, mask, counts)
+        )
         return z
 
-    def to_model(self, z: torch.Tensor, model: str, *, codec: QuantWireCodec | None = None) -> torch.Tensor:
+    def to_model(
+        self,
+        z: torch.Tensor,
+        model: str,
+        *,
+        codec: QuantWireCodec | None = None,
+        counts: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """``Z (B, M, d_z)`` -> soft tokens ``(B, M, d_model)`` for ``model``.
 
         With ``codec``, ``Z`` first makes the round trip through the wire
-        (no gradient passes a quantiser; use it at evaluation).
+        (no gradient passes a quantiser; use it at evaluation). With ``counts``, slots past
+        each row's ``M_i`` are zero and calibration sees only the real ones.
         """
         if codec is not None:
             z = codec.roundtrip(z)
-        soft = self.adapters(z, model)
+        soft = zero_past_counts(self.adapters(z, model), counts)
         target = self.target_rms[model]
-        if self.cfg.calibration == "rms":
-            return calibrate_rms(soft, target_rms=target)
+        if self.cfg.calibration == "none":
+            return calibrate_none(soft, target_rms=target)
+        out = soft * (target / _masked_rms(soft, counts))
         if self.cfg.calibration == "learned":
-            out: torch.Tensor = self.gains[model](soft, target_rms=target)
-            return out
-        return calibrate_none(soft, target_rms=target)
+            gain = self.gains[model]
+            assert isinstance(gain, LearnedGain)
+            out = out * gain.log_gain.exp()
+        return out
+
+    def content_token(self, model: str, which: str) -> torch.Tensor:
+        """The learned ``<rec>`` or ``<cont>`` vector of ``model``: ``(1, d_model)``."""
+        if model not in self.content:
+            raise KeyError(f"no content tokens for {model!r}: set content_tokens (a [pretrain] stage)")
+        vec: torch.Tensor = self.content[model][CONTENT_TOKENS.index(which)]
+        return vec[None]
+
+
+def _content_init(d_model: int, rms: float) -> torch.Tensor:
+    # two fixed, distinct, embedding-scale directions: alternating signs, and a slow cosine
+    i = torch.arange(d_model, dtype=torch.float32)
+    rec = torch.where(i % 2 == 0, 1.0, -1.0)
+    cont = torch.cos(i * 0.37) * 2**0.5
+    return torch.stack([rec, cont]) * rms

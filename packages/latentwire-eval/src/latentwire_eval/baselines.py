@@ -65,9 +65,10 @@ class PCABaseline:
         self.explained = float(self.pca.explained_variance_ratio_.sum())
 
     @torch.no_grad()
-    def codes(self, text_ids: Sequence[int]) -> np.ndarray:
-        """What crosses the wire: ``(m, rank)`` coefficients."""
-        out: np.ndarray = self.pca.transform(mean_pool_slot(self.lm, text_ids, self.m).cpu().numpy())
+    def codes(self, text_ids: Sequence[int], m: int | None = None) -> np.ndarray:
+        """What crosses the wire: ``(m, rank)`` coefficients (``m`` defaults to the fitted M)."""
+        pooled = mean_pool_slot(self.lm, text_ids, self.m if m is None else m)
+        out: np.ndarray = self.pca.transform(pooled.cpu().numpy())
         return out
 
     def reconstruct(self, codes: np.ndarray) -> torch.Tensor:
@@ -86,8 +87,13 @@ def fit_linear_probe(
     return predict
 
 
-def kshot_instruction(task: TaskSpec, train: Sequence[Example], *, k: int, seed: int = 0) -> str:
-    """``k`` demonstrations from the training split (fixed seed; balanced over labels when possible)."""
+def kshot_instruction(
+    task: TaskSpec, train: Sequence[Example], *, k: int, seed: int = 0, compress: str = "source"
+) -> str:
+    """``k`` demonstrations from the training split (fixed seed; balanced over labels when possible).
+
+    With ``compress="context"`` each demonstration reads ``Context: … / Question: …`` like the prompt.
+    """
     rng = random.Random(seed)
     pool = list(train)
     if task.kind == "classification":
@@ -103,8 +109,9 @@ def kshot_instruction(task: TaskSpec, train: Sequence[Example], *, k: int, seed:
     rng.shuffle(demos)
     parts = []
     for d in demos:
-        answer = task.labels[int(d.label or 0)] if task.kind == "classification" else " " + d.answers[0]
-        parts.append(f"{task.instruction}{d.source}{task.after}\n{task.anchor}{answer}\n\n")
+        answer = task.answer_text(d)
+        body = f"Context: {d.context}\nQuestion: {d.question}" if compress == "context" else d.source
+        parts.append(f"{task.instruction}{body}{task.after}\n{task.anchor}{answer}\n\n")
     return "".join(parts) + task.instruction
 
 
@@ -137,27 +144,34 @@ class LLMLinguaBaseline:
         prepare_tiktoken_offline(tiktoken_cache)
         from llmlingua import PromptCompressor
 
-        self.compressor = PromptCompressor(model_name=str(scorer_folder), device_map=device)
+        # llmlingua 0.2.2 defaults to trust_remote_code=True when model_config does not say otherwise
+        self.compressor = PromptCompressor(
+            model_name=str(scorer_folder), device_map=device, model_config={"trust_remote_code": False}
+        )
         self._cache: dict[
             tuple[str, int], str
         ] = {}  # the compressed text does not depend on the target model
 
-    def slot(self, lm: Any, ex: Example, budget: int) -> list[int]:
-        """Question first (kept), then the context compressed toward the remaining budget, then truncated."""
-        head: list[int] = []
-        text = ex.source
-        if ex.question and ex.context:
-            head = list(lm.tokenize([f"Question: {ex.question}\nContext: "])[0])[:budget]
-            text = ex.context
-        room = budget - len(head)
-        if room <= 0:
-            return head
-        # a single string is kept whole by llmlingua; sentences / clauses are what it filters
-        key = (text, room)
+    def compress(self, text: str, budget: int) -> str:
+        """``text`` compressed toward ``budget`` tokens (cached: it does not depend on the target model)."""
+        key = (text, budget)
         if key not in self._cache:
+            # a single string is kept whole by llmlingua; sentences / clauses are what it filters
             pieces = [p for p in _SPLIT.split(text) if p.strip()] or [text]
             self._cache[key] = str(
-                self.compressor.compress_prompt(pieces, target_token=room)["compressed_prompt"]
+                self.compressor.compress_prompt(pieces, target_token=budget)["compressed_prompt"]
             )
-        body = list(lm.tokenize([self._cache[key]])[0])
-        return head + body[:room]
+        return self._cache[key]
+
+    def context_slot(self, lm: Any, context: str, budget: int) -> list[int]:
+        """Only the context, compressed to ``budget`` target-model tokens (``compress = "context"``)."""
+        if budget <= 0:
+            return []
+        return list(lm.tokenize([" " + self.compress(context, budget).strip()])[0])[:budget]
+
+    def slot(self, lm: Any, ex: Example, budget: int) -> list[int]:
+        """Question first (kept), then the context compressed toward the remaining budget, then truncated."""
+        if not (ex.question and ex.context):
+            return list(lm.tokenize([self.compress(ex.source, budget)])[0])[:budget]
+        head = list(lm.tokenize([f"Question: {ex.question}\nContext:"])[0])[:budget]
+        return head + self.context_slot(lm, ex.context, budget - len(head))

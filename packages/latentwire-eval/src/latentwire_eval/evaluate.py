@@ -19,7 +19,7 @@ from latentwire_core.losses import gather_at, prediction_positions
 from latentwire_core.prompting import SlotPrompt
 from latentwire_core.slots import Segment
 from latentwire_core.tasks import Example, TaskSpec
-from latentwire_eval.metrics import METRICS, TASK_METRICS
+from latentwire_eval.metrics import metric_fns, normalize_answer, postprocess_answer
 
 __all__ = ["MethodResult", "Prompt", "evaluate_method", "token_budget_slot"]
 
@@ -35,31 +35,40 @@ class MethodResult:
 Prompt = SlotPrompt  # the shared prompt builder lives in core; training uses the same one
 
 
+def question_head(lm: Any, ex: Example) -> list[int]:
+    """``Question: …\nContext:`` ids; the context is tokenised as ``" " + context`` after it, so the
+    split matches the full text's tokenisation (no lone space token, no unspaced first word)."""
+    head: list[int] = list(lm.tokenize([f"Question: {ex.question}\nContext:"])[0])
+    return head
+
+
 def token_budget_slot(lm: Any, ex: Example, budget: int) -> list[int]:
     """The text truncated to ``budget`` target-model tokens, question first (DESIGN.md section 3, rule 5)."""
     if ex.question and ex.context:
-        head: list[int] = list(lm.tokenize([f"Question: {ex.question}\nContext: "])[0])
+        head = question_head(lm, ex)
         if len(head) >= budget:
             return head[:budget]
-        return head + list(lm.tokenize([ex.context])[0])[: budget - len(head)]
+        return head + list(lm.tokenize([" " + ex.context])[0])[: budget - len(head)]
     return list(lm.tokenize([ex.source])[0])[:budget]
 
 
 @torch.no_grad()
-def _score_labels(prompt: Prompt, slots: list[Segment]) -> list[list[float]]:
+def _score_labels(
+    prompt: Prompt, slots: list[Segment], tails: list[list[int]] | None = None
+) -> list[list[float]]:
     """Log-probability of each label verbaliser after the prompt, per example."""
     firsts = [ids[0] for ids in prompt.label_ids]
     if len(set(firsts)) == len(
         firsts
     ):  # distinct first tokens: one forward, read the next-token distribution
-        b, h = prompt.hidden(slots)
+        b, h = prompt.hidden(slots, tails=tails)
         last = b.lengths - 1  # (B,) last real position of each right-padded row
         logp = torch.log_softmax(prompt.lm.logits(h[torch.arange(h.shape[0]), last]).float(), dim=-1)
         out: list[list[float]] = logp[:, firsts].tolist()
         return out
     scores = []
     for ids in prompt.label_ids:  # general case: sum of the whole verbaliser's log-probs
-        b, h = prompt.hidden(slots, answers=[ids] * len(slots))
+        b, h = prompt.hidden(slots, answers=[ids] * len(slots), tails=tails)
         pos = prediction_positions(b.labels)
         lp = torch.log_softmax(prompt.lm.logits(gather_at(h, pos)).float(), dim=-1)
         tok = lp[torch.arange(len(pos)), pos.targets]
@@ -74,13 +83,14 @@ def sequence_scores(
     targets: Sequence[Sequence[int]],
     *,
     label_ids: Sequence[int] = (),
+    tails: Sequence[Sequence[int]] | None = None,
 ) -> list[dict[str, Any]]:
     """Teacher-forced scores of ``targets`` after each prompt (labels unshifted, shifted once in core).
 
     Returns per example: mean NLL per target token (EOS included when the caller appends it),
     the summed log-probability, and the rank of the first target token (for first-token acc@k).
     """
-    b, h = prompt.hidden(slots, answers=[list(t) for t in targets])
+    b, h = prompt.hidden(slots, answers=[list(t) for t in targets], tails=tails)
     pos = prediction_positions(b.labels)
     logp = torch.log_softmax(prompt.lm.logits(gather_at(h, pos)).float(), dim=-1)  # (N, V)
     tok = logp[torch.arange(len(pos)), pos.targets]  # (N,)
@@ -110,16 +120,20 @@ def sequence_scores(
 
 
 def gold_text(ex: Example, task: TaskSpec) -> str:
-    if task.kind == "classification":
-        return task.labels[int(ex.label or 0)]
-    return " " + (ex.answers[0] if ex.answers else "")
+    return task.answer_text(ex)
 
 
 @torch.no_grad()
-def _generate(prompt: Prompt, slots: list[Segment], max_new_tokens: int) -> list[str]:
-    b = prompt.generation_batch(slots)
+def _generate(
+    prompt: Prompt, slots: list[Segment], max_new_tokens: int, tails: list[list[int]] | None = None
+) -> tuple[list[str], list[str]]:
+    """Greedy answers: (raw decoded texts, post-processed outputs that are scored)."""
+    b = prompt.generation_batch(slots, tails)
     out = prompt.lm.generate(b.inputs_embeds, b.attention_mask, max_new_tokens=max_new_tokens)
-    return [prompt.lm.decode(ids).strip() for ids in out]
+    texts = [prompt.lm.decode(ids) for ids in out]
+    if prompt.task.kind == "qa":  # one post-processing for every method (metrics.postprocess_answer)
+        return texts, [postprocess_answer(t) for t in texts]
+    return texts, [t.strip() for t in texts]
 
 
 def evaluate_method(
@@ -130,76 +144,96 @@ def evaluate_method(
     method: str,
     batch_size: int = 16,
     gold_scores: bool = True,
+    own_confidence: bool = True,
     progress: Callable[[int], None] | None = None,
+    encoded: Callable[[Example], str] | None = None,
 ) -> MethodResult:
     """Score ``method`` on ``examples`` for ``prompt``'s model.
 
     Returns one row per example: id, model, method, output, gold, per-metric scores,
     slot tokens, wire bytes, UTF-8 prompt bytes and per-example latency (batched;
     slot construction such as the encoder's forward included).
+
+    Args:
+        own_confidence: score each generated answer's own NLL (what ``joint`` picks by; one forward).
+        encoded: the text this method actually read for an example (after any truncation);
+            gives ``encoded_utf8_bytes`` and ``answer_in_slot`` (was a gold answer still there?).
     """
     task, lm = prompt.task, prompt.lm
+    fns = metric_fns(task)
     rows: list[dict[str, Any]] = []
     for start in range(0, len(examples), batch_size):
         chunk = list(examples[start : start + batch_size])
         t0 = time.perf_counter()
         slots, wire_bytes = slot_fn(chunk)
+        tails = prompt.tails(chunk)
+        raw: list[str] = []
         confidence: list[float]
         gold_sc: list[dict[str, Any]] = [{} for _ in chunk]
         firsts = [ids[0] for ids in prompt.label_ids]
         one_pass = task.kind == "classification" and gold_scores and len(set(firsts)) == len(firsts)
         if one_pass:  # gold NLL and label scores from one teacher-forced forward
             targets = [[*lm.tokenize([gold_text(e, task)])[0], prompt.eos] for e in chunk]
-            gold_sc = sequence_scores(prompt, slots, targets, label_ids=firsts)
+            gold_sc = sequence_scores(prompt, slots, targets, label_ids=firsts, tails=tails)
             scores = [g["label_logprobs"] for g in gold_sc]
             outputs = [task.labels[max(range(len(s)), key=s.__getitem__)].strip() for s in scores]
             confidence = [float(torch.softmax(torch.tensor(s), 0).max()) for s in scores]
         elif task.kind == "classification":
-            scores = _score_labels(prompt, slots)
+            scores = _score_labels(prompt, slots, tails)
             outputs = [task.labels[max(range(len(s)), key=s.__getitem__)].strip() for s in scores]
             confidence = [float(torch.softmax(torch.tensor(s), 0).max()) for s in scores]
         else:
             scores = [[] for _ in chunk]
-            outputs = _generate(prompt, slots, task.max_new_tokens)
+            raw, outputs = _generate(prompt, slots, task.max_new_tokens, tails)
         latency = (time.perf_counter() - t0) / len(chunk)
-        if task.kind != "classification":  # the model's own log-likelihood of its answer, for `joint`
-            own = [[*lm.tokenize([" " + o])[0], prompt.eos] for o in outputs]
-            confidence = [-r["nll"] for r in sequence_scores(prompt, slots, own)]
+        if task.kind != "classification":
+            if own_confidence:  # the model's own log-likelihood of its answer, for `joint`
+                own = [[*lm.tokenize([" " + o])[0], prompt.eos] for o in outputs]
+                confidence = [-r["nll"] for r in sequence_scores(prompt, slots, own, tails=tails)]
+            else:
+                confidence = [float("nan")] * len(chunk)
         if gold_scores and not one_pass:
             targets = [[*lm.tokenize([gold_text(e, task)])[0], prompt.eos] for e in chunk]
-            gold_sc = sequence_scores(prompt, slots, targets)
-        for ex, out, sc, slot, wb, conf, gs in zip(
-            chunk, outputs, scores, slots, wire_bytes, confidence, gold_sc, strict=True
+            gold_sc = sequence_scores(prompt, slots, targets, tails=tails)
+        raw = raw or list(outputs)
+        for ex, out, rw, sc, slot, wb, conf, gs in zip(
+            chunk, outputs, raw, scores, slots, wire_bytes, confidence, gold_sc, strict=True
         ):
-            gold = (
-                [task.labels[ex.label].strip()]
-                if task.kind == "classification" and ex.label is not None
-                else list(ex.answers)
-            )
+            gold = task.golds(ex)
             row: dict[str, Any] = {
                 "example_id": ex.id,
                 "model": lm.name,
                 "method": method,
                 "source": ex.source,
                 "output": out,
+                "raw_output": rw,
                 "gold": " | ".join(gold),
+                "has_answer": bool(gold),
+                "group": ex.group or ex.id,
                 "slot_tokens": int(slot.shape[0]) if isinstance(slot, torch.Tensor) else len(slot),
                 "prompt_tokens": len(prompt.before)
                 + (int(slot.shape[0]) if isinstance(slot, torch.Tensor) else len(slot))
                 + len(prompt.after),  # the whole prompt the model reads, this method's slot included
                 "wire_bytes": int(wb),
                 "prompt_utf8_bytes": len(ex.source.encode("utf-8")),
+                "compressed_utf8_bytes": len(prompt.slot_text(ex).strip().encode("utf-8")),
                 "latency_s": latency,
                 "label_logprobs": sc,
                 "confidence": conf,
             }
+            if encoded is not None:
+                seen = encoded(ex)
+                row["encoded_utf8_bytes"] = len(seen.encode("utf-8"))
+                if task.kind == "qa" and gold:
+                    low = normalize_answer(seen)
+                    row["answer_in_slot"] = any(
+                        normalize_answer(g) in low for g in gold if normalize_answer(g)
+                    )
             if gs:
                 row["nll_per_token"] = gs["nll"]
                 row["first_token_acc1"] = float(gs["first_rank"] == 0)
                 row["first_token_acc5"] = float(0 <= gs["first_rank"] < 5)
-            for m in TASK_METRICS[task.kind]:
-                fn = METRICS[m].fn
-                assert fn is not None
+            for m, fn in fns.items():
                 row[m] = fn(out, gold)
             rows.append(row)
         if progress is not None:

