@@ -19,10 +19,10 @@ def _mask(lengths: list[int], left: bool = False) -> torch.Tensor:
     t = max(max(lengths), 1)
     m = torch.zeros(len(lengths), t, dtype=torch.bool)
     for i, n in enumerate(lengths):
-        if n:
-            m[i, t - n :] = True if left else False
-            if not left:
-                m[i, :n] = True
+        if n and left:
+            m[i, t - n :] = True
+        elif n:
+            m[i, :n] = True
     return m
 
 
