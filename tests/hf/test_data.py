@@ -62,3 +62,63 @@ def test_missing_file_names_the_path(tmp_path: Path) -> None:
 def test_unknown_task() -> None:
     with pytest.raises(KeyError, match="unknown task 'mnli'"):
         load_examples("mnli", "eval")
+
+
+def test_binary_garbage_in_a_tsv_is_a_named_data_error_or_skipped(tmp_path: Path) -> None:
+    (tmp_path / "sst2").mkdir()
+    (tmp_path / "sst2" / "dev.tsv").write_bytes(
+        b"sentence\tlabel\ngood movie\t1\n\xff\xfe\x00garbage\x81\t1\nbad movie\t0\n"
+    )
+    with pytest.raises(DataError, match=r"sst2/dev\.tsv:3: not valid utf-8"):
+        load_examples("sst2", "eval", data_dir=tmp_path)
+    report = LoadReport()
+    rows = load_examples("sst2", "eval", data_dir=tmp_path, on_error="skip", report=report)
+    assert [e.label for e in rows] == [1, 0] and len(report.skipped) == 1 and "dev.tsv:3" in report.skipped[0]
+
+
+def _squad_file(root: Path, text: bytes) -> None:
+    (root / "squad").mkdir(parents=True, exist_ok=True)
+    (root / "squad" / "dev-v1.1.json").write_bytes(text)
+
+
+def _squad_doc(answers: object) -> dict:
+    good = {"id": "ok", "question": "Who?", "answers": [{"text": "Denver", "answer_start": 0}]}
+    bad = {"id": "bad", "question": "What?", "answers": answers}
+    return {"data": [{"title": "T", "paragraphs": [{"context": "Denver won.", "qas": [bad, good]}]}]}
+
+
+@pytest.mark.parametrize("answers", [None, "Denver", [{"text": None}], [3]])
+def test_malformed_squad_answers_are_named_by_record_path(tmp_path: Path, answers: object) -> None:
+    import json
+
+    _squad_file(tmp_path, json.dumps(_squad_doc(answers)).encode())
+    with pytest.raises(DataError, match=r"dev-v1\.1\.json:data\[0\]\.paragraphs\[0\]\.qas\[0\] \(id bad\): 'answers'"):
+        load_examples("squad", "eval", data_dir=tmp_path)
+    report = LoadReport()
+    rows = load_examples("squad", "eval", data_dir=tmp_path, on_error="skip", report=report)
+    assert [e.id for e in rows] == ["ok"] and len(report.skipped) == 1
+
+
+@pytest.mark.parametrize(
+    ("content", "match"),
+    [
+        (b'{"data": {}}', r"'data' must be a list"),
+        (b'{"version": "1.1"}', r"'data' must be a list"),
+        (b'{"data": [\n{"title": "\xff"}]}', r"dev-v1\.1\.json:2: not valid UTF-8"),
+        (b'{"data": [\n oops', r"dev-v1\.1\.json:2: not JSON"),
+    ],
+)
+def test_bad_squad_structure_or_bytes_is_a_named_data_error(tmp_path: Path, content: bytes, match: str) -> None:
+    _squad_file(tmp_path, content)
+    for on_error in ("raise", "skip"):  # a file that is not SQuAD at all cannot be skipped row by row
+        with pytest.raises(DataError, match=match):
+            load_examples("squad", "eval", data_dir=tmp_path, on_error=on_error)  # type: ignore[arg-type]
+
+
+def test_non_object_jsonl_rows_are_named(tmp_path: Path) -> None:
+    (tmp_path / "gsm8k").mkdir()
+    (tmp_path / "gsm8k" / "test.jsonl").write_bytes(b'{"question": "1+1?", "answer": "#### 2"}\n[1, 2]\n\xff\n')
+    report = LoadReport()
+    rows = load_examples("gsm8k", "eval", data_dir=tmp_path, on_error="skip", report=report)
+    assert len(rows) == 1 and len(report.skipped) == 2
+    assert "test.jsonl:2" in report.skipped[0] and "test.jsonl:3" in report.skipped[1]

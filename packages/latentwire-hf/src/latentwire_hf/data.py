@@ -61,30 +61,51 @@ class _Reader:
         self.report.skipped.append(msg)
         log.warning("bad_row_skipped", where=f"{self.path}:{line}", problem=problem)
 
+    def lines(self, *, encoding: str = "utf-8") -> Iterator[tuple[int, str]]:
+        """``(line number, text)`` per line; a line that is not valid ``encoding`` is a bad row."""
+        with self.path.open("rb") as f:
+            for n, raw in enumerate(f, start=1):
+                try:
+                    yield n, raw.decode(encoding).rstrip("\r\n")
+                except UnicodeDecodeError as e:
+                    self.bad(n, f"not valid {encoding} (byte {e.start}: {raw[e.start : e.start + 4]!r})")
+
+    def json(self) -> Any:
+        """The whole file as JSON; bad bytes or syntax raise a DataError naming the line."""
+        raw = self.path.read_bytes()
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            line = raw[: e.start].count(b"\n") + 1
+            raise DataError(f"{self.path}:{line}: not valid UTF-8 (byte offset {e.start})") from None
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as e:
+            raise DataError(f"{self.path}:{e.lineno}: not JSON ({e.msg})") from None
+
 
 def _sst2(r: _Reader) -> Iterator[Example]:
-    with r.path.open(encoding="utf-8") as f:
-        header = f.readline().rstrip("\n").split("\t")
-        if header[:2] != ["sentence", "label"]:
-            raise DataError(f"{r.path}:1: expected header 'sentence\\tlabel', got {header!r}")
-        for n, line in enumerate(f, start=2):
-            parts = line.rstrip("\n").split("\t")
-            if len(parts) != 2 or parts[1].strip() not in ("0", "1") or not parts[0].strip():
-                r.bad(n, f"expected '<sentence>\\t<0|1>', got {line.strip()[:80]!r}")
-                continue
-            yield Example(
-                id=f"sst2-{r.path.stem}-{n}", task="sst2", source=parts[0].strip(), label=int(parts[1])
-            )
+    lines = r.lines()
+    first = next(lines, None)
+    header = first[1].split("\t") if first else []
+    if header[:2] != ["sentence", "label"]:
+        raise DataError(f"{r.path}:1: expected header 'sentence\\tlabel', got {header!r}")
+    for n, line in lines:
+        parts = line.split("\t")
+        if len(parts) != 2 or parts[1].strip() not in ("0", "1") or not parts[0].strip():
+            r.bad(n, f"expected '<sentence>\\t<0|1>', got {line.strip()[:80]!r}")
+            continue
+        yield Example(id=f"sst2-{r.path.stem}-{n}", task="sst2", source=parts[0].strip(), label=int(parts[1]))
 
 
 def _agnews(r: _Reader) -> Iterator[Example]:
-    with r.path.open(encoding="utf-8", newline="") as f:
-        for n, row in enumerate(csv.reader(f), start=1):
-            if len(row) != 3 or row[0] not in ("1", "2", "3", "4"):
-                r.bad(n, f'expected \'"class","title","description"\' with class 1-4, got {row[:1]!r}')
-                continue
-            text = f"{row[1]}. {row[2]}".replace("\\", " ")
-            yield Example(id=f"agnews-{n}", task="agnews", source=text, label=int(row[0]) - 1)
+    for n, line in r.lines():
+        row = next(csv.reader([line]), [])
+        if len(row) != 3 or row[0] not in ("1", "2", "3", "4"):
+            r.bad(n, f'expected \'"class","title","description"\' with class 1-4, got {row[:1]!r}')
+            continue
+        text = f"{row[1]}. {row[2]}".replace("\\", " ")
+        yield Example(id=f"agnews-{n}", task="agnews", source=text, label=int(row[0]) - 1)
 
 
 _TREC = ["ABBR", "ENTY", "DESC", "HUM", "LOC", "NUM"]
@@ -104,26 +125,47 @@ def _trec(r: _Reader) -> Iterator[Example]:
 
 
 def _squad(r: _Reader, task: str, articles: slice | None = None) -> Iterator[Example]:
-    try:
-        data = json.loads(r.path.read_text(encoding="utf-8"))["data"]
-    except (json.JSONDecodeError, KeyError) as e:
-        raise DataError(f"{r.path}: not SQuAD JSON ({e})") from e
+    doc = r.json()
+    data = doc.get("data") if isinstance(doc, dict) else None
+    if not isinstance(data, list):
+        raise DataError(f"{r.path}: not SQuAD JSON ('data' must be a list of articles, got {type(data).__name__})")
     for a_i, article in enumerate(data[articles] if articles else data):
+        if not isinstance(article, dict) or not isinstance(article.get("paragraphs", []), list):
+            r.bad(f"data[{a_i}]", "an article must be an object with a 'paragraphs' list")
+            continue
         title = str(article.get("title", f"article-{a_i}"))
         for p_i, para in enumerate(article.get("paragraphs", [])):
+            where_p = f"data[{a_i}].paragraphs[{p_i}]"
+            if not isinstance(para, dict) or not isinstance(para.get("qas", []), list):
+                r.bad(where_p, "a paragraph must be an object with a 'qas' list")
+                continue
             ctx = para.get("context", "")
-            for qa in para.get("qas", []):
-                where = f"article {a_i} paragraph {p_i} id {qa.get('id')}"
+            for q_i, qa in enumerate(para.get("qas", [])):
+                where = f"{where_p}.qas[{q_i}]"
+                if not isinstance(qa, dict):
+                    r.bad(where, f"a question must be an object, got {type(qa).__name__}")
+                    continue
+                where += f" (id {qa.get('id')})"
+                raw = qa.get("answers", [])
+                if not isinstance(raw, list) or not all(
+                    isinstance(a, dict) and isinstance(a.get("text"), str) for a in raw
+                ):
+                    r.bad(where, f"'answers' must be a list of {{'text': str}} objects, got {raw!r:.60}")
+                    continue
                 # every gold text kept (duplicates dropped: scores take the max); an unanswerable
                 # v2 question has none (scored against "" as evaluate-v2.0.py does)
-                answers = tuple(dict.fromkeys(a["text"] for a in qa.get("answers", []) if a.get("text")))
+                answers = tuple(dict.fromkeys(a["text"] for a in raw if a["text"]))
                 impossible = bool(qa.get("is_impossible", False))
-                if not qa.get("question") or not ctx or (not answers and not impossible):
-                    r.bad(where, "question, context and an answer (or is_impossible) are required")
+                q = qa.get("question")
+                if not isinstance(q, str) or not q.strip() or not isinstance(ctx, str) or not ctx:
+                    r.bad(where, "question and context must be non-empty strings")
                     continue
-                q = qa["question"].strip()
+                if not answers and not impossible:
+                    r.bad(where, "an answer (or is_impossible) is required")
+                    continue
+                q = q.strip()
                 yield Example(
-                    id=str(qa["id"]),
+                    id=str(qa.get("id", where)),
                     task=task,
                     source=_qa_source(q, ctx),
                     question=q,
@@ -145,16 +187,15 @@ def read_squad(path: Path, task: str = "squad", *, on_error: OnError = "raise") 
 
 
 def _hotpot(r: _Reader) -> Iterator[Example]:
-    try:
-        rows = json.loads(r.path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise DataError(f"{r.path}: not JSON ({e})") from e
+    rows = r.json()
+    if not isinstance(rows, list):
+        raise DataError(f"{r.path}: expected a JSON list of examples, got {type(rows).__name__}")
     for i, row in enumerate(rows):
         try:
             titles, sents = row["context"]["title"], row["context"]["sentences"]
             ctx = "\n".join(f"{t}: {''.join(s)}" for t, s in zip(titles, sents, strict=True))
             q, a = row["question"].strip(), row["answer"].strip()
-        except (KeyError, TypeError, ValueError) as e:
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
             r.bad(f"item {i}", f"missing or malformed field ({e})")
             continue
         yield Example(
@@ -168,14 +209,16 @@ def _hotpot(r: _Reader) -> Iterator[Example]:
 
 
 def _jsonl(r: _Reader, make: Callable[[dict[str, Any], int], Example]) -> Iterator[Example]:
-    with r.path.open(encoding="utf-8") as f:
-        for n, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                yield make(json.loads(line), n)
-            except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
-                r.bad(n, f"{type(e).__name__}: {e}")
+    for n, line in r.lines():
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            if not isinstance(row, dict):
+                raise TypeError(f"expected an object, got {type(row).__name__}")
+            yield make(row, n)
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as e:
+            r.bad(n, f"{type(e).__name__}: {e}")
 
 
 def _gsm8k(row: dict[str, Any], n: int) -> Example:
