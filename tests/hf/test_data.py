@@ -92,7 +92,9 @@ def test_malformed_squad_answers_are_named_by_record_path(tmp_path: Path, answer
     import json
 
     _squad_file(tmp_path, json.dumps(_squad_doc(answers)).encode())
-    with pytest.raises(DataError, match=r"dev-v1\.1\.json:data\[0\]\.paragraphs\[0\]\.qas\[0\] \(id bad\): 'answers'"):
+    with pytest.raises(
+        DataError, match=r"dev-v1\.1\.json:data\[0\]\.paragraphs\[0\]\.qas\[0\] \(id bad\): 'answers'"
+    ):
         load_examples("squad", "eval", data_dir=tmp_path)
     report = LoadReport()
     rows = load_examples("squad", "eval", data_dir=tmp_path, on_error="skip", report=report)
@@ -108,7 +110,9 @@ def test_malformed_squad_answers_are_named_by_record_path(tmp_path: Path, answer
         (b'{"data": [\n oops', r"dev-v1\.1\.json:2: not JSON"),
     ],
 )
-def test_bad_squad_structure_or_bytes_is_a_named_data_error(tmp_path: Path, content: bytes, match: str) -> None:
+def test_bad_squad_structure_or_bytes_is_a_named_data_error(
+    tmp_path: Path, content: bytes, match: str
+) -> None:
     _squad_file(tmp_path, content)
     for on_error in ("raise", "skip"):  # a file that is not SQuAD at all cannot be skipped row by row
         with pytest.raises(DataError, match=match):
@@ -117,7 +121,9 @@ def test_bad_squad_structure_or_bytes_is_a_named_data_error(tmp_path: Path, cont
 
 def test_non_object_jsonl_rows_are_named(tmp_path: Path) -> None:
     (tmp_path / "gsm8k").mkdir()
-    (tmp_path / "gsm8k" / "test.jsonl").write_bytes(b'{"question": "1+1?", "answer": "#### 2"}\n[1, 2]\n\xff\n')
+    (tmp_path / "gsm8k" / "test.jsonl").write_bytes(
+        b'{"question": "1+1?", "answer": "#### 2"}\n[1, 2]\n\xff\n'
+    )
     report = LoadReport()
     rows = load_examples("gsm8k", "eval", data_dir=tmp_path, on_error="skip", report=report)
     assert len(rows) == 1 and len(report.skipped) == 2

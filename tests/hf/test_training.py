@@ -94,7 +94,66 @@ def test_corrupted_checkpoint_is_a_clear_error(tiny_llama, tmp_path: Path) -> No
     wire = t.train()
     ckpt = latest_checkpoint(tmp_path / "checkpoints")
     (ckpt / "wire.safetensors").write_bytes(b"\x00" * 64)
-    with pytest.raises(CheckpointError, match=r"wire\.safetensors: corrupted safetensors file"):
+    with pytest.raises(CheckpointError, match=r"wire\.safetensors: corrupted"):
         load_weights(ckpt, wire)
     with pytest.raises(CheckpointError, match="corrupted"):
         _trainer({"tiny-llama": tiny_llama}, tmp_path, steps=4, kd_weight=0.0).train()
+
+
+def _same(a: torch.nn.Module, b: torch.nn.Module) -> None:
+    for (k, x), y in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
+        assert torch.equal(x, y), k
+
+
+def test_silent_corruption_inside_tensor_data_is_caught_and_the_previous_checkpoint_used(
+    tiny_llama, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lms = {"tiny-llama": tiny_llama}
+    straight = _trainer(lms, tmp_path / "a", kd_weight=0.0).train()
+    _trainer(lms, tmp_path / "b", kd_weight=0.0).train(stop_after=5)  # checkpoints at steps 2 and 4
+    newest = latest_checkpoint(tmp_path / "b" / "checkpoints")
+    assert newest.name == "step_000004"
+    f = newest / "wire.safetensors"
+    raw = bytearray(f.read_bytes())
+    raw[-100:-36] = bytes(64)  # 64 bytes inside the tensor data: still a valid safetensors file
+    f.write_bytes(bytes(raw))
+    fallback = latest_checkpoint(tmp_path / "b" / "checkpoints")
+    assert fallback.name == "step_000002"  # the newest that verifies
+    resumed = _trainer(lms, tmp_path / "b", kd_weight=0.0).train()
+    _same(straight, resumed)  # exactly the uninterrupted run, not 1e34 away
+    seen = capsys.readouterr()
+    assert "wire.safetensors: corrupted" in seen.out + seen.err  # the fallback is reported
+
+
+def test_missing_latest_json_resumes_by_metadata_and_pruning_keeps_the_new_checkpoint(
+    tiny_llama, tmp_path: Path
+) -> None:
+    lms = {"tiny-llama": tiny_llama}
+    straight = _trainer(lms, tmp_path / "a", kd_weight=0.0).train()
+    _trainer(lms, tmp_path / "b", kd_weight=0.0).train(stop_after=5)
+    (tmp_path / "b" / "checkpoints" / "latest.json").unlink()
+    assert latest_checkpoint(tmp_path / "b" / "checkpoints").name == "step_000004"  # not a restart from 0
+    resumed = _trainer(lms, tmp_path / "b", kd_weight=0.0).train()
+    _same(straight, resumed)
+    kept = sorted(p.name for p in (tmp_path / "b" / "checkpoints").glob("step_*"))
+    assert kept == ["step_000004", "step_000006"]  # pruned by step number, the newest kept
+
+
+def test_prune_never_removes_the_checkpoint_just_written(tiny_llama, tmp_path: Path) -> None:
+    """Stale higher-numbered checkpoints (a restarted run) must not push out the one just written."""
+    lms = {"tiny-llama": tiny_llama}
+    _trainer(lms, tmp_path, kd_weight=0.0, steps=4).train()
+    ck = tmp_path / "checkpoints"
+    import shutil
+
+    shutil.copytree(ck / "step_000004", ck / "step_1000000")  # a name that sorts before, a step after
+    d = json.loads((ck / "step_1000000" / "digests.json").read_text())
+    d["step"] = 1_000_000
+    (ck / "step_1000000" / "digests.json").write_text(json.dumps(d))
+    from latentwire_hf.checkpoint import save_checkpoint
+
+    t = _trainer(lms, tmp_path / "x", kd_weight=0.0, steps=1)
+    path = save_checkpoint(
+        ck, 6, model=t.wire, optimizer=t.optimizer.optimizer, scheduler=t.scheduler, trainer_state={}, keep=2
+    )
+    assert path.is_dir() and (ck / "step_1000000").is_dir() and not (ck / "step_000004").exists()

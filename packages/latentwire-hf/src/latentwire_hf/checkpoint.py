@@ -1,14 +1,21 @@
-"""Atomic checkpoints in safetensors + JSON (no pickle).
+"""Atomic, self-verifying checkpoints in safetensors + JSON (no pickle).
 
 Layout: ``checkpoints/step_000040/{wire,optimizer,rng}.safetensors`` +
-``{optimizer,scheduler,trainer}.json``, and ``checkpoints/latest.json`` naming the
-newest complete one. A checkpoint is written to ``*.tmp``, flushed, then renamed,
-and ``latest.json`` is replaced atomically, so a kill at any moment leaves the
-previous checkpoint usable.
+``{optimizer,scheduler,trainer}.json`` + ``digests.json`` (the SHA-256 of every other file
+and the step), and ``checkpoints/latest.json`` naming the newest complete one. A checkpoint
+is written to ``*.tmp``, flushed, then renamed, and ``latest.json`` is replaced atomically,
+so a kill at any moment leaves the previous checkpoint usable.
+
+On load every file is checked against its digest. :func:`latest_checkpoint` returns the
+newest checkpoint that verifies: a corrupted or missing newest one is reported and the
+previous complete one is used; a missing ``latest.json`` is not a reason to start over
+(checkpoints are found by their own ``digests.json``). Pruning goes by step number and never
+removes the checkpoint just written.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import random
@@ -20,7 +27,20 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-__all__ = ["CheckpointError", "latest_checkpoint", "load_checkpoint", "save_checkpoint"]
+from latentwire_core.logs import get_logger
+
+__all__ = ["CheckpointError", "latest_checkpoint", "load_checkpoint", "save_checkpoint", "verify_checkpoint"]
+
+log = get_logger(__name__)
+DIGESTS = "digests.json"
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 class CheckpointError(RuntimeError):
@@ -88,31 +108,102 @@ def save_checkpoint(
     py_state = random.getstate()
     meta = {"step": step, "python_random": [py_state[0], list(py_state[1]), py_state[2]], **trainer_state}
     (tmp / "trainer.json").write_text(json.dumps(meta))
+    digests = {f.name: _sha256(f) for f in sorted(tmp.iterdir())}
+    (tmp / DIGESTS).write_text(json.dumps({"step": step, "sha256": digests}))
     for f in tmp.iterdir():
         with f.open("rb") as fh:
             os.fsync(fh.fileno())
     shutil.rmtree(final, ignore_errors=True)
     os.replace(tmp, final)
     _atomic_json(root / "latest.json", {"step": step, "path": final.name})
-    ckpts = sorted(p for p in root.glob("step_*") if p.is_dir() and not p.name.endswith(".tmp"))
-    for old in ckpts[:-keep]:
+    # prune by step number (never by name), and never the checkpoint just written
+    others = sorted((s, p) for s, p in _candidates(root) if p != final)
+    for _, old in others[: max(len(others) - (keep - 1), 0)]:
         shutil.rmtree(old, ignore_errors=True)
     return final
 
 
-def latest_checkpoint(root: Path) -> Path | None:
-    """The newest complete checkpoint folder, or ``None`` when there is none."""
-    pointer = root / "latest.json"
-    if not pointer.is_file():
-        return None
+def _step_of(path: Path) -> int | None:
     try:
-        name = json.loads(pointer.read_text())["path"]
-    except (json.JSONDecodeError, KeyError) as e:
-        raise CheckpointError(f"{pointer}: unreadable ({e}); delete it or run with --fresh") from e
-    path = root / name
-    if not path.is_dir():
-        raise CheckpointError(f"{pointer} points to {path}, which does not exist; run with --fresh")
-    return path
+        return int(json.loads((path / DIGESTS).read_text())["step"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    try:
+        return int(path.name.removeprefix("step_"))
+    except ValueError:
+        return None
+
+
+def _candidates(root: Path) -> list[tuple[int, Path]]:
+    """Complete checkpoint folders (not ``*.tmp``) with their step numbers."""
+    out = []
+    for p in root.glob("step_*"):
+        if p.is_dir() and not p.name.endswith(".tmp"):
+            step = _step_of(p)
+            if step is not None:
+                out.append((step, p))
+    return out
+
+
+def verify_checkpoint(path: Path) -> None:
+    """Check every file of a checkpoint against ``digests.json``.
+
+    Raises:
+        CheckpointError: the digests file is missing or unreadable, a file is missing,
+            or a file's SHA-256 differs (it names the file).
+    """
+    try:
+        digests = json.loads((path / DIGESTS).read_text())["sha256"]
+    except FileNotFoundError as e:
+        raise CheckpointError(f"{path / DIGESTS}: missing, so the checkpoint cannot be verified") from e
+    except (json.JSONDecodeError, KeyError, TypeError) as e:
+        raise CheckpointError(f"{path / DIGESTS}: unreadable ({e})") from e
+    for name, want in digests.items():
+        f = path / name
+        if not f.is_file():
+            raise CheckpointError(f"{f}: missing from the checkpoint")
+        if _sha256(f) != want:
+            raise CheckpointError(f"{f}: corrupted (SHA-256 differs from {DIGESTS})")
+
+
+def latest_checkpoint(root: Path) -> Path | None:
+    """The newest checkpoint that verifies, or ``None`` when there is none at all.
+
+    ``latest.json`` names the newest; if it is missing or points nowhere, the checkpoints are
+    found by their own ``digests.json``. A newest checkpoint that fails verification is
+    reported (a warning naming the file) and the next older complete one is used.
+
+    Raises:
+        CheckpointError: checkpoints exist but none verifies (each problem is listed).
+    """
+    found = sorted(_candidates(root), reverse=True)  # newest step first
+    pointer = root / "latest.json"
+    if pointer.is_file():
+        try:
+            named = root / json.loads(pointer.read_text())["path"]
+        except (json.JSONDecodeError, KeyError, TypeError) as e:
+            log.warning("checkpoint_pointer_unreadable", path=str(pointer), error=str(e))
+        else:
+            if not named.is_dir():
+                log.warning("checkpoint_pointer_dangling", path=str(pointer), points_to=str(named))
+    elif found:
+        log.warning("checkpoint_pointer_missing_using_metadata", path=str(pointer), newest=str(found[0][1]))
+    problems = []
+    for _, path in found:
+        try:
+            verify_checkpoint(path)
+        except CheckpointError as e:
+            problems.append(str(e))
+            log.warning("checkpoint_failed_verification_falling_back", checkpoint=str(path), error=str(e))
+            continue
+        if problems:
+            log.warning("resuming_from_older_checkpoint", checkpoint=str(path), skipped=len(problems))
+        return path
+    if problems:
+        raise CheckpointError(
+            f"no checkpoint in {root} verifies: " + "; ".join(problems) + " (run with --fresh to start over)"
+        )
+    return None
 
 
 def _load_tensors(path: Path) -> dict[str, torch.Tensor]:
@@ -136,7 +227,8 @@ def _load_json(path: Path) -> Any:
 
 
 def load_weights(path: Path, model: torch.nn.Module) -> None:
-    """Load only the wire weights of a checkpoint folder (for evaluation)."""
+    """Load only the wire weights of a checkpoint folder (for evaluation), after verifying its digests."""
+    verify_checkpoint(path)
     state = _load_tensors(path / "wire.safetensors")
     try:
         model.load_state_dict(state)
@@ -151,7 +243,7 @@ def load_checkpoint(
     optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.LRScheduler,
 ) -> dict[str, Any]:
-    """Restore everything :func:`save_checkpoint` wrote; returns ``trainer.json``'s content."""
+    """Restore everything :func:`save_checkpoint` wrote (digests verified); returns ``trainer.json``'s content."""
     load_weights(path, model)
     optimizer.load_state_dict(
         _join_state(_load_tensors(path / "optimizer.safetensors"), _load_json(path / "optimizer.json"))

@@ -128,7 +128,9 @@ def _squad(r: _Reader, task: str, articles: slice | None = None) -> Iterator[Exa
     doc = r.json()
     data = doc.get("data") if isinstance(doc, dict) else None
     if not isinstance(data, list):
-        raise DataError(f"{r.path}: not SQuAD JSON ('data' must be a list of articles, got {type(data).__name__})")
+        raise DataError(
+            f"{r.path}: not SQuAD JSON ('data' must be a list of articles, got {type(data).__name__})"
+        )
     for a_i, article in enumerate(data[articles] if articles else data):
         if not isinstance(article, dict) or not isinstance(article.get("paragraphs", []), list):
             r.bad(f"data[{a_i}]", "an article must be an object with a 'paragraphs' list")
