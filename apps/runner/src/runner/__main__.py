@@ -9,7 +9,7 @@ from pathlib import Path
 from latentwire_core.logs import configure_logging
 from latentwire_core.registry import UnknownNameError
 from runner.config import ConfigError, load_experiment
-from runner.run import STAGES, Run, RunFolderMismatch
+from runner.run import STAGES, Run, RunFolderError, RunFolderMismatch
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,14 +33,32 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--runs-dir", type=Path, default=None, help="override the experiment's runs_dir")
     args = p.parse_args(argv)
     configure_logging(None)
+    from latentwire_hf.checkpoint import CheckpointError
+    from latentwire_hf.data import DataError
+    from latentwire_hf.training import NonFiniteLossError
+
+    expected = (
+        ConfigError,
+        UnknownNameError,
+        RunFolderMismatch,
+        RunFolderError,
+        DataError,
+        CheckpointError,
+        NonFiniteLossError,
+        OSError,
+    )
+    run: Run | None = None
     try:
         exp = load_experiment(args.experiment, args.overrides)
         run = Run(exp, fresh=args.fresh, root=args.runs_dir)
-    except (ConfigError, UnknownNameError, RunFolderMismatch) as e:
+        stages = tuple(s for s in STAGES if s in args.stage) if args.stage else STAGES
+        run.run(stages)
+    except expected as e:  # an expected failure is one line naming the file / key, exit 2
         print(f"error: {e}", file=sys.stderr)
         return 2
-    stages = tuple(s for s in STAGES if s in args.stage) if args.stage else STAGES
-    run.run(stages)
+    finally:
+        if run is not None and run.lock is not None:
+            run.lock.release()
     print(f"run folder: {run.dir}", file=sys.stderr)
     if (run.dir / "report" / "summary.md").is_file():
         print((run.dir / "report" / "summary.md").read_text())

@@ -287,6 +287,8 @@ def load_experiment(path: Path, overrides: typing.Sequence[str] = ()) -> Experim
         raise ConfigError(f"{path}: experiment file not found")
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not a UTF-8 text file (byte {e.start}); is it a TOML file?") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: malformed TOML: {e}") from None
     for item in overrides:

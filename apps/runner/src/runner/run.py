@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 from latentwire_core import LatentWire, QuantWireCodec
 from latentwire_core.interlingua import build_interlingua
 from latentwire_core.logs import configure_logging, get_logger
+from latentwire_core.registry import UnknownNameError
 from latentwire_core.tasks import Example, compressed_text, get_task
 from latentwire_eval.baselines import (
     LLMLinguaBaseline,
@@ -49,7 +50,7 @@ from latentwire_hf.objectives import ContentObjective, content_items
 from latentwire_hf.training import Trainer
 from runner.config import Experiment, to_toml
 
-__all__ = ["STAGES", "Run"]
+__all__ = ["STAGES", "Run", "RunFolderError", "RunFolderMismatch", "RunLock"]
 
 STAGES = ("prepare", "pretrain", "train", "evaluate", "report")
 log = get_logger("runner")
@@ -80,7 +81,57 @@ def _versions() -> dict[str, str]:
 
 
 class RunFolderMismatch(RuntimeError):
-    pass
+    """The run folder holds another config's run; nothing was changed."""
+
+
+class RunFolderError(RuntimeError):
+    """A run folder that is locked by another runner, or whose files are unreadable; the message names it."""
+
+
+class RunLock:
+    """An exclusive lock on a run folder: ``<runs>/.<name>.lock`` holding the owner's PID.
+
+    ``flock`` is released by the kernel when its process dies, so a lock left by a killed
+    runner is taken over safely (no PID guessing); a live holder makes a second runner stop
+    with its PID in the message, before anything is written.
+    """
+
+    def __init__(self, run_dir: Path) -> None:
+        import fcntl
+
+        self.path = run_dir.parent / f".{run_dir.name}.lock"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._fh = self.path.open("a+")
+        try:
+            fcntl.flock(self._fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._fh.seek(0)
+            holder = self._fh.read().strip() or "unknown"
+            self._fh.close()
+            raise RunFolderError(
+                f"{run_dir} is in use by another runner (PID {holder}); wait for it or stop it"
+            ) from None
+        self._fh.seek(0)
+        self._fh.truncate()
+        self._fh.write(str(os.getpid()))
+        self._fh.flush()
+
+    def release(self) -> None:
+        import fcntl
+
+        if not self._fh.closed:
+            fcntl.flock(self._fh.fileno(), fcntl.LOCK_UN)
+            self._fh.close()
+
+
+def _read_manifest(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise RunFolderError(f"{path}: corrupted ({e}); run with --fresh to start over") from None
+    if not isinstance(data, dict) or not isinstance(data.get("stages", {}), dict):
+        raise RunFolderError(f"{path}: not a run manifest (expected an object with 'stages')")
+    return data
 
 
 class Run:
@@ -90,8 +141,13 @@ class Run:
         self.exp = exp
         self.dir = (root or Path(exp.runs_dir)) / exp.name
         self.task = get_task(exp.data.task)
-        for name in exp.models.names:
-            resolve_model_name(name)
+        for i, name in enumerate(exp.models.names):
+            try:
+                resolve_model_name(name)
+            except UnknownNameError as e:
+                raise UnknownNameError(f"[models].names[{i}]: {e}") from None
+        if exp.models.device == "cuda" and not torch.cuda.is_available():
+            raise RunFolderError("[models].device = 'cuda' but no CUDA device is available here; use 'auto' or 'cpu'")
         resolved = to_toml(exp)
         # Under `accelerate launch` / torchrun every rank runs this recipe: all ranks train (DDP),
         # rank 0 alone prepares, evaluates, reports and writes the run folder's files.
@@ -103,6 +159,7 @@ class Run:
 
             self._state = PartialState(cpu=not torch.cuda.is_available())
         cfg_path = self.dir / "experiment.toml"
+        self.lock: RunLock | None = RunLock(self.dir) if self.is_main else None  # one writer per run folder
         if self.is_main:
             if fresh and self.dir.exists():
                 shutil.rmtree(self.dir)
@@ -118,7 +175,7 @@ class Run:
         configure_logging(self.dir / "log.jsonl" if self.is_main else None)
         self.manifest_path = self.dir / "manifest.json"
         self.manifest: dict[str, Any] = (
-            json.loads(self.manifest_path.read_text())
+            _read_manifest(self.manifest_path)
             if self.manifest_path.is_file()
             else {
                 "name": exp.name,
@@ -166,7 +223,7 @@ class Run:
         for stage in stages:
             self._barrier()
             if self.manifest_path.is_file():  # another rank may have finished a stage meanwhile
-                self.manifest["stages"] = json.loads(self.manifest_path.read_text()).get("stages", {})
+                self.manifest["stages"] = _read_manifest(self.manifest_path).get("stages", {})
             if self.stage_done(stage):
                 log.info("stage_skipped_already_done", stage=stage)
                 continue

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import attrs
@@ -9,12 +10,19 @@ import attrs
 __all__ = ["in_unit_interval", "non_negative", "one_of", "positive"]
 
 
+def _finite(attribute: attrs.Attribute[Any], value: float) -> None:
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{attribute.name} must be a finite number, got {value!r}")
+
+
 def positive(_inst: Any, attribute: attrs.Attribute[Any], value: float) -> None:
+    _finite(attribute, value)
     if not value > 0:
         raise ValueError(f"{attribute.name} must be > 0, got {value!r}")
 
 
 def non_negative(_inst: Any, attribute: attrs.Attribute[Any], value: float) -> None:
+    _finite(attribute, value)
     if not value >= 0:
         raise ValueError(f"{attribute.name} must be >= 0, got {value!r}")
 

@@ -1,0 +1,150 @@
+"""Bad input and concurrent use fail with one line naming the problem (exit 2), before any work."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from runner.__main__ import main
+from runner.config import ConfigError, load_experiment
+from runner.run import RunLock
+
+TINY = """
+name = "rel"
+[data]
+task = "sst2"
+train_limit = 8
+eval_limit = 4
+{data_extra}
+[models]
+names = ["tiny-llama"]
+[wire]
+n_tokens = 2
+d_z = 8
+n_heads = 2
+[train]
+steps = 2
+batch_size = 4
+{train_extra}
+[eval]
+bootstrap_resamples = 50
+"""
+
+
+def _exp(tmp_path: Path, *, data_extra: str = "", train_extra: str = "") -> Path:
+    p = tmp_path / "rel.toml"
+    p.write_text(TINY.format(data_extra=data_extra, train_extra=train_extra))
+    return p
+
+
+def _one_line_error(capsys: pytest.CaptureFixture[str]) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err and err[-1].startswith("error: ") and "Traceback" not in "\n".join(err)
+    return err[-1]
+
+
+def test_a_binary_toml_is_a_config_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    p = tmp_path / "bin.toml"
+    p.write_bytes(b"\x89PNG\r\n\x1a\n\x00\xff\xfe")
+    assert main([str(p)]) == 2
+    assert "bin.toml: not a UTF-8 text file" in _one_line_error(capsys)
+
+
+@pytest.mark.parametrize(
+    ("extra", "match"),
+    [
+        ("lr = inf", r"lr must be a finite number"),
+        ("lr = nan", r"lr must be a finite number"),
+        ("kd_temperature = -inf", r"kd_temperature must be a finite number"),
+    ],
+)
+def test_non_finite_values_are_refused_at_load(tmp_path: Path, extra: str, match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        load_experiment(_exp(tmp_path, train_extra=extra))
+
+
+@pytest.mark.parametrize(
+    ("body", "match"),
+    [
+        ('name = "x"\n[wire]\nn_tokens = 100000\n', r"'n_tokens' must be <= 4096"),
+        ('name = "x"\n[wire]\nd_z = 100000000\n', r"'d_z' must be <= 16384"),
+        ('name = "x"\n[wire]\nd_z = 30\nn_heads = 4\n', r"d_z \(30\) must be divisible by n_heads \(4\)"),
+        ('name = "x"\n[wire]\ndropout = 1.5\n', r"dropout must be in \[0, 1\)"),
+    ],
+)
+def test_ranges_that_protect_the_machine_fail_at_load(tmp_path: Path, body: str, match: str) -> None:
+    p = tmp_path / "x.toml"
+    p.write_text(body)
+    t0 = time.perf_counter()
+    with pytest.raises(ConfigError, match=match):
+        load_experiment(p)
+    assert time.perf_counter() - t0 < 5  # refused before any allocation
+
+
+def test_unknown_model_and_missing_device_are_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    p = _exp(tmp_path)
+    assert main([str(p), "--runs-dir", str(tmp_path / "runs"), "--set", 'models.names=["tiny-llama", "gpt9"]']) == 2
+    assert "[models].names[1]: unknown model 'gpt9'" in _one_line_error(capsys)
+    if not __import__("torch").cuda.is_available():
+        assert main([str(p), "--runs-dir", str(tmp_path / "runs"), "--set", 'models.device="cuda"']) == 2
+        assert "no CUDA device" in _one_line_error(capsys)
+
+
+def test_an_empty_eval_split_is_refused_in_prepare_naming_the_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "data" / "sst2"
+    data.mkdir(parents=True)
+    (data / "dev.tsv").write_text("sentence\tlabel\n")
+    (data / "train.tsv").write_text("sentence\tlabel\n" + "".join(f"movie {i}\t{i % 2}\n" for i in range(10)))
+    p = _exp(tmp_path, data_extra=f'data_dir = "{tmp_path / "data"}"')
+    assert main([str(p), "--runs-dir", str(tmp_path / "runs")]) == 2
+    line = _one_line_error(capsys)
+    assert "the eval split has 0 usable examples" in line and "min_eval" in line
+    manifest = json.loads((tmp_path / "runs" / "rel" / "manifest.json").read_text())
+    assert manifest["stages"]["prepare"]["status"] == "failed" and "train" not in manifest["stages"]
+
+
+def test_a_corrupt_manifest_names_the_file(
+    tmp_path: Path, data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    p = _exp(tmp_path)
+    run = tmp_path / "runs" / "rel"
+    assert main([str(p), "--runs-dir", str(tmp_path / "runs"), "--stage", "prepare"]) == 0
+    (run / "manifest.json").write_text("{not json")
+    assert main([str(p), "--runs-dir", str(tmp_path / "runs")]) == 2
+    assert f"{run / 'manifest.json'}: corrupted" in _one_line_error(capsys)
+
+
+def test_a_second_runner_on_the_same_folder_is_refused_naming_the_holder(
+    tmp_path: Path, data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    runs = tmp_path / "runs"
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from pathlib import Path; from runner.run import RunLock; "
+            f"lock = RunLock(Path({str(runs / 'rel')!r})); print('held', flush=True); time.sleep(60)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        assert main([str(_exp(tmp_path)), "--runs-dir", str(runs)]) == 2
+        assert f"in use by another runner (PID {holder.pid})" in _one_line_error(capsys)
+        assert not (runs / "rel").exists()  # nothing was written
+    finally:
+        holder.kill()
+        holder.wait()
+    # the holder was killed: its lock is stale and is taken over safely
+    lock = RunLock(runs / "rel")
+    assert (runs / ".rel.lock").read_text() == str(os.getpid())
+    lock.release()
