@@ -63,9 +63,11 @@ def test_app_pages_render(runs_dir: Path) -> None:
     assert at.header[0].value.startswith("Run: ")
     at.sidebar.selectbox[0].set_value("alpha").run()
     assert not at.exception
-    assert "latent" in at.table[0].value["method"].tolist()
+    metrics_table = at.dataframe[0].value
+    assert "latent" in metrics_table["method"].tolist()
     assert at.main.selectbox[0].value == "accuracy"  # the headline metric is shown first
-    assert set(at.table[0].value["metric"]) == {"accuracy"}
+    assert set(metrics_table["metric"]) == {"accuracy"}
+    assert str(metrics_table["n"].dtype) == "Int64"  # counts and bytes are integers, not 8,704.0000
     at.sidebar.selectbox[0].set_value("beta").run()
     assert any("not there yet" in i.value for i in at.info)
     at.sidebar.radio[0].set_value("Examples").run()
@@ -83,3 +85,27 @@ def test_app_with_no_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     at = AppTest.from_file(str(APP), default_timeout=60).run()
     assert "No run folders" in at.warning[0].value
     assert os.environ["LATENTWIRE_RUNS"].endswith("none")
+
+
+@pytest.mark.parametrize(
+    ("rel", "content"),
+    [
+        ("eval/metrics.json", b"{not json"),
+        ("eval/metrics.json", b"[1, 2, 3]"),
+        ("eval/predictions.parquet", b"PAR1 this is not parquet"),
+        ("manifest.json", b"\xff\xfe garbage"),
+    ],
+)
+def test_corrupted_run_files_are_named_not_a_crash(runs_dir: Path, rel: str, content: bytes) -> None:
+    (runs_dir / "alpha" / rel).write_bytes(content)
+    run = load_run(runs_dir / "alpha")
+    assert any(rel in m and ("unreadable" in m or "not a" in m) for m in run.missing), run.missing
+    headline_table(list_runs(runs_dir))  # the overview still builds
+    at = AppTest.from_file(str(APP), default_timeout=60).run()
+    assert not at.exception
+    at.sidebar.radio[0].set_value("Run").run()
+    at.sidebar.selectbox[0].set_value("alpha").run()
+    assert not at.exception
+    assert any(rel in e.value for e in at.error)
+    at.sidebar.radio[0].set_value("Examples").run()
+    assert not at.exception

@@ -87,9 +87,14 @@ def test_ranges_that_protect_the_machine_fail_at_load(tmp_path: Path, body: str,
     assert time.perf_counter() - t0 < 5  # refused before any allocation
 
 
-def test_unknown_model_and_missing_device_are_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_unknown_model_and_missing_device_are_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     p = _exp(tmp_path)
-    assert main([str(p), "--runs-dir", str(tmp_path / "runs"), "--set", 'models.names=["tiny-llama", "gpt9"]']) == 2
+    assert (
+        main([str(p), "--runs-dir", str(tmp_path / "runs"), "--set", 'models.names=["tiny-llama", "gpt9"]'])
+        == 2
+    )
     assert "[models].names[1]: unknown model 'gpt9'" in _one_line_error(capsys)
     if not __import__("torch").cuda.is_available():
         assert main([str(p), "--runs-dir", str(tmp_path / "runs"), "--set", 'models.device="cuda"']) == 2

@@ -18,6 +18,7 @@ from dashboard.runs import (
     RunData,
     across_runs,
     filter_examples,
+    for_display,
     headline_table,
     list_runs,
     load_run,
@@ -33,8 +34,12 @@ def _runs_dir() -> Path:
 
 
 def _missing(run: RunData) -> None:
-    if run.missing:
-        st.info(f"Run '{run.name}' is {run.status}; not there yet: " + "; ".join(run.missing))
+    broken = [m for m in run.missing if "unreadable" in m or " is not a " in m or "has no list" in m]
+    absent = [m for m in run.missing if m not in broken]
+    if broken:
+        st.error(f"Run '{run.name}': " + "; ".join(broken))
+    if absent:
+        st.info(f"Run '{run.name}' is {run.status}; not there yet: " + "; ".join(absent))
 
 
 def overview(runs: list[RunData]) -> None:
@@ -88,13 +93,15 @@ def run_view(run: RunData) -> None:
             "latency_s",
         ]
         show = table[[c for c in cols if c in table.columns]]  # older runs lack the newer columns
-        st.table(show.round(4))
+        st.dataframe(for_display(show), hide_index=True, width="stretch")
         if run.metrics and run.metrics.get("majority_class"):
             mc = run.metrics["majority_class"]
             st.caption(f"majority class on eval: {mc['label']} = {mc['rate_on_eval']:.3f} (n = {mc['n']})")
         if run.metrics and run.metrics.get("comparisons"):
             st.subheader("Paired tests: latent vs baselines")
-            st.dataframe(pd.DataFrame(run.metrics["comparisons"]).round(4), hide_index=True, width="stretch")
+            st.dataframe(
+                for_display(pd.DataFrame(run.metrics["comparisons"]), 4), hide_index=True, width="stretch"
+            )
         chart = quality_chart(run)
         if chart is not None:
             st.altair_chart(chart, width="stretch")

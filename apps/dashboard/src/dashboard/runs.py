@@ -17,6 +17,7 @@ __all__ = [
     "RunData",
     "disagreement_mask",
     "filter_examples",
+    "for_display",
     "headline_table",
     "list_runs",
     "load_run",
@@ -59,31 +60,75 @@ class RunData:
         done = [k for k, s in stages.items() if s.get("status") == "done"]
         return "finished" if "report" in done else f"done: {', '.join(done)}"
 
-    def results(self) -> pd.DataFrame:
+    def results(self, subset: str = "all") -> pd.DataFrame:
+        """Per (model, method, metric) rows; SQuAD v2 runs also hold ``has_answer``/``no_answer`` subsets."""
         if not self.metrics:
             return pd.DataFrame()
-        return pd.DataFrame(self.metrics.get("results", []))
+        res = pd.DataFrame(self.metrics.get("results", []))
+        if "subset" in res:
+            res = res[res["subset"] == subset].reset_index(drop=True)
+        return res
 
 
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
+def _read_json(path: Path, problems: list[str], rel: str, *, kind: type = dict) -> Any:
+    """The file's JSON, or ``None`` with a line in ``problems`` saying what is wrong with it."""
+    if not path.is_file():
         return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        problems.append(f"{rel} is unreadable ({type(e).__name__}: {e})")
+        return None
+    if not isinstance(data, kind):
+        problems.append(f"{rel} is not a {kind.__name__} (got {type(data).__name__})")
+        return None
+    return data
+
+
+INT_COLUMNS = (
+    "n",
+    "n_groups",
+    "wire_bytes",
+    "prompt_utf8_bytes",
+    "encoded_utf8_bytes",
+    "compressed_utf8_bytes",
+)
+
+
+def for_display(df: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
+    """Counts and bytes as integers (not ``8,704.0000``), other numbers rounded."""
+    out = df.copy()
+    for c in out.columns:
+        if c in INT_COLUMNS and pd.api.types.is_numeric_dtype(out[c]):
+            out[c] = out[c].round().astype("Int64")
+        elif pd.api.types.is_float_dtype(out[c]):
+            out[c] = out[c].round(digits)
+    return out
 
 
 def load_run(path: Path) -> RunData:
     """Load whatever a run folder holds; ``missing`` lists the rest in words."""
     missing = [f"{rel} ({what})" for rel, what in EXPECTED.items() if not (path / rel).is_file()]
-    manifest = _read_json(path / "manifest.json") or {}
-    cfg = (path / "experiment.toml").read_text() if (path / "experiment.toml").is_file() else ""
-    metrics = _read_json(path / "eval" / "metrics.json")
+    manifest = _read_json(path / "manifest.json", missing, "manifest.json") or {}
+    try:
+        cfg = (
+            (path / "experiment.toml").read_text(encoding="utf-8")
+            if (path / "experiment.toml").is_file()
+            else ""
+        )
+    except (OSError, UnicodeDecodeError) as e:
+        cfg = ""
+        missing.append(f"experiment.toml is unreadable ({e})")
+    metrics = _read_json(path / "eval" / "metrics.json", missing, "eval/metrics.json")
+    if metrics is not None and not isinstance(metrics.get("results", []), list):
+        missing.append("eval/metrics.json has no list of results")
+        metrics = None
     preds = None
     if (path / "eval" / "predictions.parquet").is_file():
         try:
             preds = pd.read_parquet(path / "eval" / "predictions.parquet")
-        except (OSError, ValueError) as e:
-            missing.append(f"eval/predictions.parquet unreadable ({e})")
+        except Exception as e:
+            missing.append(f"eval/predictions.parquet is unreadable ({type(e).__name__}: {e})")
     curves = None
     cpath = path / "train" / "metrics.jsonl"
     if cpath.is_file() and cpath.stat().st_size:

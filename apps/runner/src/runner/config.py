@@ -30,6 +30,7 @@ __all__ = ["ConfigError", "Experiment", "load_experiment", "to_toml"]
 METHODS = (
     "text",
     "text_kshot",
+    "text_soft_prompt",
     "no_context",
     "latent",
     "latent_shuffled",

@@ -1,4 +1,7 @@
-"""The recipe: prepare -> pretrain -> train -> evaluate -> report, into one run folder (DESIGN.md section 5).
+"""The recipe: prepare -> pretrain -> train -> control -> evaluate -> report, into one run folder (DESIGN.md section 5).
+
+``pretrain`` (content pretraining) runs when ``[pretrain].steps > 0``; ``control`` trains the
+equal-training soft-prompt control when ``text_soft_prompt`` is among the evaluation methods.
 
 Each stage records its status in ``manifest.json``; a finished stage is skipped
 when the same command runs again, training resumes from its last checkpoint and
@@ -28,9 +31,10 @@ import torch
 from tqdm.auto import tqdm
 
 from latentwire_core import LatentWire, QuantWireCodec
-from latentwire_core.interlingua import build_interlingua
+from latentwire_core.interlingua import build_interlingua, slot_counts
 from latentwire_core.logs import configure_logging, get_logger
 from latentwire_core.registry import UnknownNameError
+from latentwire_core.soft_prompt import SoftPromptControl
 from latentwire_core.tasks import Example, compressed_text, get_task
 from latentwire_eval.baselines import (
     LLMLinguaBaseline,
@@ -46,13 +50,13 @@ from latentwire_hf.data import DataError, load_train_eval
 from latentwire_hf.features import build_feature_source
 from latentwire_hf.frozen_lm import load_frozen_lm
 from latentwire_hf.models import KNOWN_MODELS, cache_root, load_causal_lm, resolve_model_name
-from latentwire_hf.objectives import ContentObjective, content_items
+from latentwire_hf.objectives import ContentObjective, SoftPromptObjective, TaskObjective, content_items
 from latentwire_hf.training import Trainer
 from runner.config import Experiment, to_toml
 
 __all__ = ["STAGES", "Run", "RunFolderError", "RunFolderMismatch", "RunLock"]
 
-STAGES = ("prepare", "pretrain", "train", "evaluate", "report")
+STAGES = ("prepare", "pretrain", "train", "control", "evaluate", "report")
 log = get_logger("runner")
 
 
@@ -147,7 +151,9 @@ class Run:
             except UnknownNameError as e:
                 raise UnknownNameError(f"[models].names[{i}]: {e}") from None
         if exp.models.device == "cuda" and not torch.cuda.is_available():
-            raise RunFolderError("[models].device = 'cuda' but no CUDA device is available here; use 'auto' or 'cpu'")
+            raise RunFolderError(
+                "[models].device = 'cuda' but no CUDA device is available here; use 'auto' or 'cpu'"
+            )
         resolved = to_toml(exp)
         # Under `accelerate launch` / torchrun every rank runs this recipe: all ranks train (DDP),
         # rank 0 alone prepares, evaluates, reports and writes the run folder's files.
@@ -227,7 +233,7 @@ class Run:
             if self.stage_done(stage):
                 log.info("stage_skipped_already_done", stage=stage)
                 continue
-            if stage not in ("train", "pretrain") and not self.is_main:
+            if stage not in ("train", "pretrain", "control") and not self.is_main:
                 continue  # rank 0 does it; the barrier at the next stage waits for it
             fn: Callable[[], dict[str, Any] | None] = getattr(self, f"_{stage}")
             entry = self.manifest["stages"].setdefault(stage, {})
@@ -404,6 +410,41 @@ class Run:
             out.update(zip([e.id for e in chunk], wire.counts(mask).tolist(), strict=True))
         return out
 
+    def soft_prompt_control(self) -> SoftPromptControl:
+        """The control's module: M = the wire's (fixed) M, or its mean M over the training split."""
+        w = self.exp.wire
+        m = w.n_tokens
+        if w.ratio > 0:
+            train, _ = self.data()
+            _, mask = self.features().features([compressed_text(e, w.compress) for e in train[:512]])
+            m = max(1, round(float(slot_counts(mask, n_tokens=w.n_tokens, ratio=w.ratio).float().mean())))
+        return SoftPromptControl({n: (lm.d_model, lm.embed_rms) for n, lm in self.lms().items()}, m)
+
+    def _control(self) -> dict[str, Any]:
+        """Train the equal-training soft-prompt control: same steps, data, losses as the wire."""
+        if "text_soft_prompt" not in self.exp.eval.methods:
+            return {"skipped": "text_soft_prompt is not an evaluation method"}
+        train, _ = self.data()
+        control = self.soft_prompt_control()
+        cfg = attrs.evolve(self.exp.train, seed=self.exp.seed)
+        w = self.exp.wire
+        task_obj = TaskObjective(
+            lms=self.lms(),
+            features=self.features(),
+            task=self.task,
+            examples=train,
+            cfg=cfg,
+            compress=w.compress,
+            n_tokens=w.n_tokens,
+            ratio=w.ratio,
+        )
+        objective = SoftPromptObjective(task_obj, max_text_tokens=self.exp.eval.max_text_tokens)
+        trainer = Trainer(
+            wire=control, lms=self.lms(), cfg=cfg, run_dir=self.dir, objective=objective, stage="control"
+        )
+        trainer.train()
+        return {"steps": trainer.step, "soft_prompt_tokens": control.n_tokens}
+
     def _evaluate(self) -> dict[str, Any]:
         train, evaluation = self.data()
         ev, w = self.exp.eval, self.exp.wire
@@ -417,6 +458,15 @@ class Run:
                 )
             load_weights(ckpt, wire)
         wire.eval()
+        control: SoftPromptControl | None = None
+        if "text_soft_prompt" in methods:
+            control = self.soft_prompt_control()
+            cck = latest_checkpoint(self.dir / "control" / "checkpoints")
+            if cck is None:
+                raise FileNotFoundError(
+                    f"no checkpoint in {self.dir / 'control' / 'checkpoints'}; run the control stage"
+                )
+            load_weights(cck, control)
         codec = QuantWireCodec(self.exp.codec)
         budgets = self._budgets(evaluation, wire)
         # latent_shuffled: each example receives another example's latent (a fixed derangement)
@@ -455,7 +505,7 @@ class Run:
                         scorer, tiktoken_cache=cache_root() / "tiktoken", device=self.device
                     )
                 slot_fn, encoded = self._slot_fn(
-                    method, name, lm, prompt, wire, codec, train, lingua, budgets, partner
+                    method, name, lm, prompt, wire, codec, train, lingua, budgets, partner, control
                 )
                 res = evaluate_method(
                     prompt,
@@ -529,6 +579,7 @@ class Run:
         lingua: Any,
         budgets: dict[str, int],
         partner: dict[str, Example],
+        control: SoftPromptControl | None = None,
     ) -> tuple[Callable[[Any], tuple[list[Any], list[int]]], Callable[[Example], str]]:
         """The method's slot filler and what it read of each example's compressed text."""
         ev, w = self.exp.eval, self.exp.wire
@@ -585,6 +636,16 @@ class Run:
         def encoder_read(e: Example) -> str:
             return str(fs.read_text(compressed_text(e, comp)))
 
+        @torch.no_grad()
+        def soft_prompt(exs: Any) -> tuple[list[Any], list[int]]:  # learned prompt + the full text
+            assert control is not None
+            p = control.prompts[name].detach().to(self.device)
+            rows = [
+                SoftPromptControl.slot(p, lm.embed(torch.tensor([text_ids(e) or [prompt.eos]]))[0])
+                for e in exs
+            ]
+            return rows, [0] * len(exs)
+
         def ids_fn(f: Callable[[Example], list[int]]) -> Callable[[Any], tuple[list[Any], list[int]]]:
             return lambda exs: ([f(e) for e in exs], [0] * len(exs))
 
@@ -612,6 +673,7 @@ class Run:
         table: dict[str, tuple[Callable[[Any], tuple[list[Any], list[int]]], Callable[[Example], str]]] = {
             "text": (ids_fn(text_ids), ids_read(text_ids)),
             "text_kshot": (ids_fn(text_ids), ids_read(text_ids)),
+            "text_soft_prompt": (soft_prompt, ids_read(text_ids)),
             "no_context": (ids_fn(no_context), lambda e: ""),
             "token_budget": (ids_fn(token_budget), ids_read(token_budget)),
             "llmlingua": (ids_fn(llmlingua), ids_read(llmlingua)),

@@ -156,12 +156,19 @@ class TaskObjective:
         feats, mask = feats.to(device), mask.to(device)
         counts = slot_counts(mask, n_tokens=self.n_tokens, ratio=self.ratio)
         soft = wire(feats, mask, models)  # name -> (B, M, d_model)
+        return self.answer_losses(idx, models, {n: _rows(soft[n], counts) for n in models}, device)
+
+    def answer_losses(
+        self, idx: list[int], models: list[str], slots: Mapping[str, list[torch.Tensor]], device: torch.device
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        """Answer CE (+ first-token CE, + KD) of each reader given its slot contents for the batch."""
+        exs = [self.examples[i] for i in idx]
         stats: dict[str, float] = {}
         total = torch.zeros((), device=device)
         for name in models:
             lm, prompt = self.lms[name], self.prompts[name]
             answers = [self.answers[name][i] for i in idx]
-            batch, hidden = prompt.hidden(_rows(soft[name], counts), answers, prompt.tails(exs))
+            batch, hidden = prompt.hidden(slots[name], answers, prompt.tails(exs))
             pos = prediction_positions(batch.labels)
             logits = lm.logits(gather_at(hidden, pos))  # (N, V): only where a target is
             ce = answer_ce(logits, pos.targets)
@@ -202,6 +209,32 @@ class TaskObjective:
         return kd_topk_kl(
             lm.logits(gather_at(hidden, spos)), t_ids, t_logits, temperature=self.cfg.kd_temperature
         )
+
+
+class SoftPromptObjective:
+    """The equal-training control: the task losses with ``[soft prompt P_k] + full text`` in the slot.
+
+    Same examples, losses and prompt builder as :class:`TaskObjective`; only the slot differs.
+    """
+
+    def __init__(self, task_objective: TaskObjective, *, max_text_tokens: int) -> None:
+        self.task = task_objective
+        self.n_items = task_objective.n_items
+        self.max_text_tokens = max_text_tokens
+
+    def __call__(
+        self, wire: nn.Module, idx: list[int], models: list[str], device: torch.device
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        exs = [self.task.examples[i] for i in idx]
+        prompts = wire(models)  # name -> (M, d_model)
+        slots: dict[str, list[torch.Tensor]] = {}
+        for name in models:
+            lm, sp = self.task.lms[name], self.task.prompts[name]
+            ids = [sp.text_ids(e)[: self.max_text_tokens] for e in exs]
+            with torch.no_grad():
+                embs = [lm.embed(torch.tensor([i or [sp.eos]]))[0] for i in ids]
+            slots[name] = [torch.cat([prompts[name].to(e.dtype), e.to(prompts[name].device)]) for e in embs]
+        return self.task.answer_losses(idx, models, slots, device)
 
 
 # --- content pretraining ------------------------------------------------------------------------

@@ -93,15 +93,15 @@ class Trainer:
         run_dir: the run folder (``<stage>/metrics.jsonl`` and checkpoints go there).
         accelerator: an ``Accelerator``; one is made (CPU unless CUDA is present) if omitted.
         objective: what a step optimises; default the task objective over ``examples``.
-        stage: ``train`` (``checkpoints/``, ``train/metrics.jsonl``) or ``pretrain``
-            (``pretrain/checkpoints/``, ``pretrain/metrics.jsonl``).
+        stage: ``train`` (``checkpoints/``, ``train/metrics.jsonl``), or another stage name
+            (``pretrain``, ``control``: ``<stage>/checkpoints/``, ``<stage>/metrics.jsonl``).
         compress: what the wire carries for the default task objective (``source`` / ``context``).
     """
 
     def __init__(
         self,
         *,
-        wire: LatentWire,
+        wire: torch.nn.Module,
         lms: Mapping[str, Any],
         features: Any = None,
         task: TaskSpec | None = None,
@@ -127,6 +127,8 @@ class Trainer:
         if objective is None:
             if task is None or not examples:
                 raise ValueError("no training examples")
+            if not isinstance(wire, LatentWire):
+                raise TypeError("the default task objective needs a LatentWire; pass objective= otherwise")
             ic = wire.cfg.interlingua
             objective = TaskObjective(
                 lms=self.lms,
