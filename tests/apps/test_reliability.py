@@ -153,3 +153,26 @@ def test_a_second_runner_on_the_same_folder_is_refused_naming_the_holder(
     lock = RunLock(runs / "rel")
     assert (runs / ".rel.lock").read_text() == str(os.getpid())
     lock.release()
+
+
+def test_a_corrupted_finished_artefact_is_noticed_and_remade(
+    tmp_path: Path, data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    p = _exp(tmp_path)
+    runs = tmp_path / "runs"
+    assert main([str(p), "--runs-dir", str(runs)]) == 0
+    run = runs / "rel"
+
+    def scores(m: dict) -> list:
+        return [(r["model"], r["method"], r["metric"], r["value"]) for r in m["results"]]  # not latency
+
+    good = scores(json.loads((run / "eval" / "metrics.json").read_text()))
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert set(manifest["stages"]["evaluate"]["outputs"]) == {"eval/predictions.parquet", "eval/metrics.json"}
+    (run / "eval" / "predictions.parquet").write_bytes(b"PAR1 garbage")
+    (run / "eval" / "metrics.json").write_text("{")
+    capsys.readouterr()
+    assert main([str(p), "--runs-dir", str(runs)]) == 0
+    out = capsys.readouterr()
+    assert "stage_output_damaged_rerunning" in out.out + out.err
+    assert scores(json.loads((run / "eval" / "metrics.json").read_text())) == good  # remade, same scores

@@ -78,3 +78,23 @@ def test_overrides(tmp_path: Path) -> None:
         load_experiment(p, ["train.stepz=7"])
     with pytest.raises(ConfigError, match="expected key=value"):
         load_experiment(p, ["train.steps"])
+
+
+def test_every_problem_of_a_config_is_reported_at_once(tmp_path: Path) -> None:
+    p = _write(
+        tmp_path,
+        '[train]\nlr = -1.0\nsteps = "many"\nbogus = 1\n[wire]\nd_z = 0\n[eval]\nmethods = ["telepathy"]\n',
+    )
+    with pytest.raises(ConfigError) as e:
+        load_experiment(p)
+    msg = str(e.value)
+    for part in (
+        "missing required key 'name'",
+        "lr must be > 0",
+        "'train.steps' must be an integer",
+        "unknown key 'train.bogus'",
+        "d_z' must be > 0",
+        "methods must be a non-empty list",
+    ):
+        assert part in msg, part
+    assert "\n" not in msg  # one line

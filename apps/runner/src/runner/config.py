@@ -248,31 +248,57 @@ def _check_type(value: Any, typ: Any, where: str) -> Any:
     return value
 
 
-def structure(cls: type[Any], data: Any, where: str, file: str) -> Any:
-    """Strictly build attrs ``cls`` from a TOML table."""
+def structure(cls: type[Any], data: Any, where: str, file: str, errors: list[str] | None = None) -> Any:
+    """Strictly build attrs ``cls`` from a TOML table, collecting every problem before failing.
+
+    Unknown keys, wrong types and out-of-range values of all fields (nested tables included)
+    are gathered; cross-field rules run once every field is valid. Raises :class:`ConfigError`
+    listing them all (when ``errors`` is not given), or appends to ``errors`` and returns ``None``.
+    """
+    top = errors is None
+    errs: list[str] = [] if errors is None else errors
+    n0 = len(errs)
+    label = f"[{where}]" if where else "[top level]"
     if not isinstance(data, dict):
-        raise ConfigError(f"{file}: [{where}] must be a table, got {data!r}")
+        errs.append(f"{label} must be a table, got {data!r}")
+        return _finish(top, errs, file)
     attrs.resolve_types(cls)
     fields = {f.name: f for f in attrs.fields(cls)}
-    unknown = sorted(set(data) - set(fields))
-    if unknown:
-        key = f"{where}.{unknown[0]}" if where else unknown[0]
-        raise ConfigError(f"{file}: unknown key '{key}'; allowed here: {', '.join(sorted(fields))}")
+    for key in sorted(set(data) - set(fields)):
+        path = f"{where}.{key}" if where else key
+        errs.append(f"unknown key '{path}'; allowed here: {', '.join(sorted(fields))}")
     kwargs = {}
     for name, value in data.items():
+        if name not in fields:
+            continue
         f = fields[name]
         path = f"{where}.{name}" if where else name
         if attrs.has(f.type):
-            kwargs[name] = structure(f.type, value, path, file)
-        else:
+            kwargs[name] = structure(f.type, value, path, file, errs)
+            continue
+        try:
+            kwargs[name] = _check_type(value, f.type, f"'{path}'")
+        except TypeError as e:
+            errs.append(str(e))
+            continue
+        if f.validator is not None:
             try:
-                kwargs[name] = _check_type(value, f.type, f"'{path}'")
-            except TypeError as e:
-                raise ConfigError(f"{file}: {e}") from None
+                f.validator(None, f, kwargs[name])
+            except (ValueError, TypeError) as e:
+                errs.append(f"{label} {e}")
+    if len(errs) > n0:
+        return _finish(top, errs, file)
     try:
         return cls(**kwargs)
     except (ValueError, TypeError) as e:
-        raise ConfigError(f"{file}: [{where or 'top level'}] {e}") from None
+        errs.append(f"{label} {e}")
+        return _finish(top, errs, file)
+
+
+def _finish(top: bool, errs: list[str], file: str) -> None:
+    if top:
+        raise ConfigError(f"{file}: " + f"; {file}: ".join(errs))
+    return None
 
 
 def _parse_value(raw: str) -> Any:
@@ -303,14 +329,18 @@ def load_experiment(path: Path, overrides: typing.Sequence[str] = ()) -> Experim
             if not isinstance(node, dict):
                 raise ConfigError(f"--set {item!r}: {p} is not a table")
         node[parts[-1]] = _parse_value(raw.strip())
+    errors: list[str] = []
     for sec in ("train", "pretrain"):
         if isinstance(data.get(sec), dict) and "seed" in data[sec]:
-            raise ConfigError(
-                f"{path}: '[{sec}].seed' is not settable; the top-level 'seed' seeds everything"
-            )
+            errors.append(f"'[{sec}].seed' is not settable; the top-level 'seed' seeds everything")
+            data[sec] = {k: v for k, v in data[sec].items() if k != "seed"}
     if "name" not in data:
-        raise ConfigError(f"{path}: missing required key 'name'")
-    exp: Experiment = structure(Experiment, data, "", str(path))
+        errors.append("missing required key 'name'")
+        data = {**data, "name": "unnamed"}  # so the other problems are reported too
+    exp = structure(Experiment, data, "", str(path), errors)
+    if errors:
+        raise ConfigError(f"{path}: " + f"; {path}: ".join(errors))
+    assert isinstance(exp, Experiment)
     return exp
 
 

@@ -44,6 +44,7 @@ from latentwire_eval.baselines import (
     mean_pool_slot,
 )
 from latentwire_eval.evaluate import Prompt, evaluate_method, token_budget_slot
+from latentwire_eval.metrics import metric_fns
 from latentwire_eval.report import compute_metrics, derive_joint_oracle, write_report
 from latentwire_hf.checkpoint import latest_checkpoint, load_weights
 from latentwire_hf.data import DataError, load_train_eval
@@ -126,6 +127,20 @@ class RunLock:
         if not self._fh.closed:
             fcntl.flock(self._fh.fileno(), fcntl.LOCK_UN)
             self._fh.close()
+
+
+# What each stage leaves behind; their digests go in the manifest and are checked when a stage is skipped.
+STAGE_OUTPUTS: dict[str, tuple[str, ...]] = {
+    "prepare": ("prepare/data.json",),
+    "evaluate": ("eval/predictions.parquet", "eval/metrics.json"),
+    "report": ("report/summary.md",),
+}
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _read_manifest(path: Path) -> dict[str, Any]:
@@ -231,8 +246,14 @@ class Run:
             if self.manifest_path.is_file():  # another rank may have finished a stage meanwhile
                 self.manifest["stages"] = _read_manifest(self.manifest_path).get("stages", {})
             if self.stage_done(stage):
-                log.info("stage_skipped_already_done", stage=stage)
-                continue
+                damaged = self._damaged_outputs(stage)
+                if not damaged:
+                    log.info("stage_skipped_already_done", stage=stage)
+                    continue
+                # a finished artefact changed on disk: say so, and make it again
+                log.warning("stage_output_damaged_rerunning", stage=stage, files=damaged)
+                if stage == "evaluate":
+                    shutil.rmtree(self.dir / "eval" / "partial", ignore_errors=True)
             if stage not in ("train", "pretrain", "control") and not self.is_main:
                 continue  # rank 0 does it; the barrier at the next stage waits for it
             fn: Callable[[], dict[str, Any] | None] = getattr(self, f"_{stage}")
@@ -248,11 +269,28 @@ class Run:
                 self._save_manifest()
                 raise
             entry.update(status="done", end=_now(), seconds=round(time.perf_counter() - t0, 1), **info)
+            entry["outputs"] = {
+                rel: _sha256(self.dir / rel)
+                for rel in STAGE_OUTPUTS.get(stage, ())
+                if (self.dir / rel).is_file()
+            }
             self._save_manifest()
             log.info("stage_done", stage=stage, seconds=entry["seconds"])
         self._barrier()
         self.manifest["finished"] = _now()
         self._save_manifest()
+
+    def _damaged_outputs(self, stage: str) -> list[str]:
+        """A finished stage's artefacts that are missing or no longer match their recorded SHA-256."""
+        recorded = self.manifest["stages"].get(stage, {}).get("outputs", {})
+        bad = []
+        for rel in STAGE_OUTPUTS.get(stage, ()):
+            path = self.dir / rel
+            if not path.is_file():
+                bad.append(f"{rel} (missing)")
+            elif rel in recorded and _sha256(path) != recorded[rel]:
+                bad.append(f"{rel} (changed or corrupted)")
+        return bad
 
     # --- shared, lazily built pieces -------------------------------------------------------------
     def data(self) -> tuple[list[Example], list[Example]]:
@@ -564,6 +602,12 @@ class Run:
             metrics["no_answer_phrase"] = (
                 f"predictions equal to {self.task.no_answer!r} (normalised) are scored as the empty answer"
             )
+            # the reference every v2 number must beat: abstain on every question
+            fns = metric_fns(self.task)
+            metrics["always_abstain"] = {
+                name: float(np.mean([fn("", self.task.golds(e)) for e in evaluation]))
+                for name, fn in fns.items()
+            } | {"n": len(evaluation), "no_answer_share": float(np.mean([not e.answers for e in evaluation]))}
         (self.dir / "eval" / "metrics.json").write_text(json.dumps(metrics, indent=1))
         return {"n_predictions": len(preds)}
 

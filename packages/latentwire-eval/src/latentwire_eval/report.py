@@ -337,6 +337,12 @@ def write_report(run_dir: Path) -> Path:
     )
     if metrics.get("no_answer_phrase"):
         lines.append(f"SQuAD v2 scoring: {metrics['no_answer_phrase']}; only the empty answer abstains.")
+    if metrics.get("always_abstain"):
+        aa = metrics["always_abstain"]
+        vals = ", ".join(f"{k} {v:.3f}" for k, v in aa.items() if k not in ("n", "no_answer_share"))
+        lines.append(
+            f"Reference: always abstaining scores {vals} (n = {aa['n']}, {aa['no_answer_share']:.1%} unanswerable)."
+        )
     lines.append("")
     for subset in ("has_answer", "no_answer"):
         if subset in by_subset:
