@@ -176,3 +176,20 @@ def test_a_corrupted_finished_artefact_is_noticed_and_remade(
     out = capsys.readouterr()
     assert "stage_output_damaged_rerunning" in out.out + out.err
     assert scores(json.loads((run / "eval" / "metrics.json").read_text())) == good  # remade, same scores
+
+
+def test_config_validation_imports_nothing_heavy(tmp_path: Path) -> None:
+    """A bad file is refused before torch, transformers, accelerate or pandas load (so in well under 2 s)."""
+    bad = tmp_path / "bad.toml"
+    bad.write_text('name = "x"\n[train]\nlr = -1.0\n[features]\nsource = "no-such-model"\n')
+    code = (
+        "import sys\n"
+        "from runner.__main__ import main\n"
+        f"rc = main([{str(bad)!r}])\n"
+        "heavy = [m for m in ('torch', 'transformers', 'accelerate', 'pandas', 'datasets') if m in sys.modules]\n"
+        "print(rc, heavy)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.stdout.strip() == "2 []", out.stdout + out.stderr
+    assert "lr must be > 0" in out.stderr and "[features].source: unknown model 'no-such-model'" in out.stderr
+    assert str(bad) in out.stderr

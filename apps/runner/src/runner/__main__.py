@@ -8,8 +8,7 @@ from pathlib import Path
 
 from latentwire_core.logs import configure_logging
 from latentwire_core.registry import UnknownNameError
-from runner.config import ConfigError, load_experiment
-from runner.run import STAGES, Run, RunFolderError, RunFolderMismatch
+from runner.config import STAGES, ConfigError, load_experiment
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,9 +32,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--runs-dir", type=Path, default=None, help="override the experiment's runs_dir")
     args = p.parse_args(argv)
     configure_logging(None)
+    try:  # validation first: a bad file is refused before torch / transformers are imported
+        exp = load_experiment(args.experiment, args.overrides)
+    except (ConfigError, UnknownNameError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     from latentwire_hf.checkpoint import CheckpointError
     from latentwire_hf.data import DataError
     from latentwire_hf.training import NonFiniteLossError
+    from runner.run import Run, RunFolderError, RunFolderMismatch
 
     expected = (
         ConfigError,
@@ -49,7 +54,6 @@ def main(argv: list[str] | None = None) -> int:
     )
     run: Run | None = None
     try:
-        exp = load_experiment(args.experiment, args.overrides)
         run = Run(exp, fresh=args.fresh, root=args.runs_dir)
         stages = tuple(s for s in STAGES if s in args.stage) if args.stage else STAGES
         run.run(stages)

@@ -53,11 +53,10 @@ from latentwire_hf.frozen_lm import load_frozen_lm
 from latentwire_hf.models import KNOWN_MODELS, cache_root, load_causal_lm, resolve_model_name
 from latentwire_hf.objectives import ContentObjective, SoftPromptObjective, TaskObjective, content_items
 from latentwire_hf.training import Trainer
-from runner.config import Experiment, to_toml
+from runner.config import STAGES, Experiment, to_toml
 
 __all__ = ["STAGES", "Run", "RunFolderError", "RunFolderMismatch", "RunLock"]
 
-STAGES = ("prepare", "pretrain", "train", "control", "evaluate", "report")
 log = get_logger("runner")
 
 

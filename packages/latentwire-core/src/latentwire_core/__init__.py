@@ -1,38 +1,100 @@
 """LatentWire core: ports, encoders, adapters, calibration, wire codec, losses.
 
-Depends on torch, attrs and structlog only.
+Depends on torch, attrs and structlog only. Names are imported lazily (PEP 562): importing
+``latentwire_core.config`` or ``latentwire_core.tasks`` to validate an experiment does not load torch.
 """
 
-from latentwire_core.adapters import ADAPTERS, AdapterBank, AdapterConfig, build_adapter
-from latentwire_core.bytes_features import ByteFeatureConfig, ByteFeatureSource, ByteTokenizer
-from latentwire_core.calibration import CALIBRATORS, LearnedGain, calibrate_none, calibrate_rms, example_rms
-from latentwire_core.codec import QuantWireCodec, WireCodecConfig, build_codec
-from latentwire_core.interlingua import (
-    INTERLINGUAS,
-    InterlinguaConfig,
-    LearnedQueryPooler,
-    MeanPoolEncoder,
-    build_interlingua,
-)
-from latentwire_core.losses import (
-    Positions,
-    answer_ce,
-    first_token_accuracy,
-    first_token_positions,
-    gather_at,
-    hidden_mse,
-    kd_kl,
-    kd_positions,
-    kd_topk_kl,
-    next_token_ce,
-    prediction_positions,
-)
-from latentwire_core.ports import Adapter, Calibrator, FeatureSource, FrozenLM, Interlingua, WireCodec
-from latentwire_core.registry import Registry, UnknownNameError
-from latentwire_core.slots import IGNORE, SlotBatch, assemble_batch, with_eos
-from latentwire_core.wire import LatentWire, LatentWireConfig
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from latentwire_core.adapters import ADAPTERS, AdapterBank, build_adapter
+    from latentwire_core.bytes_features import ByteFeatureConfig, ByteFeatureSource, ByteTokenizer
+    from latentwire_core.calibration import (
+        CALIBRATORS,
+        LearnedGain,
+        calibrate_none,
+        calibrate_rms,
+        example_rms,
+    )
+    from latentwire_core.codec import QuantWireCodec, build_codec
+    from latentwire_core.config import (
+        INTERLINGUAS,
+        AdapterConfig,
+        InterlinguaConfig,
+        LatentWireConfig,
+        WireCodecConfig,
+    )
+    from latentwire_core.interlingua import LearnedQueryPooler, MeanPoolEncoder, build_interlingua
+    from latentwire_core.losses import (
+        Positions,
+        answer_ce,
+        first_token_accuracy,
+        first_token_positions,
+        gather_at,
+        hidden_mse,
+        kd_kl,
+        kd_positions,
+        kd_topk_kl,
+        next_token_ce,
+        prediction_positions,
+    )
+    from latentwire_core.ports import Adapter, Calibrator, FeatureSource, FrozenLM, Interlingua, WireCodec
+    from latentwire_core.registry import Registry, UnknownNameError
+    from latentwire_core.slots import IGNORE, SlotBatch, assemble_batch, with_eos
+    from latentwire_core.wire import LatentWire
 
 __version__ = "0.1.0"
+
+_WHERE: dict[str, str] = {
+    "ADAPTERS": "latentwire_core.adapters",
+    "Adapter": "latentwire_core.ports",
+    "AdapterBank": "latentwire_core.adapters",
+    "AdapterConfig": "latentwire_core.config",
+    "ByteFeatureConfig": "latentwire_core.bytes_features",
+    "ByteFeatureSource": "latentwire_core.bytes_features",
+    "ByteTokenizer": "latentwire_core.bytes_features",
+    "CALIBRATORS": "latentwire_core.calibration",
+    "Calibrator": "latentwire_core.ports",
+    "FeatureSource": "latentwire_core.ports",
+    "FrozenLM": "latentwire_core.ports",
+    "IGNORE": "latentwire_core.slots",
+    "INTERLINGUAS": "latentwire_core.config",
+    "Interlingua": "latentwire_core.ports",
+    "InterlinguaConfig": "latentwire_core.config",
+    "LatentWire": "latentwire_core.wire",
+    "LatentWireConfig": "latentwire_core.config",
+    "LearnedGain": "latentwire_core.calibration",
+    "LearnedQueryPooler": "latentwire_core.interlingua",
+    "MeanPoolEncoder": "latentwire_core.interlingua",
+    "Positions": "latentwire_core.losses",
+    "QuantWireCodec": "latentwire_core.codec",
+    "Registry": "latentwire_core.registry",
+    "SlotBatch": "latentwire_core.slots",
+    "UnknownNameError": "latentwire_core.registry",
+    "WireCodec": "latentwire_core.ports",
+    "WireCodecConfig": "latentwire_core.config",
+    "answer_ce": "latentwire_core.losses",
+    "assemble_batch": "latentwire_core.slots",
+    "build_adapter": "latentwire_core.adapters",
+    "build_codec": "latentwire_core.codec",
+    "build_interlingua": "latentwire_core.interlingua",
+    "calibrate_none": "latentwire_core.calibration",
+    "calibrate_rms": "latentwire_core.calibration",
+    "example_rms": "latentwire_core.calibration",
+    "first_token_accuracy": "latentwire_core.losses",
+    "first_token_positions": "latentwire_core.losses",
+    "gather_at": "latentwire_core.losses",
+    "hidden_mse": "latentwire_core.losses",
+    "kd_kl": "latentwire_core.losses",
+    "kd_positions": "latentwire_core.losses",
+    "kd_topk_kl": "latentwire_core.losses",
+    "next_token_ce": "latentwire_core.losses",
+    "prediction_positions": "latentwire_core.losses",
+    "with_eos": "latentwire_core.slots",
+}
 
 __all__ = [
     "ADAPTERS",
@@ -81,3 +143,12 @@ __all__ = [
     "prediction_positions",
     "with_eos",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """Import the defining module on first use of a public name."""
+    if name in _WHERE:
+        value = getattr(importlib.import_module(_WHERE[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'latentwire_core' has no attribute {name!r}")

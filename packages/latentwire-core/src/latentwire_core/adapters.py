@@ -4,23 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-import attrs
 import torch
 from torch import nn
 
-from latentwire_core._validators import one_of, positive
+from latentwire_core.config import AdapterConfig
 from latentwire_core.registry import Registry
 
 __all__ = ["ADAPTERS", "AdapterBank", "AdapterConfig", "LinearAdapter", "ResidualMLPAdapter", "build_adapter"]
-
-
-@attrs.frozen(kw_only=True)
-class AdapterConfig:
-    kind: str = attrs.field(default="mlp", validator=one_of("linear", "mlp"))
-    d_z: int = attrs.field(default=256, validator=positive)
-    d_model: int = attrs.field(default=576, validator=positive)
-    hidden_mult: int = attrs.field(default=2, validator=positive)
-    out_norm: bool = False
 
 
 ADAPTERS: Registry[Callable[[AdapterConfig], nn.Module]] = Registry("adapter")

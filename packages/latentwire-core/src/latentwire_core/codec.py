@@ -19,24 +19,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import attrs
 import torch
 
-from latentwire_core._validators import one_of, positive
+from latentwire_core.config import WireCodecConfig
 
 __all__ = ["QuantWireCodec", "WireCodecConfig", "build_codec"]
 
 _QMAX = {"int8": 127, "int4": 7}
-
-
-@attrs.frozen(kw_only=True)
-class WireCodecConfig:
-    precision: str = attrs.field(default="int8", validator=one_of("fp16", "int8", "int4"))
-    group_size: int = attrs.field(default=32, validator=positive)
-
-    def __attrs_post_init__(self) -> None:
-        if self.precision == "int4" and self.group_size % 2:
-            raise ValueError(f"int4 needs an even group_size, got {self.group_size}")
 
 
 def _to_bytes(t: torch.Tensor) -> bytes:

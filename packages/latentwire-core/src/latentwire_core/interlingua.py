@@ -17,15 +17,11 @@ All honour the feature mask: padded positions never contribute, whatever they ho
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-import attrs
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from latentwire_core._validators import non_negative, positive
-from latentwire_core.registry import Registry
+from latentwire_core.config import INTERLINGUAS, InterlinguaConfig
 
 __all__ = [
     "INTERLINGUAS",
@@ -37,38 +33,6 @@ __all__ = [
     "slot_counts",
     "zero_past_counts",
 ]
-
-
-@attrs.frozen(kw_only=True)
-class InterlinguaConfig:
-    """Args:
-    kind: registry name (``perceiver``, ``mean_pool``; ``lm_pool`` once ``latentwire_hf`` is imported).
-    d_in: feature width ``d_f``.
-    d_z: interlingua width.
-    n_tokens: ``M``, soft tokens on the wire; with ``ratio`` the most any example gets.
-    ratio: compression ratio x > 0: ``M_i = ceil(L_i / x)`` (capped by ``n_tokens``); 0 means fixed M.
-    """
-
-    kind: str = attrs.field(default="perceiver", validator=lambda _i, _a, v: _known_kind(v))
-    ratio: float = attrs.field(default=0.0, validator=non_negative)
-    d_in: int = attrs.field(default=384, validator=positive)
-    d_z: int = attrs.field(default=256, validator=positive)
-    n_tokens: int = attrs.field(default=8, validator=positive)
-    n_heads: int = attrs.field(default=4, validator=positive)
-    mlp_ratio: int = attrs.field(default=2, validator=positive)
-    dropout: float = attrs.field(default=0.0, validator=non_negative)
-
-    def __attrs_post_init__(self) -> None:
-        if self.d_z % self.n_heads:
-            raise ValueError(f"d_z ({self.d_z}) must be divisible by n_heads ({self.n_heads})")
-
-
-INTERLINGUAS: Registry[Callable[..., nn.Module]] = Registry("interlingua")
-
-
-def _known_kind(name: str) -> None:
-    if name not in INTERLINGUAS:
-        raise ValueError(f"kind must be one of {INTERLINGUAS.names()}, got {name!r}")
 
 
 def slot_counts(mask: torch.Tensor, *, n_tokens: int, ratio: float = 0.0) -> torch.Tensor:
@@ -207,4 +171,5 @@ class MeanPoolEncoder(nn.Module):
 
 def build_interlingua(cfg: InterlinguaConfig, **parts: object) -> nn.Module:
     """Instantiate the encoder registered under ``cfg.kind``."""
-    return INTERLINGUAS.get(cfg.kind)(cfg, **parts)
+    module: nn.Module = INTERLINGUAS.get(cfg.kind)(cfg, **parts)
+    return module

@@ -9,36 +9,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-import attrs
 import torch
 from torch import nn
 
-from latentwire_core._validators import one_of
 from latentwire_core.adapters import AdapterBank, AdapterConfig
 from latentwire_core.calibration import LearnedGain, calibrate_none
 from latentwire_core.codec import QuantWireCodec
-from latentwire_core.interlingua import InterlinguaConfig, build_interlingua, slot_counts, zero_past_counts
+from latentwire_core.config import LatentWireConfig
+from latentwire_core.interlingua import build_interlingua, slot_counts, zero_past_counts
 
 __all__ = ["CONTENT_TOKENS", "LatentWire", "LatentWireConfig"]
 
 CONTENT_TOKENS = ("rec", "cont")  # learned per-reader vectors that ask to reconstruct / continue
-
-
-@attrs.frozen(kw_only=True)
-class LatentWireConfig:
-    """Args:
-    interlingua: the shared encoder.
-    adapter_kind / adapter_hidden_mult / adapter_out_norm: the per-model projector.
-    calibration: ``none``, ``rms`` (per-example RMS to the model's embedding RMS) or ``learned``.
-    content_tokens: give each model learned ``<rec>``/``<cont>`` vectors (content pretraining).
-    """
-
-    interlingua: InterlinguaConfig = attrs.field(factory=InterlinguaConfig)
-    adapter_kind: str = attrs.field(default="mlp", validator=one_of("linear", "mlp"))
-    adapter_hidden_mult: int = 2
-    adapter_out_norm: bool = False
-    calibration: str = attrs.field(default="rms", validator=one_of("none", "rms", "learned"))
-    content_tokens: bool = False
 
 
 def _masked_rms(x: torch.Tensor, counts: torch.Tensor | None, eps: float = 1e-8) -> torch.Tensor:

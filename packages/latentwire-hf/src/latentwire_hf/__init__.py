@@ -1,11 +1,45 @@
-"""Hugging Face backends for LatentWire: frozen causal LMs, frozen feature sources, datasets, training."""
+"""Hugging Face backends for LatentWire: frozen causal LMs, frozen feature sources, datasets, training.
 
-from latentwire_hf.checkpoint import CheckpointError, latest_checkpoint, load_checkpoint, save_checkpoint
-from latentwire_hf.data import DataError, LoadReport, load_examples, load_train_eval
-from latentwire_hf.features import CachedFeatureSource, build_feature_source
-from latentwire_hf.frozen_lm import HFFrozenLM, PrefixCache, load_frozen_lm
-from latentwire_hf.models import KNOWN_MODELS, cache_root, load_causal_lm, load_encoder, resolve_model_name
-from latentwire_hf.training import TrainConfig, Trainer
+Names are imported lazily (PEP 562), so ``latentwire_hf.config`` loads without torch or transformers.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from latentwire_hf.checkpoint import CheckpointError, latest_checkpoint, load_checkpoint, save_checkpoint
+    from latentwire_hf.config import PretrainConfig, TrainConfig, resolve_model_name
+    from latentwire_hf.data import DataError, LoadReport, load_examples, load_train_eval
+    from latentwire_hf.features import CachedFeatureSource, build_feature_source
+    from latentwire_hf.frozen_lm import HFFrozenLM, PrefixCache, load_frozen_lm
+    from latentwire_hf.models import KNOWN_MODELS, cache_root, load_causal_lm, load_encoder
+    from latentwire_hf.training import Trainer
+
+_WHERE: dict[str, str] = {
+    "CachedFeatureSource": "latentwire_hf.features",
+    "CheckpointError": "latentwire_hf.checkpoint",
+    "DataError": "latentwire_hf.data",
+    "HFFrozenLM": "latentwire_hf.frozen_lm",
+    "KNOWN_MODELS": "latentwire_hf.models",
+    "LoadReport": "latentwire_hf.data",
+    "PrefixCache": "latentwire_hf.frozen_lm",
+    "PretrainConfig": "latentwire_hf.config",
+    "TrainConfig": "latentwire_hf.config",
+    "Trainer": "latentwire_hf.training",
+    "build_feature_source": "latentwire_hf.features",
+    "cache_root": "latentwire_hf.models",
+    "latest_checkpoint": "latentwire_hf.checkpoint",
+    "load_causal_lm": "latentwire_hf.models",
+    "load_checkpoint": "latentwire_hf.checkpoint",
+    "load_encoder": "latentwire_hf.models",
+    "load_examples": "latentwire_hf.data",
+    "load_frozen_lm": "latentwire_hf.frozen_lm",
+    "load_train_eval": "latentwire_hf.data",
+    "resolve_model_name": "latentwire_hf.config",
+    "save_checkpoint": "latentwire_hf.checkpoint",
+}
 
 __all__ = [
     "KNOWN_MODELS",
@@ -15,6 +49,7 @@ __all__ = [
     "HFFrozenLM",
     "LoadReport",
     "PrefixCache",
+    "PretrainConfig",
     "TrainConfig",
     "Trainer",
     "build_feature_source",
@@ -29,3 +64,12 @@ __all__ = [
     "resolve_model_name",
     "save_checkpoint",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """Import the defining module on first use of a public name."""
+    if name in _WHERE:
+        value = getattr(importlib.import_module(_WHERE[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'latentwire_hf' has no attribute {name!r}")

@@ -39,9 +39,17 @@ from transformers import (
 )
 
 from latentwire_core.logs import get_logger
-from latentwire_core.registry import UnknownNameError
+from latentwire_hf.config import KNOWN_ENCODERS, KNOWN_MODEL_NAMES, resolve_model_name
 
-__all__ = ["KNOWN_MODELS", "cache_root", "load_causal_lm", "load_encoder", "resolve_model_name"]
+__all__ = [
+    "KNOWN_ENCODERS",
+    "KNOWN_MODELS",
+    "KNOWN_MODEL_NAMES",
+    "cache_root",
+    "load_causal_lm",
+    "load_encoder",
+    "resolve_model_name",
+]
 
 log = get_logger(__name__)
 
@@ -171,21 +179,7 @@ KNOWN_MODELS: dict[str, Callable[[], tuple[PreTrainedModel, PreTrainedTokenizerB
     "tiny-qwen2": lambda: _tiny("qwen2"),
     "tiny-gemma3": lambda: _tiny("gemma3"),
 }
-KNOWN_ENCODERS = ("minilm-l6",)
-
-
-def resolve_model_name(name: str) -> str:
-    """Check a registry name (or something that looks like a hub id / local folder).
-
-    Raises:
-        UnknownNameError: neither a registry name, a local folder, nor ``org/name``.
-    """
-    if name in KNOWN_MODELS or name in KNOWN_ENCODERS or Path(name).is_dir() or "/" in name:
-        return name
-    known = ", ".join(sorted([*KNOWN_MODELS, *KNOWN_ENCODERS]))
-    raise UnknownNameError(
-        f"unknown model {name!r}; known: {known}; or give a hub id 'org/name' or a local folder"
-    )
+assert tuple(KNOWN_MODELS) == KNOWN_MODEL_NAMES  # the torch-free list in config.py stays in step
 
 
 def load_causal_lm(name: str, *, seed: int = 0) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:

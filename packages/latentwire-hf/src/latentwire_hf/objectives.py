@@ -31,11 +31,11 @@ from latentwire_core import (
     prediction_positions,
     with_eos,
 )
-from latentwire_core._validators import non_negative, positive
 from latentwire_core.interlingua import slot_counts
 from latentwire_core.prompting import SlotPrompt
 from latentwire_core.slots import Segment, assemble_batch
 from latentwire_core.tasks import Example, TaskSpec, compressed_text
+from latentwire_hf.config import PretrainConfig
 
 __all__ = [
     "ContentItem",
@@ -238,45 +238,6 @@ class SoftPromptObjective:
 
 
 # --- content pretraining ------------------------------------------------------------------------
-
-
-@attrs.frozen(kw_only=True)
-class PretrainConfig:
-    """``[pretrain]``: reconstruction / continuation on unlabelled training text before the task.
-
-    Args:
-        steps: optimiser steps (0: no pretraining stage).
-        rec_fraction: share of items that ask for reconstruction (ARC: 0.2); the rest continuation.
-        encode_words: words of text per item that go through the encoder.
-        continue_words: words the reader must continue with (continuation items).
-        max_target_tokens: cap on the reader tokens scored per item.
-        max_items: how many text windows to cut from the training texts.
-    """
-
-    steps: int = attrs.field(default=0, validator=non_negative)
-    batch_size: int = attrs.field(default=8, validator=positive)
-    grad_accum: int = attrs.field(default=1, validator=positive)
-    lr: float = attrs.field(default=1e-4, validator=positive)
-    weight_decay: float = attrs.field(default=0.01, validator=non_negative)
-    warmup_steps: int = attrs.field(default=10, validator=non_negative)
-    grad_clip: float = attrs.field(default=1.0, validator=positive)
-    log_every: int = attrs.field(default=10, validator=positive)
-    ckpt_every: int = attrs.field(default=50, validator=positive)
-    keep_checkpoints: int = attrs.field(default=2, validator=positive)
-    rec_fraction: float = attrs.field(default=0.2, validator=non_negative)
-    encode_words: int = attrs.field(default=48, validator=positive)
-    continue_words: int = attrs.field(default=24, validator=positive)
-    max_target_tokens: int = attrs.field(default=64, validator=positive)
-    max_items: int = attrs.field(default=20000, validator=positive)
-    model_schedule: str = "round_robin"  # ARC: one reader per step
-    mixed_precision: str = "no"
-    seed: int = 0
-
-    def __attrs_post_init__(self) -> None:
-        if not 0.0 <= self.rec_fraction <= 1.0:
-            raise ValueError(f"rec_fraction must be in [0, 1], got {self.rec_fraction}")
-        if self.model_schedule not in ("all", "round_robin"):
-            raise ValueError(f"model_schedule must be 'all' or 'round_robin', got {self.model_schedule!r}")
 
 
 @attrs.frozen

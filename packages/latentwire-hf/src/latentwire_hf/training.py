@@ -20,16 +20,15 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import attrs
 import torch
 from accelerate import Accelerator
 from tqdm.auto import tqdm
 
 from latentwire_core import LatentWire
-from latentwire_core._validators import non_negative, one_of, positive
 from latentwire_core.logs import get_logger
 from latentwire_core.tasks import Example, TaskSpec
 from latentwire_hf.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from latentwire_hf.config import TrainConfig
 from latentwire_hf.objectives import Objective, TaskObjective
 
 __all__ = ["NonFiniteLossError", "TrainConfig", "Trainer", "answer_text"]
@@ -39,30 +38,6 @@ log = get_logger(__name__)
 
 class NonFiniteLossError(FloatingPointError):
     """Training produced a NaN/inf loss or weights; the message names the step. Nothing was saved after it."""
-
-
-@attrs.frozen(kw_only=True)
-class TrainConfig:
-    steps: int = attrs.field(default=200, validator=positive)
-    batch_size: int = attrs.field(default=16, validator=positive)
-    grad_accum: int = attrs.field(default=1, validator=positive)
-    lr: float = attrs.field(default=1e-3, validator=positive)
-    weight_decay: float = attrs.field(default=0.01, validator=non_negative)
-    warmup_steps: int = attrs.field(default=10, validator=non_negative)
-    grad_clip: float = attrs.field(default=1.0, validator=positive)
-    log_every: int = attrs.field(default=10, validator=positive)
-    ckpt_every: int = attrs.field(default=50, validator=positive)
-    keep_checkpoints: int = attrs.field(default=2, validator=positive)
-    ce_weight: float = attrs.field(default=1.0, validator=non_negative)
-    first_token_weight: float = attrs.field(default=0.5, validator=non_negative)
-    kd_weight: float = attrs.field(default=0.0, validator=non_negative)
-    kd_k: int = attrs.field(default=4, validator=positive)
-    kd_temperature: float = attrs.field(default=1.0, validator=positive)
-    kd_top_k: int = attrs.field(default=64, validator=positive)  # teacher logits cached per position
-    max_text_tokens: int = attrs.field(default=512, validator=positive)
-    model_schedule: str = attrs.field(default="all", validator=one_of("all", "round_robin"))
-    mixed_precision: str = attrs.field(default="no", validator=one_of("no", "bf16"))
-    seed: int = 0
 
 
 def answer_text(ex: Example, task: TaskSpec) -> str:

@@ -1,0 +1,89 @@
+"""Every core component's config, in one torch-free module.
+
+Configs are frozen attrs classes with range validators; they import nothing heavy, so an
+experiment file is validated (and refused) in well under two seconds, before torch loads.
+The modules they configure re-export them (``latentwire_core.interlingua.InterlinguaConfig``).
+Encoder kinds are names in :data:`INTERLINGUAS`, declared here with the module that
+registers them, so validating a kind never imports that module.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+
+from latentwire_core._validators import non_negative, one_of, positive
+from latentwire_core.registry import Registry
+
+__all__ = ["INTERLINGUAS", "AdapterConfig", "InterlinguaConfig", "LatentWireConfig", "WireCodecConfig"]
+
+INTERLINGUAS: Registry[Callable[..., Any]] = Registry("interlingua")
+INTERLINGUAS.declare("perceiver", "latentwire_core.interlingua")
+INTERLINGUAS.declare("mean_pool", "latentwire_core.interlingua")
+
+
+def _known_kind(name: str) -> None:
+    if name not in INTERLINGUAS:
+        raise ValueError(f"kind must be one of {INTERLINGUAS.names()}, got {name!r}")
+
+
+@attrs.frozen(kw_only=True)
+class InterlinguaConfig:
+    """Args:
+    kind: registry name (``perceiver``, ``mean_pool``; ``lm_pool`` once ``latentwire_hf`` is imported).
+    d_in: feature width ``d_f``.
+    d_z: interlingua width.
+    n_tokens: ``M``, soft tokens on the wire; with ``ratio`` the most any example gets.
+    ratio: compression ratio x > 0: ``M_i = ceil(L_i / x)`` (capped by ``n_tokens``); 0 means fixed M.
+    """
+
+    kind: str = attrs.field(default="perceiver", validator=lambda _i, _a, v: _known_kind(v))
+    ratio: float = attrs.field(default=0.0, validator=non_negative)
+    d_in: int = attrs.field(default=384, validator=positive)
+    d_z: int = attrs.field(default=256, validator=positive)
+    n_tokens: int = attrs.field(default=8, validator=positive)
+    n_heads: int = attrs.field(default=4, validator=positive)
+    mlp_ratio: int = attrs.field(default=2, validator=positive)
+    dropout: float = attrs.field(default=0.0, validator=non_negative)
+
+    def __attrs_post_init__(self) -> None:
+        if self.d_z % self.n_heads:
+            raise ValueError(f"d_z ({self.d_z}) must be divisible by n_heads ({self.n_heads})")
+
+
+@attrs.frozen(kw_only=True)
+class AdapterConfig:
+    kind: str = attrs.field(default="mlp", validator=one_of("linear", "mlp"))
+    d_z: int = attrs.field(default=256, validator=positive)
+    d_model: int = attrs.field(default=576, validator=positive)
+    hidden_mult: int = attrs.field(default=2, validator=positive)
+    out_norm: bool = False
+
+
+@attrs.frozen(kw_only=True)
+class WireCodecConfig:
+    precision: str = attrs.field(default="int8", validator=one_of("fp16", "int8", "int4"))
+    group_size: int = attrs.field(default=32, validator=positive)
+
+    def __attrs_post_init__(self) -> None:
+        if self.precision == "int4" and self.group_size % 2:
+            raise ValueError(f"int4 needs an even group_size, got {self.group_size}")
+
+
+@attrs.frozen(kw_only=True)
+class LatentWireConfig:
+    """Args:
+    interlingua: the shared encoder.
+    adapter_kind / adapter_hidden_mult / adapter_out_norm: the per-model projector.
+    calibration: ``none``, ``rms`` (per-example RMS to the model's embedding RMS) or ``learned``.
+    content_tokens: give each model learned ``<rec>``/``<cont>`` vectors (content pretraining).
+    """
+
+    interlingua: InterlinguaConfig = attrs.field(factory=InterlinguaConfig)
+    adapter_kind: str = attrs.field(default="mlp", validator=one_of("linear", "mlp"))
+    adapter_hidden_mult: int = 2
+    adapter_out_norm: bool = False
+    calibration: str = attrs.field(default="rms", validator=one_of("none", "rms", "learned"))
+    content_tokens: bool = False

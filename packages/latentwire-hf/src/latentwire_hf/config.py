@@ -1,0 +1,101 @@
+"""Torch-free configs and names of ``latentwire_hf``: what an experiment file is validated against.
+
+``TrainConfig`` (stage ``train``) and ``PretrainConfig`` (stage ``pretrain``) live here so the
+runner can refuse a bad file before torch, transformers or accelerate load; ``training`` and
+``objectives`` re-export them. The bundled model names and the ``lm_pool`` encoder name are
+declared here too (the encoder's module registers it when first used).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import attrs
+
+from latentwire_core._validators import non_negative, one_of, positive
+from latentwire_core.config import INTERLINGUAS
+from latentwire_core.registry import UnknownNameError
+
+__all__ = ["KNOWN_ENCODERS", "KNOWN_MODEL_NAMES", "PretrainConfig", "TrainConfig", "resolve_model_name"]
+
+INTERLINGUAS.declare("lm_pool", "latentwire_hf.lm_encoder")
+
+KNOWN_MODEL_NAMES = ("smollm2-135m", "gemma3-270m", "tiny-llama", "tiny-qwen2", "tiny-gemma3")
+KNOWN_ENCODERS = ("minilm-l6",)
+
+
+def resolve_model_name(name: str) -> str:
+    """Check a registry name (or something that looks like a hub id / local folder).
+
+    Raises:
+        UnknownNameError: neither a registry name, a local folder, nor ``org/name``.
+    """
+    if name in KNOWN_MODEL_NAMES or name in KNOWN_ENCODERS or Path(name).is_dir() or "/" in name:
+        return name
+    known = ", ".join(sorted([*KNOWN_MODEL_NAMES, *KNOWN_ENCODERS]))
+    raise UnknownNameError(
+        f"unknown model {name!r}; known: {known}; or give a hub id 'org/name' or a local folder"
+    )
+
+
+@attrs.frozen(kw_only=True)
+class TrainConfig:
+    steps: int = attrs.field(default=200, validator=positive)
+    batch_size: int = attrs.field(default=16, validator=positive)
+    grad_accum: int = attrs.field(default=1, validator=positive)
+    lr: float = attrs.field(default=1e-3, validator=positive)
+    weight_decay: float = attrs.field(default=0.01, validator=non_negative)
+    warmup_steps: int = attrs.field(default=10, validator=non_negative)
+    grad_clip: float = attrs.field(default=1.0, validator=positive)
+    log_every: int = attrs.field(default=10, validator=positive)
+    ckpt_every: int = attrs.field(default=50, validator=positive)
+    keep_checkpoints: int = attrs.field(default=2, validator=positive)
+    ce_weight: float = attrs.field(default=1.0, validator=non_negative)
+    first_token_weight: float = attrs.field(default=0.5, validator=non_negative)
+    kd_weight: float = attrs.field(default=0.0, validator=non_negative)
+    kd_k: int = attrs.field(default=4, validator=positive)
+    kd_temperature: float = attrs.field(default=1.0, validator=positive)
+    kd_top_k: int = attrs.field(default=64, validator=positive)  # teacher logits cached per position
+    max_text_tokens: int = attrs.field(default=512, validator=positive)
+    model_schedule: str = attrs.field(default="all", validator=one_of("all", "round_robin"))
+    mixed_precision: str = attrs.field(default="no", validator=one_of("no", "bf16"))
+    seed: int = 0
+
+
+@attrs.frozen(kw_only=True)
+class PretrainConfig:
+    """``[pretrain]``: reconstruction / continuation on unlabelled training text before the task.
+
+    Args:
+        steps: optimiser steps (0: no pretraining stage).
+        rec_fraction: share of items that ask for reconstruction (ARC: 0.2); the rest continuation.
+        encode_words: words of text per item that go through the encoder.
+        continue_words: words the reader must continue with (continuation items).
+        max_target_tokens: cap on the reader tokens scored per item.
+        max_items: how many text windows to cut from the training texts.
+    """
+
+    steps: int = attrs.field(default=0, validator=non_negative)
+    batch_size: int = attrs.field(default=8, validator=positive)
+    grad_accum: int = attrs.field(default=1, validator=positive)
+    lr: float = attrs.field(default=1e-4, validator=positive)
+    weight_decay: float = attrs.field(default=0.01, validator=non_negative)
+    warmup_steps: int = attrs.field(default=10, validator=non_negative)
+    grad_clip: float = attrs.field(default=1.0, validator=positive)
+    log_every: int = attrs.field(default=10, validator=positive)
+    ckpt_every: int = attrs.field(default=50, validator=positive)
+    keep_checkpoints: int = attrs.field(default=2, validator=positive)
+    rec_fraction: float = attrs.field(default=0.2, validator=non_negative)
+    encode_words: int = attrs.field(default=48, validator=positive)
+    continue_words: int = attrs.field(default=24, validator=positive)
+    max_target_tokens: int = attrs.field(default=64, validator=positive)
+    max_items: int = attrs.field(default=20000, validator=positive)
+    model_schedule: str = "round_robin"  # ARC: one reader per step
+    mixed_precision: str = "no"
+    seed: int = 0
+
+    def __attrs_post_init__(self) -> None:
+        if not 0.0 <= self.rec_fraction <= 1.0:
+            raise ValueError(f"rec_fraction must be in [0, 1], got {self.rec_fraction}")
+        if self.model_schedule not in ("all", "round_robin"):
+            raise ValueError(f"model_schedule must be 'all' or 'round_robin', got {self.model_schedule!r}")
