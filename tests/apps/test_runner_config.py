@@ -93,7 +93,7 @@ def test_every_problem_of_a_config_is_reported_at_once(tmp_path: Path) -> None:
         "lr must be > 0",
         "'train.steps' must be an integer",
         "unknown key 'train.bogus'",
-        "d_z' must be > 0",
+        "d_z must be > 0",
         "methods must be a non-empty list",
     ):
         assert part in msg, part

@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         stages = tuple(s for s in STAGES if s in args.stage) if args.stage else STAGES
         run.run(stages)
     except expected as e:  # an expected failure is one line naming the file / key, exit 2
-        print(f"error: {e}", file=sys.stderr)
+        print(f"\nerror: {e}", file=sys.stderr)  # on its own line, after any open progress bar
         return 2
     finally:
         if run is not None and run.lock is not None:
