@@ -641,6 +641,8 @@ class Run:
             return list(lm.tokenize([f"Question: {e.question}"])[0])
 
         def to_reader(z_rows: list[torch.Tensor]) -> list[torch.Tensor]:
+            if len({z.shape[0] for z in z_rows}) == 1:  # one M for the batch: one batched call
+                return list(wire.to_model(torch.stack(z_rows).to(self.device), name))  # (B, M, d_model)
             return [wire.to_model(z[None].to(self.device), name)[0] for z in z_rows]  # (M_i, d_model)
 
         @torch.no_grad()

@@ -83,7 +83,8 @@ class LatentWire(nn.Module):
         self, features: torch.Tensor, mask: torch.Tensor, models: Sequence[str]
     ) -> dict[str, torch.Tensor]:
         """One call for DDP: features -> ``Z`` -> soft tokens ``(B, M, d_model)`` per named model."""
-        counts = self.counts(mask)
+        # fixed M: no per-row counts, so the fixed-M path computes exactly what it always did
+        counts = self.counts(mask) if self.cfg.interlingua.ratio > 0 else None
         z = self.encode(features, mask, counts)
         return {m: self.to_model(z, m, counts=counts) for m in models}
 
