@@ -63,7 +63,7 @@ def test_app_pages_render(runs_dir: Path) -> None:
     assert at.header[0].value.startswith("Run: ")
     at.sidebar.selectbox[0].set_value("alpha").run()
     assert not at.exception
-    metrics_table = at.dataframe[0].value
+    metrics_table = at.table[0].value
     assert "latent" in metrics_table["method"].tolist()
     assert at.main.selectbox[0].value == "accuracy"  # the headline metric is shown first
     assert set(metrics_table["metric"]) == {"accuracy"}

@@ -93,7 +93,7 @@ def run_view(run: RunData) -> None:
             "latency_s",
         ]
         show = table[[c for c in cols if c in table.columns]]  # older runs lack the newer columns
-        st.dataframe(for_display(show), hide_index=True, width="stretch")
+        st.table(for_display(show))  # static HTML: selectable, searchable text; integers for counts and bytes
         if run.metrics and run.metrics.get("majority_class"):
             mc = run.metrics["majority_class"]
             st.caption(f"majority class on eval: {mc['label']} = {mc['rate_on_eval']:.3f} (n = {mc['n']})")
