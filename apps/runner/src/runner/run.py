@@ -385,11 +385,8 @@ class Run:
         train, _ = self.data()
         texts = [compressed_text(e, self.exp.wire.compress) for e in train]
         items = content_items(texts, attrs.evolve(pc, seed=self.exp.seed))
-        fs = self.features()
-        fs.warm(
-            [it.encoded for it in items[: pc.steps * pc.batch_size * pc.grad_accum]],
-            desc="features (pretrain)",
-        )
+        fs = self.features()  # windows are encoded (and cached) as the trainer draws them: the draw is
+        # a seeded permutation of all items, so warming a prefix of the list would encode the wrong ones
         wire = self.build_wire()
         objective = ContentObjective(
             lms=self.lms(),

@@ -16,7 +16,7 @@ clusters of per-example differences when clusters are given.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
 import numpy as np
 from scipy import stats as sps
@@ -69,19 +69,29 @@ def bootstrap_ci(
     mean = float(x.mean())
     if x.size < 2 or np.all(x == x[0]):
         return wilson_ci(x, confidence=confidence) if _is_binary(x) else (mean, mean, mean)
+    lo, hi = _scipy_ci((x,), np.mean, confidence=confidence, n_resamples=n_resamples, seed=seed)
+    return mean, lo, hi
+
+
+def _scipy_ci(
+    data: tuple[np.ndarray, ...], statistic: Any, *, confidence: float, n_resamples: int, seed: int, **kw: Any
+) -> tuple[float, float]:
+    """``scipy.stats.bootstrap`` BCa interval, falling back to percentile where BCa degenerates."""
+    lo = hi = float("nan")
     for method in ("BCa", "percentile"):  # BCa can degenerate on near-constant data
         res = sps.bootstrap(
-            (x,),
-            np.mean,
+            data,
+            statistic,
             confidence_level=confidence,
             n_resamples=n_resamples,
             method=method,
             random_state=np.random.default_rng(seed),
+            **kw,
         )
         lo, hi = float(res.confidence_interval.low), float(res.confidence_interval.high)
         if np.isfinite(lo) and np.isfinite(hi):
             break
-    return mean, lo, hi
+    return lo, hi
 
 
 def _cluster_totals(x: np.ndarray, groups: Sequence[object]) -> tuple[np.ndarray, np.ndarray]:
@@ -119,20 +129,9 @@ def cluster_bootstrap_ci(
         out: np.ndarray = s.sum(axis=axis) / c.sum(axis=axis)
         return out
 
-    for method in ("BCa", "percentile"):
-        res = sps.bootstrap(
-            (sums, counts),
-            ratio,
-            paired=True,
-            vectorized=True,
-            confidence_level=confidence,
-            n_resamples=n_resamples,
-            method=method,
-            random_state=np.random.default_rng(seed),
-        )
-        lo, hi = float(res.confidence_interval.low), float(res.confidence_interval.high)
-        if np.isfinite(lo) and np.isfinite(hi):
-            break
+    lo, hi = _scipy_ci(
+        (sums, counts), ratio, confidence=confidence, n_resamples=n_resamples, seed=seed, paired=True
+    )
     return mean, lo, hi
 
 
