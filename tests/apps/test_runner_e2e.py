@@ -210,3 +210,17 @@ def test_the_content_recipe_runs_end_to_end_with_its_controls(
         aa = metrics["always_abstain"]
         assert aa["f1"] == pytest.approx(aa["no_answer_share"])
         assert "always abstaining" in (run / "report" / "summary.md").read_text()
+    # soft-token scale and nearest-vocabulary diagnostics, per reader, before and after calibration
+    diag = metrics["embedding_diagnostics"]
+    readers = set(preds["model"]) - {"joint", "oracle"}
+    assert readers <= set(diag)
+    for name in readers:
+        for stage in ("before_calibration", "received"):
+            d = diag[name][stage]
+            assert d["n_soft_tokens"] == int(lat.loc[name].head(diag["n_examples"])["slot_tokens"].sum())
+            assert -1.0 <= d["nearest_cos"]["mean"] <= 1.0 and d["embed_rms"] > 0
+        # calibration rms: what the reader received sits at its embedding scale
+        assert diag[name]["received"]["soft_rms"]["median"] == pytest.approx(
+            diag[name]["received"]["embed_rms"], rel=0.5
+        )
+    assert "Soft tokens against each reader's embeddings" in (run / "report" / "summary.md").read_text()

@@ -168,7 +168,26 @@ def test_generated_predictions_agree_with_the_official_definitions(pred: str, go
         ("Question: Which NFL team won Super Bowl 50?", ""),
         ("1997. Context: the game", "1997"),
         ("U.S.", "U.S"),
+        ("\n\n Paris\nQuestion: x", "Paris"),
+        ("The answer is\nParis", ""),  # only the first non-empty line is read
     ],
 )
 def test_one_postprocessing_cuts_rambling_and_format(raw: str, clean: str) -> None:
     assert postprocess_answer(raw) == clean
+
+
+@given(
+    st.lists(st.sampled_from([*'ab :."\n\t', "Answer", "Question", "The answer is"]), max_size=20).map(
+        "".join
+    )
+)
+@settings(max_examples=300, deadline=None)
+def test_stopping_generation_at_the_first_complete_line_never_changes_the_score(text: str) -> None:
+    """Generation stops at the token that completes the first line (latentwire_core.stopping);
+    whatever the model would have written after it must not change the scored answer."""
+    from latentwire_core.stopping import line_complete
+
+    for k in range(len(text) + 1):
+        if line_complete(text[:k]):
+            assert postprocess_answer(text[:k]) == postprocess_answer(text)
+            break

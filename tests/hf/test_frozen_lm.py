@@ -83,3 +83,33 @@ def test_generate_rejects_right_padding(tiny_llama) -> None:
 def test_unknown_model_lists_known_names() -> None:
     with pytest.raises(UnknownNameError, match="known: gemma3-270m, minilm-l6, smollm2-135m, tiny-gemma3"):
         resolve_model_name("gpt-7")
+
+
+@pytest.mark.parametrize("fixture", ["tiny_llama", "tiny_gemma3"])
+def test_stop_at_line_keeps_each_rows_ids_up_to_its_complete_first_line(
+    fixture, request, monkeypatch
+) -> None:
+    """Each row stops on its own once the rule holds, and keeps exactly the ids of the full
+    generation up to that token (random tiny models rarely emit a newline, so the rule under test
+    is swapped for one that fires at a row-dependent step: three decoded characters)."""
+    import latentwire_hf.frozen_lm as flm
+
+    lm = request.getfixturevalue(fixture)
+    before, after = lm.prompt_parts("Q: ", "", "A:")
+    rows = [[before, lm.tokenize([t])[0], after] for t in ["hi", "a much longer question here", "mid"]]
+    b = assemble_batch(rows, embed=lm.embed, pad_side="left", pad_id=lm.special_ids["pad"])
+    full = lm.generate(b.inputs_embeds, b.attention_mask, max_new_tokens=8)
+    rule = lambda text: len(text.lstrip()) >= 3  # noqa: E731
+    monkeypatch.setattr(flm, "line_complete", rule)
+    cut = lm.generate(b.inputs_embeds, b.attention_mask, max_new_tokens=8, stop_at_line=True)
+    for f, c in zip(full, cut, strict=True):
+        want = next((f[: k + 1] for k in range(len(f)) if rule(lm.decode(f[: k + 1]))), f)
+        assert c == want
+
+
+def test_line_rule_reads_the_first_non_empty_line() -> None:
+    from latentwire_core.stopping import line_complete
+
+    assert not line_complete("\n\n  Paris")
+    assert line_complete("\n Paris\n")
+    assert not line_complete("Paris is")

@@ -43,6 +43,7 @@ from latentwire_eval.baselines import (
     kshot_instruction,
     mean_pool_slot,
 )
+from latentwire_eval.diagnostics import embedding_diagnostics
 from latentwire_eval.evaluate import Prompt, evaluate_method, token_budget_slot
 from latentwire_eval.metrics import metric_fns
 from latentwire_eval.report import compute_metrics, derive_joint_oracle, write_report
@@ -594,6 +595,8 @@ class Run:
             "precision": self.exp.codec.precision,
             "bytes": {p: float(preds[f"latent_wire_bytes_{p}"].mean()) for p in ("fp16", "int8", "int4")},
         }
+        if "latent" in methods:
+            metrics["embedding_diagnostics"] = self._embedding_diagnostics(evaluation, wire, codec, budgets)
         if self.task.scoring == "squad_v2":
             metrics["no_answer_phrase"] = (
                 f"predictions equal to {self.task.no_answer!r} (normalised) are scored as the empty answer"
@@ -606,6 +609,33 @@ class Run:
             } | {"n": len(evaluation), "no_answer_share": float(np.mean([not e.answers for e in evaluation]))}
         (self.dir / "eval" / "metrics.json").write_text(json.dumps(metrics, indent=1))
         return {"n_predictions": len(preds)}
+
+    @torch.no_grad()
+    def _embedding_diagnostics(
+        self, evaluation: list[Example], wire: LatentWire, codec: QuantWireCodec, budgets: dict[str, int]
+    ) -> dict[str, Any]:
+        """Per reader: soft-token RMS and nearest-vocabulary cosine, before and after calibration,
+        on the first 64 evaluation examples as the reader receives them (after the codec)."""
+        w = self.exp.wire
+        chunk = evaluation[:64]
+        feats, mask = self.features().features([compressed_text(e, w.compress) for e in chunk])
+        counts = [budgets[e.id] for e in chunk]
+        cnt = torch.tensor(counts, dtype=torch.long, device=self.device)
+        z = wire.encode(feats.to(self.device), mask.to(self.device), cnt)
+        rx = codec.decode_rows(codec.encode_rows(z, cnt), counts, d_z=w.d_z)
+        out: dict[str, Any] = {"n_examples": len(chunk), "calibration": w.calibration}
+        for name, lm in self.lms().items():
+            raw = [wire.adapters(r[None].to(self.device), name)[0] for r in rx]
+            soft = [wire.to_model(r[None].to(self.device), name)[0] for r in rx]
+            out[name] = {
+                "received": embedding_diagnostics(
+                    soft, lm.embed, lm.vocab_size, lm.decode, seed=self.exp.seed
+                ),
+                "before_calibration": embedding_diagnostics(
+                    raw, lm.embed, lm.vocab_size, lm.decode, seed=self.exp.seed
+                ),
+            }
+        return out
 
     def _slot_fn(
         self,

@@ -100,6 +100,11 @@ class FrozenLM(Protocol):
     def d_model(self) -> int: ...
 
     @property
+    def vocab_size(self) -> int:
+        """Rows of the input embedding table."""
+        ...
+
+    @property
     def special_ids(self) -> dict[str, int | None]:
         """``{"bos": .., "eos": .., "pad": ..}``; ``pad`` may equal ``eos``."""
         ...
@@ -142,8 +147,13 @@ class FrozenLM(Protocol):
         attention_mask: torch.Tensor,
         *,
         max_new_tokens: int,
+        stop_at_line: bool = False,
     ) -> list[list[int]]:
-        """Greedy generation from left-padded embeddings; stops at EOS."""
+        """Greedy generation from left-padded embeddings; stops at EOS.
+
+        ``stop_at_line``: a row also stops once its decoded text holds a complete first line
+        (:func:`latentwire_core.stopping.line_complete`); the ids up to that token are kept.
+        """
         ...
 
     def decode(self, ids: Sequence[int]) -> str: ...

@@ -12,6 +12,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from latentwire_core.stopping import line_complete
+
 __all__ = ["FakeFrozenLM"]
 
 
@@ -50,6 +52,10 @@ class FakeFrozenLM(nn.Module):
     @property
     def d_model(self) -> int:
         return int(self.tok.embedding_dim)
+
+    @property
+    def vocab_size(self) -> int:
+        return int(self.vocab)
 
     @property
     def special_ids(self) -> dict[str, int | None]:
@@ -101,6 +107,7 @@ class FakeFrozenLM(nn.Module):
         attention_mask: torch.Tensor,
         *,
         max_new_tokens: int,
+        stop_at_line: bool = False,
     ) -> list[list[int]]:
         emb, mask = inputs_embeds, attention_mask
         out: list[list[int]] = [[] for _ in range(emb.shape[0])]
@@ -113,6 +120,8 @@ class FakeFrozenLM(nn.Module):
                         done[i] = True
                     else:
                         out[i].append(tok)
+                        if stop_at_line and line_complete(self.decode(out[i])):
+                            done[i] = True
             if bool(done.all()):
                 break
             emb = torch.cat([emb, self.embed(nxt[:, None])], dim=1)

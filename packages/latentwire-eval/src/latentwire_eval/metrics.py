@@ -16,6 +16,7 @@ __all__ = [
     "MetricSpec",
     "exact_match",
     "exact_match_v2",
+    "first_line",
     "gsm8k_final_number",
     "metric_fns",
     "normalize_answer",
@@ -191,20 +192,29 @@ def metric_fns(task: TaskSpec) -> dict[str, Callable[[str, Sequence[str]], float
     return out
 
 
-_STOP = re.compile(r"\n|\b(?:Question|Context|Answer|Paragraph)s?\s*:", re.IGNORECASE)
-_LEAD = re.compile(r"^\s*(?:(?:the\s+)?(?:final\s+)?answer\s*(?:is|:)\s*)", re.IGNORECASE)
+_STOP = re.compile(r"\b(?:Question|Context|Answer|Paragraph)s?[ \t]*:", re.IGNORECASE)
+_LEAD = re.compile(r"^[ \t]*(?:(?:the[ \t]+)?(?:final[ \t]+)?answer[ \t]*(?:is|:)[ \t]*)", re.IGNORECASE)
 _QUOTES = "\"'`\u201c\u201d\u2018\u2019"
+
+
+def first_line(text: str) -> str:
+    """The text up to the first newline that follows non-whitespace (leading blank lines skipped)."""
+    s = text.lstrip()
+    cut = s.find("\n")
+    return s if cut < 0 else s[:cut]
 
 
 def postprocess_answer(text: str) -> str:
     """One post-processing for every generated QA answer, whatever the method.
 
-    Cut at the first newline or at a stop string (``Question:``, ``Context:``, ``Answer:``),
-    drop a leading "The answer is" / "Answer:", strip surrounding quotes and whitespace
-    and one trailing period. Zero-shot text prompts ramble; a trained latent learns the
-    format; cutting both the same way keeps format learning out of the comparison.
+    Keep the first non-empty line (:func:`first_line`), cut it at a stop string
+    (``Question:``, ``Context:``, ``Answer:``), drop a leading "The answer is" / "Answer:",
+    strip surrounding quotes and whitespace and one trailing period. Zero-shot text prompts
+    ramble; a trained latent learns the format; cutting both the same way keeps format
+    learning out of the comparison. Only the first line is ever read, so generation may stop
+    as soon as that line is complete (``stop_at_line``): the score is the same.
     """
-    s = text.strip()
+    s = first_line(text).strip()
     s = _LEAD.sub("", s, count=1)
     m = _STOP.search(s)
     if m is not None:

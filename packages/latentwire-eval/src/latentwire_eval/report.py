@@ -237,6 +237,40 @@ def _plots(run_dir: Path, metrics: dict[str, Any], curves: pd.DataFrame | None) 
     return made
 
 
+def _diagnostics_lines(diag: dict[str, Any] | None) -> list[str]:
+    """The report section on soft-token scale and direction (latentwire_eval.diagnostics)."""
+    if not diag:
+        return []
+    lines = [
+        f"Soft tokens against each reader's embeddings (latent, first {diag['n_examples']} evaluation "
+        f"examples, calibration `{diag['calibration']}`; 'before' = the adapter's output, 'received' = "
+        "what the reader read). RMS per token; nearest cosine = cosine with the closest vocabulary "
+        "embedding, beside the same for random directions (chance).",
+        "",
+        "| model | stage | soft RMS median [p10, p90] | embedding RMS | ratio | nearest cos mean [p10, p90] "
+        "| random cos | most frequent nearest tokens |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for model, d in diag.items():
+        if not isinstance(d, dict):
+            continue
+        for stage in ("before_calibration", "received"):
+            x = d.get(stage)
+            if not x:
+                continue
+            r, c = x["soft_rms"], x["nearest_cos"]
+            toks = ", ".join(f"{t['token']!r}×{t['count']}" for t in x["nearest_tokens"][:5]).replace(
+                "|", "\\|"
+            )
+            lines.append(
+                f"| {model} | {stage.replace('_', ' ')} | {r['median']:.3g} [{r['p10']:.3g}, {r['p90']:.3g}] "
+                f"| {x['embed_rms']:.3g} | {x['rms_ratio']:.3g}× | {c['mean']:.3f} [{c['p10']:.3f}, {c['p90']:.3f}] "
+                f"| {x['random_cos']['mean']:.3f} | {toks} |"
+            )
+    lines.append("")
+    return lines
+
+
 def write_report(run_dir: Path) -> Path:
     """Write ``report/summary.md`` (+ PNG plots) from the run folder's files.
 
@@ -372,6 +406,7 @@ def write_report(run_dir: Path) -> Path:
                 f"[{c['ci_low']:+.3f}, {c['ci_high']:+.3f}] | {c['p_value']:.3g} | {mcn} | {c['p_holm']:.3g} | {c['n']} |"
             )
         lines.append("")
+    lines.extend(_diagnostics_lines(metrics.get("embedding_diagnostics")))
     for p in plots:
         lines.append(f"![{p}]({p})")
         lines.append("")

@@ -7,8 +7,15 @@ from collections.abc import Sequence
 
 import attrs
 import torch
-from transformers import DynamicCache, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import (
+    DynamicCache,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+    StoppingCriteria,
+    StoppingCriteriaList,
+)
 
+from latentwire_core.stopping import line_complete
 from latentwire_hf.models import cache_root, load_causal_lm
 
 __all__ = ["HFFrozenLM", "PrefixCache", "load_frozen_lm"]
@@ -54,6 +61,11 @@ class HFFrozenLM:
     @property
     def d_model(self) -> int:
         return int(self.model.get_input_embeddings().weight.shape[1])
+
+    @property
+    def vocab_size(self) -> int:
+        """Rows of the input embedding table."""
+        return int(self.model.get_input_embeddings().weight.shape[0])
 
     @property
     def device(self) -> torch.device:
@@ -204,10 +216,14 @@ class HFFrozenLM:
         attention_mask: torch.Tensor,
         *,
         max_new_tokens: int,
+        stop_at_line: bool = False,
     ) -> list[list[int]]:
-        """Greedy generation from *left-padded* embeddings with KV cache; stops at the stop ids."""
+        """Greedy generation from *left-padded* embeddings with KV cache; stops at the stop ids,
+        and with ``stop_at_line`` also once a row's first line is complete (its ids kept up to
+        the token that completed it)."""
         if bool((attention_mask[:, -1] == 0).any()):
             raise ValueError("generate() needs left padding: every row must end with a real token")
+        criteria = StoppingCriteriaList([_LineStop(self)]) if stop_at_line else None
         out = self.model.generate(
             inputs_embeds=inputs_embeds.to(self.device),
             attention_mask=attention_mask.to(self.device),
@@ -217,6 +233,7 @@ class HFFrozenLM:
             eos_token_id=self.stop_ids,
             pad_token_id=self.special_ids["pad"],
             use_cache=True,
+            stopping_criteria=criteria,
         )
         stops = set(self.stop_ids)
         rows: list[list[int]] = []
@@ -226,8 +243,24 @@ class HFFrozenLM:
                 if tok in stops:
                     break
                 kept.append(tok)
+                if stop_at_line and line_complete(self.decode(kept)):
+                    break  # what a finished row was padded with afterwards is not the answer
             rows.append(kept)
         return rows
+
+
+class _LineStop(StoppingCriteria):
+    """Per-row stop once the decoded new tokens hold a complete first line."""
+
+    def __init__(self, lm: HFFrozenLM) -> None:
+        self.lm = lm
+
+    def __call__(
+        self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs: object
+    ) -> torch.BoolTensor:
+        # generate() from inputs_embeds passes only the generated ids
+        done = [line_complete(self.lm.decode(row)) for row in input_ids.tolist()]
+        return torch.tensor(done, dtype=torch.bool, device=input_ids.device)  # type: ignore[return-value]
 
 
 def load_frozen_lm(name: str, *, device: str | torch.device = "cpu", seed: int = 0) -> HFFrozenLM:
