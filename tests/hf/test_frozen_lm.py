@@ -113,3 +113,12 @@ def test_line_rule_reads_the_first_non_empty_line() -> None:
     assert not line_complete("\n\n  Paris")
     assert line_complete("\n Paris\n")
     assert not line_complete("Paris is")
+
+
+def test_fingerprint_names_the_weights(tiny_llama) -> None:
+    fp = tiny_llama.fingerprint
+    assert fp == load_frozen_lm("tiny-llama").fingerprint  # same seeded weights
+    other = load_frozen_lm("tiny-llama")
+    with torch.no_grad():
+        next(other.model.parameters())[0, 0] += 1.0
+    assert other.fingerprint != fp

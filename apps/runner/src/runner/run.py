@@ -45,6 +45,7 @@ from latentwire_eval.baselines import (
 )
 from latentwire_eval.diagnostics import embedding_diagnostics
 from latentwire_eval.evaluate import Prompt, evaluate_method, token_budget_slot
+from latentwire_eval.gencache import GenerationCache
 from latentwire_eval.metrics import metric_fns
 from latentwire_eval.report import compute_metrics, derive_joint_oracle, write_report
 from latentwire_hf.checkpoint import latest_checkpoint, load_weights
@@ -514,6 +515,12 @@ class Run:
         partial.mkdir(parents=True, exist_ok=True)
         frames: list[pd.DataFrame] = []
         bar = tqdm(total=len(self.lms()) * len(methods) * len(evaluation), desc="evaluate", leave=False)
+
+        def gen_cache(name: str, lm: Any) -> GenerationCache | None:
+            if not ev.cache_generations or name.startswith("tiny-"):  # tiny readers are rebuilt per process
+                return None
+            return GenerationCache(cache_root() / "generations.sqlite", f"{name}:{lm.fingerprint}")
+
         lingua = None
         for name, lm in self.lms().items():
             plain: Prompt | None = None  # built once per model: its prefix cache is a forward pass
@@ -552,6 +559,7 @@ class Run:
                     own_confidence="joint" in ev.methods and method == "latent",
                     progress=bar.update,
                     encoded=encoded,
+                    cache=gen_cache(name, lm),
                 )
                 df = pd.DataFrame(res.rows)
                 df.to_parquet(out.with_suffix(".tmp"), index=False)

@@ -19,6 +19,7 @@ from latentwire_core.losses import gather_at, prediction_positions
 from latentwire_core.prompting import SlotPrompt
 from latentwire_core.slots import Segment
 from latentwire_core.tasks import Example, TaskSpec
+from latentwire_eval.gencache import GenerationCache
 from latentwire_eval.metrics import metric_fns, normalize_answer, postprocess_answer
 
 __all__ = ["MethodResult", "Prompt", "evaluate_method", "token_budget_slot"]
@@ -123,6 +124,12 @@ def gold_text(ex: Example, task: TaskSpec) -> str:
     return task.answer_text(ex)
 
 
+def _clean(prompt: Prompt, texts: list[str]) -> list[str]:
+    if prompt.task.kind == "qa":  # one post-processing for every method (metrics.postprocess_answer)
+        return [postprocess_answer(t) for t in texts]
+    return [t.strip() for t in texts]
+
+
 @torch.no_grad()
 def _generate(
     prompt: Prompt, slots: list[Segment], max_new_tokens: int, tails: list[list[int]] | None = None
@@ -134,9 +141,42 @@ def _generate(
         b.inputs_embeds, b.attention_mask, max_new_tokens=max_new_tokens, stop_at_line=qa
     )
     texts = [prompt.lm.decode(ids) for ids in out]
-    if prompt.task.kind == "qa":  # one post-processing for every method (metrics.postprocess_answer)
-        return texts, [postprocess_answer(t) for t in texts]
-    return texts, [t.strip() for t in texts]
+    return texts, _clean(prompt, texts)
+
+
+def _generate_cached(
+    prompt: Prompt,
+    slots: list[Segment],
+    max_new_tokens: int,
+    tails: list[list[int]] | None,
+    cache: GenerationCache | None,
+) -> tuple[list[str], list[str], list[float | None]]:
+    """:func:`_generate` through ``cache`` when every slot is token ids. The third list is each
+    row's generation time per example (cached rows: as measured when computed), or ``None``s
+    when the cache was not used."""
+    if cache is None or any(isinstance(s, torch.Tensor) for s in slots):
+        texts, out = _generate(prompt, slots, max_new_tokens, tails)
+        return texts, out, [None] * len(slots)
+    stop = prompt.task.kind == "qa"
+    ids = [
+        [*prompt.before, *(int(t) for t in s), *(tails[i] if tails is not None else []), *prompt.after]
+        for i, s in enumerate(slots)
+    ]
+    keys = [cache.key(x, max_new_tokens=max_new_tokens, stop_at_line=stop) for x in ids]
+    hit = cache.get(keys)
+    miss = [i for i, k in enumerate(keys) if k not in hit]
+    raw: list[str] = [hit[k][0] if k in hit else "" for k in keys]
+    lat: list[float | None] = [hit[k][1] if k in hit else None for k in keys]
+    if miss:
+        t0 = time.perf_counter()
+        fresh, _ = _generate(
+            prompt, [slots[i] for i in miss], max_new_tokens, [tails[i] for i in miss] if tails else None
+        )
+        per = (time.perf_counter() - t0) / len(miss)
+        for i, text in zip(miss, fresh, strict=True):
+            raw[i], lat[i] = text, per
+        cache.put([(keys[i], raw[i], per) for i in miss])
+    return raw, _clean(prompt, raw), lat
 
 
 def evaluate_method(
@@ -150,6 +190,7 @@ def evaluate_method(
     own_confidence: bool = True,
     progress: Callable[[int], None] | None = None,
     encoded: Callable[[Example], str] | None = None,
+    cache: GenerationCache | None = None,
 ) -> MethodResult:
     """Score ``method`` on ``examples`` for ``prompt``'s model.
 
@@ -159,6 +200,7 @@ def evaluate_method(
 
     Args:
         own_confidence: score each generated answer's own NLL (what ``joint`` picks by; one forward).
+        cache: answers of this reader to all-token prompts kept across runs (:mod:`.gencache`).
         encoded: the text this method actually read for an example (after any truncation);
             gives ``encoded_utf8_bytes`` and ``answer_in_slot`` (was a gold answer still there?).
     """
@@ -172,8 +214,10 @@ def evaluate_method(
         chunk = [examples[i] for i in order[start : start + batch_size]]
         t0 = time.perf_counter()
         slots, wire_bytes = slot_fn(chunk)
+        slot_s = (time.perf_counter() - t0) / len(chunk)
         tails = prompt.tails(chunk)
         raw: list[str] = []
+        cached_latency: list[float | None] = [None] * len(chunk)
         confidence: list[float]
         gold_sc: list[dict[str, Any]] = [{} for _ in chunk]
         firsts = [ids[0] for ids in prompt.label_ids]
@@ -190,7 +234,7 @@ def evaluate_method(
             confidence = [float(torch.softmax(torch.tensor(s), 0).max()) for s in scores]
         else:
             scores = [[] for _ in chunk]
-            raw, outputs = _generate(prompt, slots, task.max_new_tokens, tails)
+            raw, outputs, cached_latency = _generate_cached(prompt, slots, task.max_new_tokens, tails, cache)
         latency = (time.perf_counter() - t0) / len(chunk)
         if task.kind != "classification":
             if own_confidence:  # the model's own log-likelihood of its answer, for `joint`
@@ -202,8 +246,8 @@ def evaluate_method(
             targets = [[*lm.tokenize([gold_text(e, task)])[0], prompt.eos] for e in chunk]
             gold_sc = sequence_scores(prompt, slots, targets, tails=tails)
         raw = raw or list(outputs)
-        for ex, out, rw, sc, slot, wb, conf, gs in zip(
-            chunk, outputs, raw, scores, slots, wire_bytes, confidence, gold_sc, strict=True
+        for ex, out, rw, sc, slot, wb, conf, gs, lat_i in zip(
+            chunk, outputs, raw, scores, slots, wire_bytes, confidence, gold_sc, cached_latency, strict=True
         ):
             gold = task.golds(ex)
             row: dict[str, Any] = {
@@ -223,7 +267,7 @@ def evaluate_method(
                 "wire_bytes": int(wb),
                 "prompt_utf8_bytes": len(ex.source.encode("utf-8")),
                 "compressed_utf8_bytes": len(prompt.slot_text(ex).strip().encode("utf-8")),
-                "latency_s": latency,
+                "latency_s": latency if lat_i is None else slot_s + lat_i,
                 "label_logprobs": sc,
                 "confidence": conf,
             }

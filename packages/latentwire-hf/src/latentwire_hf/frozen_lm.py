@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Sequence
 
@@ -54,6 +55,7 @@ class HFFrozenLM:
         self.tokenizer = tokenizer
         self.base = getattr(model, model.base_model_prefix)  # body without the LM head
         self._rms: float | None = None
+        self._fingerprint: str | None = None
         text_cfg = getattr(model.config, "text_config", model.config)
         self._softcap = getattr(text_cfg, "final_logit_softcapping", None)
 
@@ -61,6 +63,21 @@ class HFFrozenLM:
     @property
     def d_model(self) -> int:
         return int(self.model.get_input_embeddings().weight.shape[1])
+
+    @property
+    def fingerprint(self) -> str:
+        """SHA-256 over every parameter's name, shape, dtype and float64 sum and sum of squares:
+        a cheap identity of the weights (a re-converted or different checkpoint gets another)."""
+        if self._fingerprint is None:
+            h = hashlib.sha256()
+            with torch.no_grad():
+                for name, p in self.model.named_parameters():
+                    x = p.detach().double()
+                    h.update(
+                        f"{name}|{tuple(p.shape)}|{p.dtype}|{float(x.sum())!r}|{float(x.pow(2).sum())!r}".encode()
+                    )
+            self._fingerprint = h.hexdigest()[:16]
+        return self._fingerprint
 
     @property
     def vocab_size(self) -> int:
