@@ -65,7 +65,8 @@ def test_full_run_produces_the_run_folder_contract(tmp_path: Path, data_dir: Pat
     assert len(preds) == 2 * 3 * 12  # models x methods x examples
     assert set(preds["method"]) == {"text", "latent", "token_budget"}
     lat = preds[preds["method"] == "latent"]
-    assert (lat["wire_bytes"] == 4 * 32 + 2 * 4).all()  # int8: M*d_z values + one fp16 scale per 32
+    # a format-v1 message: 28 bytes of header + CRC32, then int8 M*d_z values + one fp16 scale per 32
+    assert (lat["wire_bytes"] == 28 + 4 * 32 + 2 * 4).all()
     assert (preds[preds["method"] == "token_budget"]["slot_tokens"] <= 4).all()
     metrics = json.loads((run / "eval" / "metrics.json").read_text())
     assert {r["method"] for r in metrics["results"]} == {"text", "latent", "token_budget"}

@@ -1,4 +1,7 @@
-"""``python -m runner experiment.toml [--set key=value ...] [--stage ...] [--fresh]``."""
+"""``python -m runner experiment.toml [--set key=value ...] [--stage ...] [--fresh]``.
+
+Also ``python -m runner encode RUN ...`` and ``python -m runner answer RUN ...`` (see runner.wire_cli).
+"""
 
 from __future__ import annotations
 
@@ -12,6 +15,11 @@ from runner.config import STAGES, ConfigError, load_experiment
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in ("encode", "answer"):  # two processes talking (runner.wire_cli)
+        from runner.wire_cli import main as wire_main
+
+        return wire_main(argv[0], argv[1:])
     p = argparse.ArgumentParser(prog="python -m runner", description=__doc__)
     p.add_argument("experiment", type=Path, help="experiment TOML file")
     p.add_argument(

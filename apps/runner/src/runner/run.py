@@ -33,6 +33,14 @@ from tqdm.auto import tqdm
 from latentwire_core import LatentWire, QuantWireCodec
 from latentwire_core.interlingua import build_interlingua, slot_counts
 from latentwire_core.logs import configure_logging, get_logger
+from latentwire_core.message import (
+    FORMAT_VERSION,
+    HEADER_BYTES,
+    encoder_fingerprint,
+    message_bytes,
+    pack,
+    unpack,
+)
 from latentwire_core.registry import UnknownNameError
 from latentwire_core.soft_prompt import SoftPromptControl
 from latentwire_core.tasks import Example, compressed_text, get_task
@@ -54,6 +62,7 @@ from latentwire_hf.features import build_feature_source
 from latentwire_hf.frozen_lm import load_frozen_lm
 from latentwire_hf.models import KNOWN_MODELS, cache_root, load_causal_lm, resolve_model_name
 from latentwire_hf.objectives import ContentObjective, SoftPromptObjective, TaskObjective, content_items
+from latentwire_hf.pretrained import WireSpec, spec_from_core, write_spec
 from latentwire_hf.training import Trainer
 from runner.config import STAGES, Experiment, to_toml
 
@@ -220,6 +229,7 @@ class Run:
         self._save_manifest()
         self._lms: dict[str, Any] = {}
         self._features: Any = None
+        self.wire_spec: WireSpec | None = None
         self._data: tuple[list[Example], list[Example]] | None = None
 
     @property
@@ -354,6 +364,31 @@ class Run:
             )
             del trunk
         models = {n: (lm.d_model, lm.embed_rms) for n, lm in self.lms().items()}
+        f = self.exp.features
+        lm_encoder = (
+            {
+                "start_layer": f.layer,
+                "n_layers": w.encoder_layers,
+                "causal": w.encoder_causal,
+                "train": w.encoder_train,
+                "lora_rank": w.lora_rank,
+            }
+            if w.encoder == "lm_pool"
+            else None
+        )
+        spec = spec_from_core(
+            cfg,
+            features={"source": f.source, "layer": f.layer, "max_length": f.max_length},
+            lm_encoder=lm_encoder,
+            readers=models,
+            task=self.exp.data.task,
+            compress=w.compress,
+            codec=self.exp.codec,
+            seed=self.exp.seed,
+        )
+        self.wire_spec = spec
+        if self.is_main:  # what PretrainedWire.from_pretrained(run folder) rebuilds the wire from
+            write_spec(self.dir, spec)
         return LatentWire(cfg, models, encoder=encoder)
 
     # --- stages ----------------------------------------------------------------------------------
@@ -583,7 +618,7 @@ class Run:
         preds["n_tokens"] = m_i
         for prec in ("fp16", "int8", "int4"):  # the latent's wire at every precision, scales included
             c = QuantWireCodec(attrs.evolve(self.exp.codec, precision=prec))
-            sizes = {m: c.payload_bytes(n_tokens=int(m), d_z=w.d_z) for m in set(budgets.values())}
+            sizes = {m: message_bytes(c, n_tokens=int(m), d_z=w.d_z) for m in set(budgets.values())}
             preds[f"latent_wire_bytes_{prec}"] = m_i.map(sizes)
         preds.to_parquet(self.dir / "eval" / "predictions.parquet", index=False)
         metrics = compute_metrics(
@@ -602,6 +637,8 @@ class Run:
             "d_z": w.d_z,
             "precision": self.exp.codec.precision,
             "bytes": {p: float(preds[f"latent_wire_bytes_{p}"].mean()) for p in ("fp16", "int8", "int4")},
+            "message_format": FORMAT_VERSION,
+            "header_bytes": HEADER_BYTES,  # of every message's bytes above: header + CRC32
         }
         if "latent" in methods:
             metrics["embedding_diagnostics"] = self._embedding_diagnostics(evaluation, wire, codec, budgets)
@@ -617,6 +654,11 @@ class Run:
             } | {"n": len(evaluation), "no_answer_share": float(np.mean([not e.answers for e in evaluation]))}
         (self.dir / "eval" / "metrics.json").write_text(json.dumps(metrics, indent=1))
         return {"n_predictions": len(preds)}
+
+    def fingerprint(self, wire: LatentWire) -> bytes:
+        """The encoder fingerprint every message of this run carries (latentwire_core.message)."""
+        assert self.wire_spec is not None, "build_wire() first"
+        return encoder_fingerprint(wire.encoder, self.wire_spec.encoder_identity())
 
     @torch.no_grad()
     def _embedding_diagnostics(
@@ -663,6 +705,7 @@ class Run:
         ev, w = self.exp.eval, self.exp.wire
         comp = w.compress
         fs = self.features()
+        fingerprint = self.fingerprint(wire)
 
         def text_ids(e: Example) -> list[int]:
             return prompt.text_ids(e)[: ev.max_text_tokens]
@@ -685,9 +728,10 @@ class Run:
             feats, mask = fs.features(texts)
             cnt = torch.tensor(counts, dtype=torch.long)
             z = wire.encode(feats.to(self.device), mask.to(self.device), cnt.to(self.device))  # (B, M, d_z)
-            payloads = codec.encode_rows(z, cnt)  # what crosses the wire, scales included
-            rx = codec.decode_rows(payloads, counts, d_z=w.d_z)
-            return list(to_reader(rx)), [len(p) for p in payloads]
+            # what crosses the wire: one message (format v1: header, codec payload, CRC32) per example
+            msgs = [pack(z[i, : counts[i]], codec, fingerprint) for i in range(len(counts))]
+            rx = [unpack(m, fingerprint=fingerprint)[0] for m in msgs]
+            return list(to_reader(rx)), [len(m) for m in msgs]
 
         def latent(exs: Any) -> tuple[list[Any], list[int]]:
             return latent_of([compressed_text(e, comp) for e in exs], [budgets[e.id] for e in exs])
@@ -701,7 +745,7 @@ class Run:
             rows = [mean_pool_slot(lm, text_ids(e), budgets[e.id])[None] for e in exs]  # (1, M_i, d_model)
             payloads = [codec.encode(r)[0] for r in rows]
             rx = codec.decode_rows(payloads, [budgets[e.id] for e in exs], d_z=lm.d_model)
-            return [r.to(self.device) for r in rx], [len(p) for p in payloads]
+            return [r.to(self.device) for r in rx], [HEADER_BYTES + len(p) for p in payloads]  # framed alike
 
         def token_budget(e: Example) -> list[int]:
             if comp == "context":
@@ -747,7 +791,9 @@ class Run:
                 ]
                 payloads = [codec.encode(c[None])[0] for c in codes]
                 rx = codec.decode_rows(payloads, [budgets[e.id] for e in exs], d_z=pca.rank)
-                return [pca.reconstruct(c.numpy()).to(self.device) for c in rx], [len(p) for p in payloads]
+                return [pca.reconstruct(c.numpy()).to(self.device) for c in rx], [
+                    HEADER_BYTES + len(p) for p in payloads
+                ]
 
             return pca_slots, ids_read(text_ids)
         table: dict[str, tuple[Callable[[Any], tuple[list[Any], list[int]]], Callable[[Example], str]]] = {

@@ -22,7 +22,7 @@ from latentwire_core.tasks import Example, TaskSpec
 from latentwire_eval.gencache import GenerationCache
 from latentwire_eval.metrics import metric_fns, normalize_answer, postprocess_answer
 
-__all__ = ["MethodResult", "Prompt", "evaluate_method", "token_budget_slot"]
+__all__ = ["MethodResult", "Prompt", "answer_slots", "evaluate_method", "token_budget_slot"]
 
 SlotFn = Callable[[Sequence[Example]], tuple[list[Segment], list[int]]]
 """examples -> (slot contents, wire bytes per example (0 for text methods))."""
@@ -177,6 +177,16 @@ def _generate_cached(
             raw[i], lat[i] = text, per
         cache.put([(keys[i], raw[i], per) for i in miss])
     return raw, _clean(prompt, raw), lat
+
+
+@torch.no_grad()
+def answer_slots(prompt: Prompt, slots: list[Segment], tails: list[list[int]] | None = None) -> list[str]:
+    """The answers a reader gives for filled slots, as evaluation scores them: the best label
+    verbaliser for a classification task, the post-processed greedy answer otherwise."""
+    if prompt.task.kind == "classification":
+        scores = _score_labels(prompt, slots, tails)
+        return [prompt.task.labels[max(range(len(sc)), key=sc.__getitem__)].strip() for sc in scores]
+    return _generate(prompt, slots, prompt.task.max_new_tokens, tails)[1]
 
 
 def evaluate_method(

@@ -1,0 +1,102 @@
+"""Two processes talking through a trained wire.
+
+    python -m runner encode RUN --text "..." -o msg.lw     # sender: text -> message (format v1)
+    python -m runner encode RUN --jsonl texts.jsonl -o out/  # one message per line ({"text": ...})
+    python -m runner answer RUN --model gemma3-270m msg.lw [--question "..."]   # receiver
+
+``RUN`` is a run folder (its last verifying checkpoint, or ``--step``) or a folder written by
+``PretrainedWire.save_pretrained``. With ``compress = "context"`` the sender encodes the context
+and the receiver reads the question in plain text (``--question``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def _load(path: Path, step: int | None, device: str) -> Any:
+    from latentwire_hf.pretrained import PretrainedWire
+
+    return PretrainedWire.from_pretrained(path, step=step, device=device)
+
+
+def _encode(args: argparse.Namespace) -> int:
+    texts: list[str]
+    if args.text:
+        texts = list(args.text)
+    elif args.jsonl is not None:
+        texts = []
+        for i, line in enumerate(args.jsonl.read_text(encoding="utf-8").splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+                texts.append(str(row["text"]) if isinstance(row, dict) else str(row))
+            except (json.JSONDecodeError, KeyError) as e:
+                raise ValueError(f"{args.jsonl}:{i}: expected a JSON object with a 'text' field ({e})") from e
+    else:
+        texts = [sys.stdin.read()]
+    if not texts or not all(t.strip() for t in texts):
+        raise ValueError("nothing to encode: give --text, --jsonl or text on stdin (no empty texts)")
+    wire = _load(args.run, args.step, args.device)
+    messages = wire.encode(texts)
+    if len(messages) == 1 and (args.output is None or args.output.suffix):
+        if args.output is None:
+            sys.stdout.buffer.write(messages[0])
+        else:
+            args.output.write_bytes(messages[0])
+            print(f"{args.output}: {len(messages[0])} bytes", file=sys.stderr)
+        return 0
+    out = args.output or Path("messages")
+    out.mkdir(parents=True, exist_ok=True)
+    for i, m in enumerate(messages):
+        (out / f"{i:06d}.lw").write_bytes(m)
+    print(f"{out}: {len(messages)} messages, {sum(map(len, messages))} bytes", file=sys.stderr)
+    return 0
+
+
+def _answer(args: argparse.Namespace) -> int:
+    from latentwire_core.tasks import Example
+    from latentwire_eval.evaluate import Prompt, answer_slots
+    from latentwire_hf.frozen_lm import load_frozen_lm
+
+    msg = sys.stdin.buffer.read() if str(args.message) == "-" else args.message.read_bytes()
+    wire = _load(args.run, args.step, args.device)
+    soft = wire.soft_tokens(msg, args.model)  # every check of the message runs before the reader loads
+    lm = load_frozen_lm(args.model, device=args.device)
+    task = wire.task
+    prompt = Prompt(lm, task, compress=wire.spec.compress)
+    ex = Example(id="message", task=task.name, source=args.question or "", question=args.question or "")
+    if wire.spec.compress == "context" and not args.question:
+        raise ValueError("this wire carries the context only: give the question with --question")
+    print(answer_slots(prompt, [soft], prompt.tails([ex]))[0])
+    return 0
+
+
+def main(verb: str, argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog=f"python -m runner {verb}", description=__doc__)
+    p.add_argument("run", type=Path, help="run folder or saved wire folder")
+    p.add_argument("--step", type=int, default=None, help="checkpoint step of a run folder (default: last)")
+    p.add_argument("--device", default="cpu")
+    if verb == "encode":
+        p.add_argument("--text", action="append", help="text to encode (repeatable)")
+        p.add_argument("--jsonl", type=Path, default=None, help='file of {"text": ...} lines')
+        p.add_argument("-o", "--output", type=Path, default=None, help="message file, or a folder for many")
+    else:
+        p.add_argument("message", type=Path, help="message file ('-' reads stdin)")
+        p.add_argument("--model", required=True, help="the reader that answers")
+        p.add_argument("--question", default=None, help="the question, in plain text (compress = 'context')")
+    args = p.parse_args(argv)
+    from latentwire_core.message import MessageError
+    from latentwire_hf.checkpoint import CheckpointError
+    from latentwire_hf.pretrained import UnknownReaderError
+
+    try:
+        return _encode(args) if verb == "encode" else _answer(args)
+    except (MessageError, CheckpointError, UnknownReaderError, ValueError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2

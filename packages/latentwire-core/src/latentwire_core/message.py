@@ -1,0 +1,209 @@
+"""The LatentWire message, format version 1: what crosses the wire between two processes.
+
+Specified in ``docs/message-format.md``. Layout (little-endian)::
+
+    offset  size  field
+    0       4     magic  b"LWIR"
+    4       1     format version (1)
+    5       1     codec precision: 0 = fp16, 1 = int8, 2 = int4
+    6       2     codec group size (u16)
+    8       2     M, soft tokens (u16)
+    10      2     d_z (u16)
+    12      8     encoder fingerprint (first 8 bytes of a SHA-256 over the encoder's config and weights)
+    20      4     payload length in bytes (u32)
+    24      n     payload: the codec's bytes for Z (M, d_z), scales included
+    24+n    4     CRC32 of bytes 0 .. 24+n
+
+A message is never decoded into a tensor unless every check passes: length, magic, version,
+checksum, the payload length the header's codec implies, and (when the receiver names one) the
+encoder fingerprint. Each failure has its own :class:`MessageError` subclass.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import json
+import struct
+import zlib
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+import torch
+from torch import nn
+
+from latentwire_core.codec import QuantWireCodec
+from latentwire_core.config import WireCodecConfig
+
+__all__ = [
+    "FORMAT_VERSION",
+    "HEADER_BYTES",
+    "MAGIC",
+    "BadMagic",
+    "ChecksumMismatch",
+    "FingerprintMismatch",
+    "MalformedMessage",
+    "MessageError",
+    "MessageHeader",
+    "TruncatedMessage",
+    "UnsupportedVersion",
+    "encoder_fingerprint",
+    "message_bytes",
+    "pack",
+    "read_header",
+    "unpack",
+]
+
+MAGIC = b"LWIR"
+FORMAT_VERSION = 1
+_HEAD = struct.Struct("<4sBBHHH8sI")
+_CRC = struct.Struct("<I")
+HEADER_BYTES = _HEAD.size + _CRC.size  # 28: what the format adds to the codec's payload
+_PRECISIONS = ("fp16", "int8", "int4")
+
+
+class MessageError(ValueError):
+    """A message that cannot be decoded; the subclass says why."""
+
+
+class TruncatedMessage(MessageError):
+    pass
+
+
+class BadMagic(MessageError):
+    pass
+
+
+class UnsupportedVersion(MessageError):
+    pass
+
+
+class ChecksumMismatch(MessageError):
+    pass
+
+
+class MalformedMessage(MessageError):
+    pass
+
+
+class FingerprintMismatch(MessageError):
+    pass
+
+
+@attrs.frozen
+class MessageHeader:
+    version: int
+    precision: str
+    group_size: int
+    n_tokens: int
+    d_z: int
+    fingerprint: bytes
+
+    def codec(self) -> QuantWireCodec:
+        return QuantWireCodec(WireCodecConfig(precision=self.precision, group_size=self.group_size))
+
+
+def _tensor_bytes(t: torch.Tensor) -> tuple[Any, torch.Tensor]:
+    """A zero-copy buffer over a contiguous CPU tensor (torch only; core does not use numpy).
+    The tensor is returned too: it must stay alive while the buffer is read."""
+    t = t.detach().to("cpu").contiguous()
+    n = t.numel() * t.element_size()
+    return (ctypes.c_ubyte * n).from_address(t.data_ptr()) if n else b"", t
+
+
+def encoder_fingerprint(module: nn.Module, config: Mapping[str, Any]) -> bytes:
+    """8 bytes of SHA-256 over ``config`` (JSON, sorted keys) and every parameter and buffer of
+    ``module`` (name, dtype, shape, raw bytes). Adapters trained against one encoder check it
+    before they decode a message."""
+    h = hashlib.sha256(json.dumps(dict(config), sort_keys=True, default=str).encode())
+    for name, t in sorted([*module.named_parameters(), *module.named_buffers()], key=lambda kv: kv[0]):
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}".encode())
+        buf, keep = _tensor_bytes(t)
+        h.update(buf)
+        del keep
+    return h.digest()[:8]
+
+
+def message_bytes(codec: QuantWireCodec, *, n_tokens: int, d_z: int) -> int:
+    """Exact size of a version-1 message: header and checksum plus the codec's payload."""
+    return HEADER_BYTES + codec.payload_bytes(n_tokens=n_tokens, d_z=d_z)
+
+
+def pack(z: torch.Tensor, codec: QuantWireCodec, fingerprint: bytes) -> bytes:
+    """``Z (M, d_z)`` -> one message."""
+    if z.dim() != 2:
+        raise ValueError(f"pack takes one example's Z (M, d_z), got shape {tuple(z.shape)}")
+    if len(fingerprint) != 8:
+        raise ValueError(f"the encoder fingerprint is 8 bytes, got {len(fingerprint)}")
+    m, d_z = (int(x) for x in z.shape)
+    if not (0 < m < 2**16 and 0 < d_z < 2**16):
+        raise ValueError(f"M and d_z must be in 1..65535, got M={m}, d_z={d_z}")
+    payload = codec.encode(z[None])[0]
+    cfg = codec.cfg
+    head = _HEAD.pack(
+        MAGIC,
+        FORMAT_VERSION,
+        _PRECISIONS.index(cfg.precision),
+        cfg.group_size,
+        m,
+        d_z,
+        fingerprint,
+        len(payload),
+    )
+    body = head + payload
+    return body + _CRC.pack(zlib.crc32(body))
+
+
+def read_header(msg: bytes) -> MessageHeader:
+    """Parse and check everything but the fingerprint; raises a :class:`MessageError` subclass."""
+    if len(msg) < 6:
+        raise TruncatedMessage(
+            f"message of {len(msg)} bytes is shorter than its header ({HEADER_BYTES} bytes)"
+        )
+    if msg[:4] != MAGIC:
+        raise BadMagic(f"not a LatentWire message: magic {msg[:4]!r}, expected {MAGIC!r}")
+    if msg[4] != FORMAT_VERSION:
+        raise UnsupportedVersion(
+            f"message format version {msg[4]}; this library reads version {FORMAT_VERSION}"
+        )
+    if len(msg) < HEADER_BYTES:
+        raise TruncatedMessage(
+            f"message of {len(msg)} bytes is shorter than its header ({HEADER_BYTES} bytes)"
+        )
+    _, version, prec, group, m, d_z, fp, n = _HEAD.unpack_from(msg)
+    if len(msg) != _HEAD.size + n + _CRC.size:
+        raise TruncatedMessage(
+            f"message is {len(msg)} bytes but its header announces {_HEAD.size + n + _CRC.size}"
+        )
+    (crc,) = _CRC.unpack_from(msg, len(msg) - _CRC.size)
+    if zlib.crc32(msg[: -_CRC.size]) != crc:
+        raise ChecksumMismatch("message checksum (CRC32) does not match: the bytes were damaged in transit")
+    if prec >= len(_PRECISIONS) or group == 0 or m == 0 or d_z == 0:
+        raise MalformedMessage(f"bad header fields: precision {prec}, group size {group}, M {m}, d_z {d_z}")
+    header = MessageHeader(version, _PRECISIONS[prec], group, m, d_z, bytes(fp))
+    try:
+        want = header.codec().payload_bytes(n_tokens=m, d_z=d_z)
+    except ValueError as e:
+        raise MalformedMessage(f"bad codec in header: {e}") from None
+    if n != want:
+        raise MalformedMessage(f"payload is {n} bytes; {header.precision} M={m} d_z={d_z} needs {want}")
+    return header
+
+
+def unpack(msg: bytes, *, fingerprint: bytes | None = None) -> tuple[torch.Tensor, MessageHeader]:
+    """One message -> ``(Z (M, d_z) float32, header)``.
+
+    Args:
+        fingerprint: the receiver's encoder fingerprint; a message from another encoder raises
+            :class:`FingerprintMismatch` (its adapters were not trained for that latent space).
+    """
+    header = read_header(msg)
+    if fingerprint is not None and header.fingerprint != fingerprint:
+        raise FingerprintMismatch(
+            f"message was encoded by encoder {header.fingerprint.hex()}, but these adapters were trained "
+            f"for encoder {fingerprint.hex()}"
+        )
+    payload = msg[_HEAD.size : len(msg) - _CRC.size]
+    z = header.codec().decode([payload], n_tokens=header.n_tokens, d_z=header.d_z)[0]
+    return z, header
