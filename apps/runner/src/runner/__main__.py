@@ -1,6 +1,7 @@
 """``python -m runner experiment.toml [--set key=value ...] [--stage ...] [--fresh]``.
 
-Also ``python -m runner encode RUN ...`` and ``python -m runner answer RUN ...`` (see runner.wire_cli).
+Also ``python -m runner sweep experiment.toml --grid key=v1,v2 --seeds 0,1,2`` (runner.sweep) and
+``python -m runner encode RUN ...`` / ``python -m runner answer RUN ...`` (runner.wire_cli).
 """
 
 from __future__ import annotations
@@ -20,6 +21,10 @@ def main(argv: list[str] | None = None) -> int:
         from runner.wire_cli import main as wire_main
 
         return wire_main(argv[0], argv[1:])
+    if argv and argv[0] == "sweep":  # a grid of runs (runner.sweep)
+        from runner.sweep import main as sweep_main
+
+        return sweep_main(argv[1:])
     p = argparse.ArgumentParser(prog="python -m runner", description=__doc__)
     p.add_argument("experiment", type=Path, help="experiment TOML file")
     p.add_argument(

@@ -1,0 +1,231 @@
+"""A study across run folders: quality against compression, per method and reader, across seeds.
+
+Each point of a sweep is an ordinary run folder; this module only reads their
+``eval/metrics.json`` and ``eval/predictions.parquet`` and writes the sweep's report:
+
+* ``results.csv``: one row per (point's settings, reader, method): the headline metric's mean over
+  seeds with a t-interval across seeds (n_seeds >= 2), its per-seed values, wire bytes and token
+  compression;
+* ``tests.csv``: latent vs each baseline at the same settings, per reader, paired by (seed, example)
+  and pooled over seeds (cluster bootstrap by (seed, article) where there are articles), Holm over
+  the whole family;
+* ``summary.md``: the table a paper would print, the tests, and ``quality_vs_bytes.png`` /
+  ``quality_vs_compression.png`` (one curve per method and reader).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats as sps
+
+from latentwire_eval.stats import holm, paired_bootstrap
+
+__all__ = ["SweepPoint", "aggregate_sweep", "write_sweep_report"]
+
+SweepPoint = Mapping[str, Any]
+"""``{"name": str, "dir": Path, "params": {key: value}, "seed": int}``."""
+
+
+def _settings(params: Mapping[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in sorted(params.items())) or "(base)"
+
+
+def aggregate_sweep(
+    points: Sequence[SweepPoint], *, n_resamples: int = 2000, seed: int = 0
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Finished points -> (results, paired tests). Unfinished points (no metrics) are skipped."""
+    rows: list[dict[str, Any]] = []
+    preds: list[pd.DataFrame] = []
+    headline = ""
+    for pt in points:
+        mpath = Path(pt["dir"]) / "eval" / "metrics.json"
+        if not mpath.is_file():
+            continue
+        m = json.loads(mpath.read_text())
+        headline = m["headline"]
+        for r in m["results"]:
+            if r["metric"] != headline or r.get("subset", "all") != "all":
+                continue
+            rows.append(
+                {
+                    "settings": _settings(pt["params"]),
+                    **{f"param:{k}": v for k, v in pt["params"].items()},
+                    "seed": pt["seed"],
+                    "model": r["model"],
+                    "method": r["method"],
+                    "value": r["value"],
+                    "n": r["n"],
+                    "wire_bytes": r.get("wire_bytes") or 0.0,
+                    "slot_tokens": r.get("slot_tokens"),
+                    "token_compression": r.get("token_compression"),
+                }
+            )
+        ppath = Path(pt["dir"]) / "eval" / "predictions.parquet"
+        if ppath.is_file():
+            cols = ["example_id", "model", "method", "group", headline]
+            df = pd.read_parquet(ppath, columns=[c for c in cols if c != "group"] + ["group"])
+            df["settings"], df["seed"] = _settings(pt["params"]), pt["seed"]
+            preds.append(df)
+    if not rows:
+        raise FileNotFoundError("no finished point in this sweep (no eval/metrics.json yet)")
+    per_seed = pd.DataFrame(rows)
+    keys = ["settings", "model", "method"]
+    out = []
+    for key, g in per_seed.groupby(keys, sort=False):
+        v = g["value"].to_numpy(dtype=float)
+        lo = hi = float("nan")
+        if len(v) >= 2 and float(np.ptp(v)) == 0.0:  # identical values: zero spread
+            lo = hi = float(v.mean())
+        elif len(v) >= 2:
+            lo, hi = (float(x) for x in sps.t.interval(0.95, len(v) - 1, loc=v.mean(), scale=sps.sem(v)))
+        first = g.iloc[0]
+        out.append(
+            {
+                **dict(zip(keys, key, strict=True)),
+                **{c: first[c] for c in g.columns if c.startswith("param:")},
+                "metric": headline,
+                "mean": float(v.mean()),
+                "ci_low": lo,
+                "ci_high": hi,
+                "n_seeds": len(v),
+                "per_seed": json.dumps(
+                    {int(s): round(float(x), 4) for s, x in zip(g["seed"], v, strict=True)}
+                ),
+                "n_per_seed": int(g["n"].iloc[0]),
+                "wire_bytes": float(g["wire_bytes"].mean()),
+                "slot_tokens": float(g["slot_tokens"].mean()) if g["slot_tokens"].notna().any() else None,
+                "token_compression": float(g["token_compression"].dropna().mean())
+                if g["token_compression"].notna().any()
+                else None,
+            }
+        )
+    results = pd.DataFrame(out)
+    tests = _pooled_tests(pd.concat(preds, ignore_index=True), headline, n_resamples, seed) if preds else None
+    return results, tests if tests is not None else pd.DataFrame()
+
+
+def _pooled_tests(preds: pd.DataFrame, metric: str, n_resamples: int, seed: int) -> pd.DataFrame:
+    rows: list[dict[str, Any]] = []
+    for (settings, model), g in preds.groupby(["settings", "model"], sort=False):
+        wide = g.pivot_table(index=["seed", "example_id"], columns="method", values=metric, aggfunc="first")
+        if "latent" not in wide:
+            continue
+        groups = g.drop_duplicates(["seed", "example_id"]).set_index(["seed", "example_id"])["group"]
+        for base in wide.columns:
+            if base == "latent":
+                continue
+            pair = wide[["latent", base]].dropna()
+            if pair.empty:
+                continue
+            clusters = [f"{s}/{groups.loc[(s, e)]}" for s, e in pair.index]
+            res = paired_bootstrap(
+                pair["latent"].to_numpy(),
+                pair[base].to_numpy(),
+                groups=clusters,
+                n_resamples=n_resamples,
+                seed=seed,
+            )
+            rows.append(
+                {
+                    "settings": settings,
+                    "model": model,
+                    "metric": metric,
+                    "latent_vs": base,
+                    "n": len(pair),
+                    "n_seeds": int(pair.index.get_level_values(0).nunique()),
+                    **res,
+                }
+            )
+    tests = pd.DataFrame(rows)
+    if not tests.empty:
+        tests["p_holm"] = holm(tests["p_value"].tolist())
+    return tests
+
+
+def _plots(results: pd.DataFrame, out: Path) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = []
+    for x, label, fname in (
+        ("wire_bytes", "wire bytes per example (log)", "quality_vs_bytes.png"),
+        ("token_compression", "token compression (text tokens / slot tokens)", "quality_vs_compression.png"),
+    ):
+        sub = results[results[x].notna() & (results[x] > 0)]
+        if sub.empty:
+            continue
+        fig, ax = plt.subplots(figsize=(7, 4.5))
+        for (model, method), g in sub.groupby(["model", "method"], sort=False):
+            g = g.sort_values(x)
+            yerr = None
+            if g["ci_low"].notna().all():
+                yerr = np.vstack([g["mean"] - g["ci_low"], g["ci_high"] - g["mean"]])
+            ax.errorbar(g[x], g["mean"], yerr=yerr, marker="o", capsize=3, label=f"{method} · {model}")
+        if x == "wire_bytes":
+            ax.set_xscale("log")
+        ax.set_xlabel(label)
+        ax.set_ylabel(f"{results['metric'].iloc[0]} (mean over seeds, 95% t-CI)")
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        fig.savefig(out / fname, dpi=120)
+        plt.close(fig)
+        names.append(fname)
+    return names
+
+
+def write_sweep_report(
+    sweep_dir: Path, points: Sequence[SweepPoint], *, title: str = "", n_resamples: int = 2000
+) -> Path:
+    """Aggregate ``points`` into ``<sweep_dir>/report/`` and return ``summary.md``'s path."""
+    results, tests = aggregate_sweep(points, n_resamples=n_resamples)
+    out = sweep_dir / "report"
+    out.mkdir(parents=True, exist_ok=True)
+    results.to_csv(out / "results.csv", index=False)
+    tests.to_csv(out / "tests.csv", index=False)
+    metric = results["metric"].iloc[0]
+    done = results["n_seeds"].max()
+    lines = [
+        f"# Sweep {title or sweep_dir.name}",
+        "",
+        f"{len({p['name'] for p in points})} points; metric {metric}, mean over seeds with a 95% t-interval "
+        f"across seeds (up to {done} seeds; n examples per seed in the table).",
+        "",
+        "| settings | reader | method | "
+        + metric
+        + " [95% CI] | seeds | n/seed | wire bytes | token compression |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results.itertuples():
+        ci = f"[{r.ci_low:.3f}, {r.ci_high:.3f}]" if np.isfinite(r.ci_low) else "[–]"
+        tc = f"{r.token_compression:.2f}×" if r.token_compression else "–"
+        wb = f"{r.wire_bytes:.0f}" if r.wire_bytes else "–"
+        lines.append(
+            f"| {r.settings} | {r.model} | {r.method} | {r.mean:.3f} {ci} | {r.n_seeds} | {r.n_per_seed} | {wb} | {tc} |"
+        )
+    if not tests.empty:
+        lines += [
+            "",
+            "Latent vs each baseline at the same settings, paired by (seed, example) and pooled over seeds; "
+            "Holm over the whole family:",
+            "",
+            "| settings | reader | vs | diff [95% CI] | p | p Holm | n | seeds |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for t in tests.itertuples():
+            lines.append(
+                f"| {t.settings} | {t.model} | {t.latent_vs} | {t.diff:+.3f} [{t.ci_low:+.3f}, {t.ci_high:+.3f}] "
+                f"| {t.p_value:.3g} | {t.p_holm:.3g} | {t.n} | {t.n_seeds} |"
+            )
+    for p in _plots(results, out):
+        lines += ["", f"![{p}]({p})"]
+    path = out / "summary.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path

@@ -1,0 +1,156 @@
+"""`python -m runner sweep`: plan, run, resume, aggregate, and the SLURM array script."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from runner.__main__ import main
+
+TINY = """
+name = "study"
+[data]
+task = "sst2"
+train_limit = 16
+eval_limit = 10
+[models]
+names = ["tiny-llama"]
+[features]
+max_length = 32
+[wire]
+n_tokens = 2
+d_z = 32
+[train]
+steps = 2
+batch_size = 4
+ckpt_every = 2
+log_every = 1
+[eval]
+methods = ["latent", "token_budget"]
+batch_size = 8
+bootstrap_resamples = 50
+"""
+
+
+@pytest.fixture
+def exp(tmp_path: Path, data_dir: Path) -> Path:
+    p = tmp_path / "study.toml"
+    p.write_text(TINY)
+    return p
+
+
+def test_dry_run_prints_the_plan_and_writes_nothing(exp: Path, tmp_path: Path, capsys) -> None:
+    runs = tmp_path / "runs"
+    code = main(
+        [
+            "sweep",
+            str(exp),
+            "--grid",
+            "wire.n_tokens=1,2",
+            "--grid",
+            "codec.precision=int8,int4",
+            "--seeds",
+            "0,1",
+            "--runs-dir",
+            str(runs),
+            "--dry-run",
+        ]
+    )
+    out = capsys.readouterr().out
+    assert code == 0 and "8 points" in out and "n_tokens=1__precision=int4__seed=1" in out
+    assert not runs.exists()
+
+
+def test_a_bad_grid_key_or_value_fails_before_any_work(exp: Path, tmp_path: Path, capsys) -> None:
+    runs = tmp_path / "runs"
+    assert main(["sweep", str(exp), "--grid", "wire.n_tokns=1,2", "--runs-dir", str(runs)]) == 2
+    assert "n_tokns" in capsys.readouterr().err
+    assert main(["sweep", str(exp), "--grid", "wire.n_tokens=1,-3", "--runs-dir", str(runs)]) == 2
+    assert "n_tokens" in capsys.readouterr().err
+    assert main(["sweep", str(exp), "--grid", "wire.n_tokens", "--runs-dir", str(runs)]) == 2
+    assert main(["sweep", str(exp), "--seeds", "a,b", "--runs-dir", str(runs)]) == 2
+    assert not runs.exists()
+
+
+def test_sweep_runs_resumes_and_aggregates_over_seeds(exp: Path, tmp_path: Path, capsys) -> None:
+    runs = tmp_path / "runs"
+    args = ["sweep", str(exp), "--grid", "wire.n_tokens=1,2", "--seeds", "0,1", "--runs-dir", str(runs)]
+    assert main(args) == 0
+    root = runs / "study"
+    manifest = json.loads((root / "sweep.json").read_text())
+    assert manifest["grid"] == {"wire.n_tokens": ["1", "2"]} and len(manifest["points"]) == 4
+    for pt in manifest["points"]:
+        assert (Path(pt["dir"]) / "report" / "summary.md").is_file()
+    res = pd.read_csv(root / "report" / "results.csv")
+    assert set(res["method"]) == {"latent", "token_budget"} and (res["n_seeds"] == 2).all()
+    assert (res["ci_low"] <= res["mean"]).all() and (res["mean"] <= res["ci_high"]).all()
+    lat = res[res["method"] == "latent"].set_index("param:wire.n_tokens")
+    assert lat.loc[2, "wire_bytes"] > lat.loc[1, "wire_bytes"]  # the wire grows with M
+    tests = pd.read_csv(root / "report" / "tests.csv")
+    assert (tests["n"] == 20).all() and (tests["n_seeds"] == 2).all()  # pooled over 2 seeds x 10 examples
+    assert "p_holm" in tests and (tests["p_holm"] >= tests["p_value"] - 1e-12).all()
+    summary = (root / "report" / "summary.md").read_text()
+    assert "quality_vs_bytes.png" in summary and (root / "report" / "quality_vs_bytes.png").is_file()
+    capsys.readouterr()
+    # a re-run skips finished points (nothing retrained) and aggregates again
+    before = {p["name"]: (Path(p["dir"]) / "manifest.json").stat().st_mtime_ns for p in manifest["points"]}
+    assert main(args) == 0
+    assert capsys.readouterr().out.count("done ") == 4
+    after = {p["name"]: (Path(p["dir"]) / "manifest.json").stat().st_mtime_ns for p in manifest["points"]}
+    assert before == after
+
+
+def test_slurm_script_runs_every_point_under_a_fake_sbatch(exp: Path, tmp_path: Path, capsys) -> None:
+    runs = tmp_path / "runs"
+    code = main(
+        [
+            "sweep",
+            str(exp),
+            "--grid",
+            "wire.n_tokens=1,2",
+            "--runs-dir",
+            str(runs),
+            "--launcher",
+            "slurm",
+            "--launch",
+            sys.executable,
+            "--sbatch=--gres=gpu:1",
+        ]
+    )
+    assert code == 0
+    root = runs / "study"
+    script = (root / "sweep.sbatch").read_text()
+    assert "#SBATCH --array=0-1" in script and "#SBATCH --gres=gpu:1" in script
+    assert f"{sys.executable} -m runner" in script and "SLURM_ARRAY_TASK_ID" in script
+    assert f"submit with: sbatch {root / 'sweep.sbatch'}" in capsys.readouterr().out
+    assert not any((root / n).exists() for n in ("n_tokens=1__seed=0", "n_tokens=2__seed=0"))  # nothing ran
+    default = main(["sweep", str(exp), "--runs-dir", str(tmp_path / "r2"), "--launcher", "slurm"])
+    assert (
+        default == 0
+        and "accelerate launch -m runner" in (tmp_path / "r2" / "study" / "sweep.sbatch").read_text()
+    )
+    # a fake sbatch: run each array task locally, as SLURM would on the nodes
+    fake = tmp_path / "bin" / "sbatch"
+    fake.parent.mkdir()
+    fake.write_text(
+        '#!/bin/bash\nset -e\nr=$(grep -o "array=[0-9]*-[0-9]*" "$1" | cut -d= -f2)\n'
+        'for i in $(seq ${r%-*} ${r#*-}); do SLURM_ARRAY_TASK_ID=$i bash "$1"; done\n'
+    )
+    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+    env = {**os.environ, "PATH": f"{fake.parent}:{os.environ['PATH']}"}
+    done = subprocess.run(["sbatch", str(root / "sweep.sbatch")], env=env, capture_output=True, timeout=600)
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    for name in ("n_tokens=1__seed=0", "n_tokens=2__seed=0"):
+        assert (root / name / "eval" / "metrics.json").is_file()
+    assert (
+        main(["sweep", str(exp), "--grid", "wire.n_tokens=1,2", "--runs-dir", str(runs), "--report-only"])
+        == 0
+    )
+    assert (root / "report" / "results.csv").is_file()
