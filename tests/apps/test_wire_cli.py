@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -96,3 +97,61 @@ def test_two_processes_answer_as_the_in_process_evaluation_did(
     assert out.returncode == 2 and b"checksum" in out.stderr
     out = _cli("answer", str(run), "--model", "qwen-9000", str(msg), "--question", "q")
     assert out.returncode == 2 and b"its readers: tiny-gemma3, tiny-llama" in out.stderr
+
+
+ADD = """
+name = "{name}"
+[data]
+task = "sst2"
+train_limit = 16
+eval_limit = 10
+[models]
+names = {names}
+[features]
+max_length = 32
+[wire]
+n_tokens = 2
+d_z = 32
+init_from = "{init_from}"
+[train]
+steps = 2
+batch_size = 4
+ckpt_every = 2
+log_every = 1
+[eval]
+methods = ["latent"]
+batch_size = 8
+bootstrap_resamples = 50
+"""
+
+
+def test_adding_a_reader_trains_only_its_adapter_and_keeps_the_old_wire_bit_for_bit(
+    tmp_path: Path, data_dir: Path
+) -> None:
+    runs = tmp_path / "runs"
+    a = tmp_path / "a.toml"
+    a.write_text(ADD.format(name="one", names='["tiny-llama"]', init_from=""))
+    assert main([str(a), "--runs-dir", str(runs)]) == 0
+    b = tmp_path / "b.toml"
+    b.write_text(ADD.format(name="two", names='["tiny-llama", "tiny-qwen2"]', init_from=runs / "one"))
+    assert main([str(b), "--runs-dir", str(runs)]) == 0
+    one, two = PretrainedWire.from_pretrained(runs / "one"), PretrainedWire.from_pretrained(runs / "two")
+    w1, w2 = one.weights(), two.weights()
+    for k, v in w1.items():  # encoder and the original reader's adapter: untouched
+        assert torch.equal(v, w2[k]), k
+    texts = ["a gripping, funny film", "dull"]
+    assert one.encode(texts) == two.encode(texts)  # the original messages, byte for byte
+    fresh = json.loads((runs / "two" / "manifest.json").read_text())["stages"]["train"]
+    assert fresh["trained_readers"] == ["tiny-qwen2"]
+    p1 = pd.read_parquet(runs / "one" / "eval" / "predictions.parquet")
+    p2 = pd.read_parquet(runs / "two" / "eval" / "predictions.parquet")
+    same = p2[p2["model"] == "tiny-llama"].set_index("example_id")["output"]
+    assert same.equals(p1.set_index("example_id")["output"].loc[same.index])
+    assert "tiny-qwen2" in set(p2["model"])
+    # nothing to add, or a different encoder: refused by name
+    c = tmp_path / "c.toml"
+    c.write_text(ADD.format(name="three", names='["tiny-llama"]', init_from=runs / "one"))
+    assert main([str(c), "--runs-dir", str(runs)]) == 2
+    bad = tmp_path / "d.toml"
+    bad.write_text(ADD.format(name="four", names='["tiny-llama"]', init_from=tmp_path / "nowhere"))
+    assert main([str(bad), "--runs-dir", str(runs)]) == 2

@@ -121,8 +121,15 @@ class WireSection:
     encoder_train: str = attrs.field(default="full", validator=one_of("full", "lora"))
     encoder_causal: bool = False
     lora_rank: int = attrs.field(default=8, validator=positive)
+    # a trained run folder (or saved wire): its encoder and its readers' adapters are loaded and
+    # frozen; only the readers new to this run are trained (adding a reader with the encoder frozen)
+    init_from: str = ""
 
     def __attrs_post_init__(self) -> None:
+        if self.init_from and not (Path(self.init_from) / "wire.json").is_file():
+            raise ValueError(
+                f"init_from: {self.init_from}/wire.json not found (a run folder or a saved wire)"
+            )
         if self.dropout >= 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
         if self.encoder == "perceiver" and self.d_z % self.n_heads:

@@ -391,6 +391,36 @@ class Run:
             write_spec(self.dir, spec)
         return LatentWire(cfg, models, encoder=encoder)
 
+    def init_from(self, wire: LatentWire, *, load: bool) -> dict[str, Any]:
+        """``[wire] init_from``: load a trained wire's encoder and readers into ``wire`` (when ``load``:
+        a fresh start) and freeze them; returns the readers this run trains (the new ones)."""
+        src = self.exp.wire.init_from
+        if not src:
+            return dict(self.lms())
+        from latentwire_hf.pretrained import PretrainedWire
+
+        source = PretrainedWire.from_pretrained(Path(src))
+        assert self.wire_spec is not None
+        if source.spec.encoder_identity() != self.wire_spec.encoder_identity():
+            raise RunFolderError(
+                f"init_from {src}: its encoder (interlingua, features, trunk) differs from this run's [wire]/[features]"
+            )
+        old = set(source.spec.readers)
+        new = {n: lm for n, lm in self.lms().items() if n not in old}
+        if not new:
+            raise RunFolderError(
+                f"init_from {src}: every reader of this run was trained there; nothing to add"
+            )
+        if load:
+            own, theirs = wire.state_dict(), source.wire.state_dict()
+            keep = {k: v for k, v in theirs.items() if k in own and own[k].shape == v.shape}
+            wire.load_state_dict({**own, **keep})
+            log.info("initialised_from_wire", source=src, tensors=len(keep), frozen_readers=sorted(old))
+        for name, prm in wire.named_parameters():
+            parts = name.split(".")
+            prm.requires_grad_(not (parts[0] == "encoder" or any(r in parts for r in old)))
+        return new
+
     # --- stages ----------------------------------------------------------------------------------
     def _prepare(self) -> dict[str, Any]:
         train, evaluation = self.data()
@@ -425,8 +455,9 @@ class Run:
         fs = self.features()  # windows are encoded (and cached) as the trainer draws them: the draw is
         # a seeded permutation of all items, so warming a prefix of the list would encode the wrong ones
         wire = self.build_wire()
+        readers = self.init_from(wire, load=latest_checkpoint(self.dir / "pretrain" / "checkpoints") is None)
         objective = ContentObjective(
-            lms=self.lms(),
+            lms=readers,
             features=fs,
             items=items,
             cfg=pc,
@@ -435,7 +466,7 @@ class Run:
         )
         trainer = Trainer(
             wire=wire,
-            lms=self.lms(),
+            lms=readers,
             cfg=attrs.evolve(pc, seed=self.exp.seed),
             run_dir=self.dir,
             objective=objective,
@@ -452,12 +483,14 @@ class Run:
         train, _ = self.data()
         wire = self.build_wire()
         pre = latest_checkpoint(self.dir / "pretrain" / "checkpoints") if self.exp.pretrain.steps else None
-        if pre is not None and latest_checkpoint(self.dir / "checkpoints") is None:
+        fresh = latest_checkpoint(self.dir / "checkpoints") is None
+        readers = self.init_from(wire, load=fresh and pre is None)
+        if pre is not None and fresh:
             load_weights(pre, wire)  # fine-tuning starts from the content-pretrained wire
             log.info("initialised_from_pretrain", checkpoint=str(pre))
         trainer = Trainer(
             wire=wire,
-            lms=self.lms(),
+            lms=readers,
             features=self.features(),
             task=self.task,
             examples=train,
@@ -466,7 +499,11 @@ class Run:
             compress=self.exp.wire.compress,
         )
         trainer.train()
-        return {"steps": trainer.step, "initialised_from": str(pre) if pre is not None else None}
+        return {
+            "steps": trainer.step,
+            "initialised_from": str(pre) if pre is not None else (self.exp.wire.init_from or None),
+            "trained_readers": sorted(readers),
+        }
 
     def _budgets(self, evaluation: list[Example], wire: LatentWire) -> dict[str, int]:
         """Soft tokens per example (``M_i``): the budget every method gets for that example."""
