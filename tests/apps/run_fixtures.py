@@ -91,6 +91,24 @@ def make_finished_run(root: Path, name: str = "alpha", shift: float = 0.0) -> Pa
         "majority_class": {"label": "negative", "rate_on_eval": 0.5, "n": 6},
         "headline": "accuracy",
         "wire": {"n_tokens": 8 if shift == 0 else 16, "d_z": 256, "precision": "int8"},
+        # the shape latentwire_eval.diagnostics writes (values made up for the view)
+        "embedding_diagnostics": {
+            "n_examples": 6,
+            "calibration": "rms",
+            "smollm2-135m": {
+                stage: {
+                    "n_soft_tokens": 48,
+                    "n_sampled": 48,
+                    "soft_rms": {"median": rms, "p10": rms * 0.9, "p90": rms * 1.1, "mean": rms},
+                    "embed_rms": 0.136,
+                    "rms_ratio": rms / 0.136,
+                    "nearest_cos": {"mean": 0.21, "median": 0.2, "p10": 0.15, "p90": 0.3},
+                    "random_cos": {"mean": 0.18, "p90": 0.2},
+                    "nearest_tokens": [{"token": " the", "id": 260, "count": 12}],
+                }
+                for stage, rms in (("before_calibration", 13.6), ("received", 0.136))
+            },
+        },
     }
     (run / "eval" / "metrics.json").write_text(json.dumps(metrics))
     (run / "report" / "summary.md").write_text("# alpha\n")

@@ -68,6 +68,11 @@ def test_app_pages_render(runs_dir: Path) -> None:
     assert at.main.selectbox[0].value == "accuracy"  # the headline metric is shown first
     assert set(metrics_table["metric"]) == {"accuracy"}
     assert str(metrics_table["n"].dtype) == "Int64"  # counts and bytes are integers, not 8,704.0000
+    # the soft-token diagnostics panel: one row per (reader, stage)
+    assert any(s.value == "Soft tokens against each reader's embeddings" for s in at.subheader)
+    diag = next(d.value for d in at.dataframe if "RMS ratio" in d.value.columns)
+    assert diag["stage"].tolist() == ["before calibration", "received"]
+    assert diag["RMS ratio"].tolist() == pytest.approx([100.0, 1.0], rel=1e-3)
     at.sidebar.selectbox[0].set_value("beta").run()
     assert any("not there yet" in i.value for i in at.info)
     at.sidebar.radio[0].set_value("Examples").run()

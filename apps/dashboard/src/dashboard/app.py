@@ -17,6 +17,7 @@ import streamlit as st
 from dashboard.runs import (
     RunData,
     across_runs,
+    diagnostics_table,
     filter_examples,
     for_display,
     headline_table,
@@ -105,6 +106,16 @@ def run_view(run: RunData) -> None:
         chart = quality_chart(run)
         if chart is not None:
             st.altair_chart(chart, width="stretch")
+        diag = diagnostics_table(run.metrics)
+        if diag is not None:
+            cal = (run.metrics or {}).get("embedding_diagnostics", {}).get("calibration", "?")
+            st.subheader("Soft tokens against each reader's embeddings")
+            st.caption(
+                f"Latent on the first evaluation examples, calibration '{cal}'. 'before calibration' is the "
+                "adapter's output, 'received' what the reader read. Nearest cos: cosine with the closest "
+                "vocabulary embedding; random cos: the same for random directions (chance)."
+            )
+            st.dataframe(for_display(diag, 4), hide_index=True, width="stretch")
     if run.curves is not None and "step" in run.curves:
         st.subheader("Training curves")
         cols = [c for c in run.curves.columns if c.endswith("/ce") or c.endswith("/first_token_acc")]

@@ -285,3 +285,35 @@ def filter_examples(
             hay = hay + " " + wide["example_id"].map(lambda i: sources.get(i, "").lower())
         keep &= hay.str.contains(t, regex=False)
     return wide[keep]
+
+
+def diagnostics_table(metrics: dict[str, Any] | None) -> pd.DataFrame | None:
+    """``embedding_diagnostics`` of a run's metrics as one row per (reader, stage), or ``None``."""
+    diag = (metrics or {}).get("embedding_diagnostics")
+    if not isinstance(diag, dict):
+        return None
+    rows = []
+    for model, d in diag.items():
+        if not isinstance(d, dict):
+            continue
+        for stage in ("before_calibration", "received"):
+            x = d.get(stage)
+            if not isinstance(x, dict):
+                continue
+            rows.append(
+                {
+                    "model": model,
+                    "stage": stage.replace("_", " "),
+                    "soft RMS (median)": x["soft_rms"]["median"],
+                    "soft RMS p10": x["soft_rms"]["p10"],
+                    "soft RMS p90": x["soft_rms"]["p90"],
+                    "embedding RMS": x["embed_rms"],
+                    "RMS ratio": x["rms_ratio"],
+                    "nearest cos (mean)": x["nearest_cos"]["mean"],
+                    "random cos (mean)": x["random_cos"]["mean"],
+                    "nearest tokens": ", ".join(
+                        f"{t['token']!r}×{t['count']}" for t in x["nearest_tokens"][:5]
+                    ),
+                }
+            )
+    return pd.DataFrame(rows) if rows else None
