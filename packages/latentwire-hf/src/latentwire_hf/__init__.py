@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from latentwire_hf.features import CachedFeatureSource, build_feature_source
     from latentwire_hf.frozen_lm import HFFrozenLM, PrefixCache, load_frozen_lm
     from latentwire_hf.models import KNOWN_MODELS, cache_root, load_causal_lm, load_encoder
+    from latentwire_hf.pretrained import PretrainedWire
     from latentwire_hf.training import Trainer
 
 _WHERE: dict[str, str] = {
@@ -26,6 +27,7 @@ _WHERE: dict[str, str] = {
     "LoadReport": "latentwire_hf.data",
     "PrefixCache": "latentwire_hf.frozen_lm",
     "PretrainConfig": "latentwire_hf.config",
+    "PretrainedWire": "latentwire_hf.pretrained",
     "TrainConfig": "latentwire_hf.config",
     "Trainer": "latentwire_hf.training",
     "build_feature_source": "latentwire_hf.features",
@@ -50,6 +52,7 @@ __all__ = [
     "LoadReport",
     "PrefixCache",
     "PretrainConfig",
+    "PretrainedWire",
     "TrainConfig",
     "Trainer",
     "build_feature_source",
