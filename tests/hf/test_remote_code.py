@@ -85,11 +85,12 @@ def test_static_check_finds_a_load_without_the_flag(tmp_path: Path) -> None:
         "o = AutoModel.from_pretrained('x', trust_remote_code=False)\n"
         "from llmlingua import PromptCompressor\n"
         "p = PromptCompressor(model_name='x')\n"
+        "q = PretrainedWire.from_pretrained('runs/x')\n"  # ours: safetensors + JSON only
     )
     script = REPO / "scripts" / "check_remote_code.py"
     out = subprocess.run([sys.executable, str(script), str(bad)], capture_output=True, text=True)
     assert out.returncode == 1
     assert f"{bad}:2:" in out.stdout and f"{bad}:3:" in out.stdout and f"{bad}:6:" in out.stdout
-    assert f"{bad}:4:" not in out.stdout
+    assert f"{bad}:4:" not in out.stdout and f"{bad}:7:" not in out.stdout
     clean = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, cwd=REPO)
     assert clean.returncode == 0, clean.stdout
