@@ -36,11 +36,10 @@ class GenerationCache:
         try:
             with self._connect() as db:
                 db.execute(_SCHEMA)
-        except sqlite3.DatabaseError as e:  # a damaged file is set aside, not trusted
+        except sqlite3.DatabaseError:  # a damaged file is set aside, not trusted
             self.path.replace(self.path.with_suffix(".corrupt"))
             with self._connect() as db:
                 db.execute(_SCHEMA)
-            del e
 
     def _connect(self) -> sqlite3.Connection:
         return sqlite3.connect(self.path, timeout=60)

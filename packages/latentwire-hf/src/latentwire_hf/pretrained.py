@@ -32,7 +32,7 @@ from latentwire_core.codec import QuantWireCodec
 from latentwire_core.config import InterlinguaConfig, LatentWireConfig, WireCodecConfig
 from latentwire_core.interlingua import build_interlingua
 from latentwire_core.message import FORMAT_VERSION, encoder_fingerprint, pack, unpack
-from latentwire_core.tasks import compressed_text, get_task
+from latentwire_core.tasks import get_task
 from latentwire_hf import config as _hf_config  # noqa: F401  (declares the lm_pool encoder name)
 from latentwire_hf.checkpoint import CheckpointError, latest_checkpoint, load_weights, verify_checkpoint
 
@@ -182,10 +182,7 @@ class PretrainedWire:
         tmp = out / (WEIGHTS_FILE + ".tmp")
         save_file(state, str(tmp))
         os.replace(tmp, out / WEIGHTS_FILE)
-        spec = attrs.evolve(self.spec, fingerprint=self.fingerprint.hex())
-        tmp = out / (SPEC_FILE + ".tmp")
-        tmp.write_text(spec.to_json(), encoding="utf-8")
-        os.replace(tmp, out / SPEC_FILE)
+        write_spec(out, attrs.evolve(self.spec, fingerprint=self.fingerprint.hex()))
         return out
 
     # --- sending and receiving ------------------------------------------------------------------
@@ -216,10 +213,6 @@ class PretrainedWire:
         m = counts.tolist() if counts is not None else [z.shape[1]] * z.shape[0]
         return [pack(z[i, : m[i]], self.codec, self.fingerprint) for i in range(z.shape[0])]
 
-    def encode_example_text(self, ex: Any) -> str:
-        """The part of an example this wire compresses (its task's ``compress`` setting)."""
-        return compressed_text(ex, self.spec.compress)
-
     @torch.no_grad()
     def soft_tokens(self, message: bytes, reader: str) -> torch.Tensor:
         """One message -> ``(M, d_model)`` soft tokens for ``reader`` (checks run first)."""
@@ -239,7 +232,7 @@ class PretrainedWire:
 
 
 def write_spec(path: Path, spec: WireSpec) -> None:
-    """Write a run folder's ``wire.json`` (the runner calls this when it builds the wire)."""
+    """Write ``wire.json`` atomically (a saved wire, or a run folder when the runner builds its wire)."""
     tmp = path / (SPEC_FILE + ".tmp")
     tmp.write_text(spec.to_json(), encoding="utf-8")
     os.replace(tmp, path / SPEC_FILE)
