@@ -202,3 +202,37 @@ def test_cached_teacher_equals_a_fresh_teacher_forward(tiny_llama) -> None:
         torch.testing.assert_close(vals, top.values, atol=1e-5, rtol=1e-4)
         assert torch.equal(ids, top.indices)
     assert all(torch.equal(x[0], y[0]) for x, y in zip(first, both[:2], strict=True))
+
+
+def test_content_probe_swaps_latents_between_rows_and_draws_no_rng(tmp_path: Path, tiny_llama) -> None:
+    wire, obj, _ = _content_setup(tmp_path, {"tiny-llama": tiny_llama})
+    idx = [0, 1, 2]
+    feats, mask = obj.features.features([obj.items[i].encoded for i in idx])
+    counts = wire.counts(mask)
+    soft = wire(feats, mask, ["tiny-llama"])["tiny-llama"]
+    own = obj.batch_rows(wire, "tiny-llama", soft, counts, idx)
+    other = obj.batch_rows(wire, "tiny-llama", soft, counts, idx, shuffle=True)
+    for r in range(3):  # row r reads row r+1's soft tokens (its own M), after its own marker
+        torch.testing.assert_close(other[r][1], own[(r + 1) % 3][1])
+        torch.testing.assert_close(other[r][2], own[r][2])
+    rng = torch.get_rng_state()
+    wire.train()
+    stats = obj.probe(wire, idx, ["tiny-llama"], torch.device("cpu"))
+    assert wire.training and torch.equal(rng, torch.get_rng_state())  # mode restored, no RNG drawn
+    _, plain = obj(wire, idx, ["tiny-llama"], torch.device("cpu"))
+    _, swapped = obj(wire, idx, ["tiny-llama"], torch.device("cpu"), shuffle=True)
+    assert stats["tiny-llama/probe_ce"] == pytest.approx(plain["tiny-llama/ce"])
+    assert stats["tiny-llama/ce_shuffled"] == pytest.approx(swapped["tiny-llama/ce"])
+    assert stats["tiny-llama/content_gap"] == pytest.approx(swapped["tiny-llama/ce"] - plain["tiny-llama/ce"])
+    assert obj.probe(wire, [0], ["tiny-llama"], torch.device("cpu")) == {}  # one row: nothing to swap
+
+
+def test_pretraining_logs_the_content_probe(tmp_path: Path, tiny_llama) -> None:
+    import json
+
+    wire, obj, pc = _content_setup(tmp_path / "feat", {"tiny-llama": tiny_llama})
+    Trainer(
+        wire=wire, lms={"tiny-llama": tiny_llama}, cfg=pc, run_dir=tmp_path, objective=obj, stage="pretrain"
+    ).train()
+    rows = [json.loads(r) for r in (tmp_path / "pretrain" / "metrics.jsonl").read_text().splitlines()]
+    assert all("tiny-llama/content_gap" in r and "tiny-llama/ce_shuffled" in r for r in rows)

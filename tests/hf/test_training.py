@@ -69,6 +69,9 @@ def test_resume_after_kill_gives_the_same_weights(tiny_llama, tiny_gemma3, tmp_p
     assert {"tiny-llama/ce", "tiny-gemma3/first_token_acc", "tiny-llama/kd", "lr", "examples_per_s"} <= set(
         row
     )
+    # the content probe (own vs another row's latent, next batch, no grad) is logged and, drawing no
+    # RNG and changing no weight, leaves the resumed run bit-identical (checked above)
+    assert {"tiny-llama/content_gap", "tiny-gemma3/ce_shuffled", "tiny-llama/probe_ce"} <= set(row)
 
 
 def test_round_robin_and_accumulation_run(tiny_llama, tiny_qwen2, tmp_path: Path) -> None:

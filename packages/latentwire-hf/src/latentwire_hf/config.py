@@ -59,6 +59,8 @@ class TrainConfig:
     max_text_tokens: int = attrs.field(default=512, validator=positive)
     model_schedule: str = attrs.field(default="all", validator=one_of("all", "round_robin"))
     mixed_precision: str = attrs.field(default="no", validator=one_of("no", "bf16"))
+    # at each logged step, the loss on the next batch with its own vs another row's latent (no grad)
+    content_probe: bool = True
     seed: int = 0
 
 
@@ -92,6 +94,7 @@ class PretrainConfig:
     max_items: int = attrs.field(default=20000, validator=positive)
     model_schedule: str = "round_robin"  # ARC: one reader per step
     mixed_precision: str = "no"
+    content_probe: bool = True  # see TrainConfig
     seed: int = 0
 
     def __attrs_post_init__(self) -> None:

@@ -9,7 +9,11 @@
   ``<cont>`` it continues the text), plain CE on the frozen reader (ARC-Encoder, arXiv:2510.20535).
 
 An objective is called with the (possibly DDP-wrapped) wire, the batch's item indices and
-the readers active this step; it returns the loss and the statistics to log.
+the readers active this step; it returns the loss and the statistics to log. Its ``probe``
+measures, without gradients, whether the wire carries content the reader uses: the same loss
+with each row's soft tokens replaced by the next row's (another text's latent), and the
+*content gap* ``ce_shuffled - ce`` (nats per target token; about 0 means the reader ignores
+what the latent says about this particular text).
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ __all__ = [
     "PretrainConfig",
     "TaskObjective",
     "TeacherCache",
+    "content_gap",
     "content_items",
 ]
 
@@ -57,6 +62,10 @@ class Objective(Protocol):
         self, wire: nn.Module, idx: list[int], models: list[str], device: torch.device
     ) -> tuple[torch.Tensor, dict[str, float]]: ...
 
+    def probe(
+        self, wire: nn.Module, idx: list[int], models: list[str], device: torch.device
+    ) -> dict[str, float]: ...
+
 
 def _unwrap(wire: nn.Module) -> Any:
     return wire.module if hasattr(wire, "module") else wire
@@ -65,6 +74,38 @@ def _unwrap(wire: nn.Module) -> Any:
 def _rows(soft: torch.Tensor, counts: torch.Tensor) -> list[torch.Tensor]:
     """``(B, M_max, d)`` -> per row its first ``M_b`` soft tokens."""
     return [soft[b, : int(c)] for b, c in enumerate(counts.tolist())]
+
+
+def _roll(rows: list[torch.Tensor]) -> list[torch.Tensor]:
+    """Row ``b`` gets row ``b + 1``'s soft tokens (the last gets the first's): another text's latent."""
+    return rows[1:] + rows[:1]
+
+
+@torch.no_grad()
+def content_gap(
+    objective: Any, wire: nn.Module, idx: list[int], models: list[str], device: torch.device
+) -> dict[str, float]:
+    """``{reader}/ce``, ``{reader}/ce_shuffled`` and ``{reader}/content_gap`` for one batch, no gradients.
+
+    The wire is put in eval mode for the probe (no dropout, no RNG drawn) and restored after.
+    A batch of one row has no other latent to swap in, so it gives nothing.
+    """
+    if len(idx) < 2:
+        return {}
+    was_training = wire.training
+    wire.eval()
+    try:
+        _, own = objective(wire, idx, models, device)
+        _, other = objective(wire, idx, models, device, shuffle=True)
+    finally:
+        wire.train(was_training)
+    out: dict[str, float] = {}
+    for name in models:
+        ce, ce_sh = own[f"{name}/ce"], other[f"{name}/ce"]
+        out.update({f"{name}/probe_ce": ce, f"{name}/ce_shuffled": ce_sh, f"{name}/content_gap": ce_sh - ce})
+        if f"{name}/rec_ce" in own and f"{name}/rec_ce" in other:
+            out[f"{name}/rec_content_gap"] = other[f"{name}/rec_ce"] - own[f"{name}/rec_ce"]
+    return out
 
 
 class TeacherCache:
@@ -149,14 +190,29 @@ class TaskObjective:
         self.teacher = TeacherCache(k_positions=cfg.kd_k, top_k=cfg.kd_top_k)
 
     def __call__(
-        self, wire: nn.Module, idx: list[int], models: list[str], device: torch.device
+        self,
+        wire: nn.Module,
+        idx: list[int],
+        models: list[str],
+        device: torch.device,
+        *,
+        shuffle: bool = False,
     ) -> tuple[torch.Tensor, dict[str, float]]:
         exs = [self.examples[i] for i in idx]
         feats, mask = self.features.features([compressed_text(e, self.compress) for e in exs])
         feats, mask = feats.to(device), mask.to(device)
         counts = slot_counts(mask, n_tokens=self.n_tokens, ratio=self.ratio)
         soft = wire(feats, mask, models)  # name -> (B, M, d_model)
-        return self.answer_losses(idx, models, {n: _rows(soft[n], counts) for n in models}, device)
+        slots = {n: _rows(soft[n], counts) for n in models}
+        if shuffle:  # the probe's control: each question reads another example's latent
+            slots = {n: _roll(r) for n, r in slots.items()}
+        return self.answer_losses(idx, models, slots, device)
+
+    def probe(
+        self, wire: nn.Module, idx: list[int], models: list[str], device: torch.device
+    ) -> dict[str, float]:
+        """Answer CE with this example's latent vs another example's (see :func:`content_gap`)."""
+        return content_gap(self, wire, idx, models, device)
 
     def answer_losses(
         self, idx: list[int], models: list[str], slots: Mapping[str, list[torch.Tensor]], device: torch.device
@@ -236,6 +292,12 @@ class SoftPromptObjective:
             slots[name] = [torch.cat([prompts[name].to(e.dtype), e.to(prompts[name].device)]) for e in embs]
         return self.task.answer_losses(idx, models, slots, device)
 
+    def probe(
+        self, wire: nn.Module, idx: list[int], models: list[str], device: torch.device
+    ) -> dict[str, float]:
+        """Nothing to swap: the soft prompt is the same for every example."""
+        return {}
+
 
 # --- content pretraining ------------------------------------------------------------------------
 
@@ -300,21 +362,42 @@ class ContentObjective:
         }
 
     def batch_rows(
-        self, wire: nn.Module, name: str, soft: torch.Tensor, counts: torch.Tensor, idx: list[int]
+        self,
+        wire: nn.Module,
+        name: str,
+        soft: torch.Tensor,
+        counts: torch.Tensor,
+        idx: list[int],
+        *,
+        shuffle: bool = False,
     ) -> list[list[Segment]]:
         lm = self.lms[name]
         bos = lm.special_ids["bos"]
         head: list[int] = [int(bos)] if bos is not None else []
         w = _unwrap(wire)
+        slots = _rows(soft, counts)
+        if shuffle:  # the probe's control: each window is read after another window's latent
+            slots = _roll(slots)
         rows: list[list[Segment]] = []
-        for r, (i, s) in enumerate(zip(idx, _rows(soft, counts), strict=True)):
+        for i, s in zip(idx, slots, strict=True):
             marker = w.content_token(name, self.items[i].mode).to(s.dtype)  # (1, d_model)
             rows.append([head, s, marker])
-            del r
         return rows
 
-    def __call__(
+    def probe(
         self, wire: nn.Module, idx: list[int], models: list[str], device: torch.device
+    ) -> dict[str, float]:
+        """Reconstruction / continuation CE with this window's latent vs another's (:func:`content_gap`)."""
+        return content_gap(self, wire, idx, models, device)
+
+    def __call__(
+        self,
+        wire: nn.Module,
+        idx: list[int],
+        models: list[str],
+        device: torch.device,
+        *,
+        shuffle: bool = False,
     ) -> tuple[torch.Tensor, dict[str, float]]:
         its = [self.items[i] for i in idx]
         feats, mask = self.features.features([it.encoded for it in its])
@@ -326,7 +409,7 @@ class ContentObjective:
         for name in models:
             lm = self.lms[name]
             pad = lm.special_ids["pad"] if lm.special_ids["pad"] is not None else lm.special_ids["eos"]
-            rows = self.batch_rows(wire, name, soft[name], counts, idx)
+            rows = self.batch_rows(wire, name, soft[name], counts, idx, shuffle=shuffle)
             targets = [self.targets[name][i] for i in idx]
             b = assemble_batch(rows, embed=lm.embed, answers=targets, pad_side="right", pad_id=int(pad))
             hidden = lm.hidden_states(b.inputs_embeds, b.attention_mask, b.position_ids)

@@ -5,7 +5,9 @@ schedule, logging, atomic checkpoints and exact resume. What a step optimises is
 objective (:mod:`latentwire_hf.objectives`): the task (stage ``train``) or content
 pretraining (stage ``pretrain``). Several frozen models per step (``model_schedule="all"``)
 or one per step in turn (``"round_robin"``). Resumable: the data order is a pure function
-of (seed, step), and checkpoints carry optimizer, scheduler and RNG state. A non-finite
+of (seed, step), and checkpoints carry optimizer, scheduler and RNG state. At each logged step the
+objective's content probe (``content_probe``) adds the loss with each row's own latent vs another
+row's, on the next batch, so a run shows while it trains whether the wire carries content. A non-finite
 loss stops training with :class:`NonFiniteLossError` before the optimiser step, so the last
 checkpoint on disk stays the last good one.
 """
@@ -235,6 +237,11 @@ class Trainer:
             bar.update(1)
             if self.step % self.cfg.log_every == 0 or self.step == self.cfg.steps:
                 row = {k: sum(v) / len(v) for k, v in window.items()}
+                if self.cfg.content_probe:
+                    # the next step's batch (not trained on yet): does the reader use this text's latent?
+                    with self.acc.autocast():
+                        nxt = self._indices(self.step, 0)
+                        row.update(self.objective.probe(self.wire, nxt, models, self.acc.device))
                 row.update(
                     step=self.step,
                     lr=float(self.scheduler.get_last_lr()[0]),
