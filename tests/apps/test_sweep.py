@@ -154,3 +154,32 @@ def test_slurm_script_runs_every_point_under_a_fake_sbatch(exp: Path, tmp_path: 
         == 0
     )
     assert (root / "report" / "results.csv").is_file()
+
+
+def test_dashboard_shows_a_real_sweep_and_its_points_content_probe(
+    exp: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from streamlit.testing.v1 import AppTest
+
+    app = Path(__file__).resolve().parents[2] / "apps" / "dashboard" / "src" / "dashboard" / "app.py"
+    runs = tmp_path / "runs"
+    args = ["sweep", str(exp), "--grid", "wire.n_tokens=1,2", "--seeds", "0,1", "--runs-dir", str(runs)]
+    assert main(args) == 0
+    monkeypatch.setenv("LATENTWIRE_RUNS", str(runs))  # holds only the sweep folder
+    at = AppTest.from_file(str(app), default_timeout=60).run()
+    assert not at.exception and any("only sweeps" in i.value for i in at.info)
+    at.sidebar.radio[0].set_value("Sweep").run()
+    assert not at.exception and at.header[0].value == "Sweeps"
+    assert any(s.value == "Points: 4 of 4 done" for s in at.subheader)
+    table = at.table[0].value
+    expected = pd.read_csv(runs / "study" / "report" / "results.csv")
+    assert len(table) == len(expected) and set(table["method"]) == {"latent", "token_budget"}
+    assert sorted(table["mean"].round(3)) == sorted(expected["mean"].round(3))
+    assert any("Holm" in s.value for s in at.subheader)  # the pooled paired tests
+    # one point as a run: its training logged the content probe, and the run view charts it
+    monkeypatch.setenv("LATENTWIRE_RUNS", str(runs / "study"))
+    at = AppTest.from_file(str(app), default_timeout=60).run()
+    at.sidebar.radio[0].set_value("Run").run()
+    at.sidebar.selectbox[0].set_value("n_tokens=2__seed=0").run()
+    assert not at.exception
+    assert any(s.value.startswith("Content probe") for s in at.subheader)

@@ -16,12 +16,15 @@ import streamlit as st
 
 from dashboard.runs import (
     RunData,
+    SweepData,
     across_runs,
+    content_probe_curves,
     diagnostics_table,
     filter_examples,
     for_display,
     headline_table,
     list_runs,
+    list_sweeps,
     load_run,
     wide_examples,
 )
@@ -127,6 +130,22 @@ def run_view(run: RunData) -> None:
             .properties(height=280),
             width="stretch",
         )
+    probe = content_probe_curves(run)
+    if not probe.empty:
+        st.subheader("Content probe: does the reader use this text's latent?")
+        st.caption(
+            "Logged while training, on the next batch, no gradient: the loss with each example's own latent "
+            "and with another example's (shuffled). content_gap = shuffled − own, nats per target token; "
+            "about 0 means the wire carries nothing the reader uses about this particular text."
+        )
+        gap = probe[probe["series"] == "content_gap"]
+        st.altair_chart(
+            alt.Chart(gap)
+            .mark_line(point=True)
+            .encode(x="step:Q", y=alt.Y("value:Q", title="content gap (nats/token)"), color="reader:N")
+            .properties(height=240)
+            .facet(column="stage:N"),
+        )
     with st.expander("experiment.toml"):
         st.code(run.config_text or "(missing)", language="toml")
 
@@ -204,26 +223,89 @@ def compare_view(runs: list[RunData]) -> None:
         st.dataframe(tests.round(5), hide_index=True, width="stretch")
 
 
+def sweep_chart(results: pd.DataFrame, x: str, title: str) -> alt.Chart:
+    """Mean over seeds against ``x``, one line per (method, reader), 95% t-interval as rules."""
+    metric = str(results["metric"].iloc[0]) if "metric" in results else "value"
+    data = results[results[x].notna() & (results[x] > 0)].copy()
+    data["line"] = data["method"] + " · " + data["model"]
+    base = alt.Chart(data).encode(
+        x=alt.X(f"{x}:Q", scale=alt.Scale(type="log"), title=title),
+        color="line:N",
+        tooltip=["settings", "model", "method", "mean", "ci_low", "ci_high", "n_seeds", x],
+    )
+    line = base.mark_line(point=True).encode(y=alt.Y("mean:Q", title=f"{metric} (mean over seeds)"))
+    return (line + base.mark_rule().encode(y="ci_low:Q", y2="ci_high:Q")).properties(height=320)
+
+
+def sweep_view(sweeps: list[SweepData]) -> None:
+    st.header("Sweeps")
+    if not sweeps:
+        st.info(
+            "No sweep here. `python -m runner sweep experiment.toml --grid key=v1,v2 --seeds 0,1,2` makes one."
+        )
+        return
+    names = [s.name for s in sweeps]
+    q = st.query_params.get("sweep")
+    name = st.selectbox("sweep", names, index=names.index(q) if q in names else 0)
+    sw = next(s for s in sweeps if s.name == name)
+    broken = [m for m in sw.missing if "unreadable" in m or " is not a " in m]
+    if broken:
+        st.error(f"Sweep '{sw.name}': " + "; ".join(broken))
+    grid = ", ".join(f"{k} ∈ {{{', '.join(map(str, v))}}}" for k, v in sw.spec.get("grid", {}).items())
+    st.caption(
+        f"{sw.spec.get('experiment', '?')}; grid: {grid or '(none)'}; seeds: {sw.spec.get('seeds', [])}"
+    )
+    done = int((sw.points["status"] == "done").sum())
+    st.subheader(f"Points: {done} of {len(sw.points)} done")
+    st.dataframe(sw.points, hide_index=True, width="stretch")
+    if sw.results is None or sw.results.empty:
+        st.info(
+            f"Sweep '{sw.name}' has no report yet: " + "; ".join(m for m in sw.missing if m not in broken)
+        )
+        return
+    res = sw.results
+    st.subheader(f"{res['metric'].iloc[0]}: mean over seeds with a 95% t-interval")
+    cols = ["settings", "model", "method", "mean", "ci_low", "ci_high", "n_seeds", "n_per_seed"]
+    cols += ["wire_bytes", "slot_tokens", "token_compression"]
+    st.table(for_display(res[[c for c in cols if c in res.columns]]))
+    for x, title in (("wire_bytes", "wire bytes per example"), ("token_compression", "token compression")):
+        if x in res and (res[x].fillna(0) > 0).any():
+            st.altair_chart(sweep_chart(res, x, title), width="stretch")
+    if sw.tests is not None and not sw.tests.empty:
+        st.subheader("Latent vs each baseline: paired by (seed, example), pooled over seeds, Holm over all")
+        st.dataframe(for_display(sw.tests, 4), hide_index=True, width="stretch")
+
+
 def main() -> None:
     st.set_page_config(page_title="LatentWire runs", layout="wide")
     root = _runs_dir()
     st.sidebar.title("LatentWire")
     st.sidebar.caption(f"runs directory: {root.resolve()}")
     runs = list_runs(root)
-    if not runs:
+    sweeps = list_sweeps(root)
+    if not runs and not sweeps:
         st.warning(
             f"No run folders in {root.resolve()}. Run `python -m runner experiments/quickstart.toml` first."
         )
         return
-    views = ["Overview", "Run", "Examples", "Compare"]
+    views = ["Overview", "Run", "Examples", "Compare", "Sweep"]
     # ?view=Run&run=<name> links straight to a page (and lets a browser test open one)
     q_view, q_run = st.query_params.get("view", "Overview"), st.query_params.get("run")
     page = st.sidebar.radio("view", views, index=views.index(q_view) if q_view in views else 0)
     if page == "Overview":
-        overview(runs)
+        if runs:
+            overview(runs)
+        else:
+            st.info("No single runs here (only sweeps): open the Sweep view.")
         return
     if page == "Compare":
         compare_view(runs)
+        return
+    if page == "Sweep":
+        sweep_view(sweeps)
+        return
+    if not runs:
+        st.info("No single runs here (only sweeps): open the Sweep view.")
         return
     names = [r.name for r in runs]
     name = st.sidebar.selectbox("run", names, index=names.index(q_run) if q_run in names else 0)

@@ -15,12 +15,16 @@ import pandas as pd
 
 __all__ = [
     "RunData",
+    "SweepData",
+    "content_probe_curves",
     "disagreement_mask",
     "filter_examples",
     "for_display",
     "headline_table",
     "list_runs",
+    "list_sweeps",
     "load_run",
+    "load_sweep",
     "wide_examples",
 ]
 
@@ -43,6 +47,7 @@ class RunData:
     predictions: pd.DataFrame | None
     curves: pd.DataFrame | None
     missing: list[str]
+    pretrain_curves: pd.DataFrame | None = None
 
     @property
     def name(self) -> str:
@@ -129,16 +134,7 @@ def load_run(path: Path) -> RunData:
             preds = pd.read_parquet(path / "eval" / "predictions.parquet")
         except Exception as e:
             missing.append(f"eval/predictions.parquet is unreadable ({type(e).__name__}: {e})")
-    curves = None
-    cpath = path / "train" / "metrics.jsonl"
-    if cpath.is_file() and cpath.stat().st_size:
-        rows = []
-        for line in cpath.read_text().splitlines():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue  # a line being written right now
-        curves = pd.DataFrame(rows) if rows else None
+    curves = _read_jsonl(path / "train" / "metrics.jsonl")
     return RunData(
         path=path,
         manifest=manifest,
@@ -146,6 +142,118 @@ def load_run(path: Path) -> RunData:
         metrics=metrics,
         predictions=preds,
         curves=curves,
+        missing=missing,
+        pretrain_curves=_read_jsonl(path / "pretrain" / "metrics.jsonl"),
+    )
+
+
+def _read_jsonl(path: Path) -> pd.DataFrame | None:
+    """A stage's ``metrics.jsonl`` as a frame; ``None`` when absent or empty."""
+    if not path.is_file() or not path.stat().st_size:
+        return None
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue  # a line being written right now
+    return pd.DataFrame(rows) if rows else None
+
+
+def content_probe_curves(run: RunData) -> pd.DataFrame:
+    """The content probe of each stage in long form: ``stage, step, reader, series, value``.
+
+    ``content_gap`` is the loss with another example's latent minus the loss with this example's
+    (nats per target token): about 0 means the reader does not use what the latent says.
+    """
+    out = []
+    for stage, df in (("pretrain", run.pretrain_curves), ("train", run.curves)):
+        if df is None or "step" not in df:
+            continue
+        cols = [c for c in df.columns if c.endswith(("/content_gap", "/probe_ce", "/ce_shuffled"))]
+        if not cols:
+            continue
+        long = df.melt(id_vars="step", value_vars=cols, var_name="key", value_name="value").dropna()
+        long["reader"] = long["key"].str.rsplit("/", n=1).str[0]
+        long["series"] = long["key"].str.rsplit("/", n=1).str[1]
+        long["stage"] = stage
+        out.append(long.drop(columns="key"))
+    cols = ["step", "value", "reader", "series", "stage"]
+    return pd.concat(out, ignore_index=True)[cols] if out else pd.DataFrame(columns=cols)
+
+
+@attrs.define
+class SweepData:
+    """What ``python -m runner sweep`` left in ``<runs>/<sweep>/``: its plan, points and report."""
+
+    path: Path
+    spec: dict[str, Any]
+    points: pd.DataFrame  # name, status, settings
+    results: pd.DataFrame | None
+    tests: pd.DataFrame | None
+    summary: str
+    missing: list[str]
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+
+def list_sweeps(root: Path) -> list[SweepData]:
+    """Every sweep folder (one holding ``sweep.json``) under ``root``, by name."""
+    if not root.is_dir():
+        return []
+    return [load_sweep(p) for p in sorted(root.iterdir()) if (p / "sweep.json").is_file()]
+
+
+def _point_status(path: Path) -> str:
+    if not (path / "manifest.json").is_file():
+        return "not started"
+    try:
+        stages = json.loads((path / "manifest.json").read_text()).get("stages", {})
+    except (OSError, json.JSONDecodeError):
+        return "manifest unreadable"
+    return "done" if stages.get("report", {}).get("status") == "done" else "partial"
+
+
+def load_sweep(path: Path) -> SweepData:
+    """Read a sweep folder; ``missing`` names what is not there (yet) or cannot be read."""
+    missing: list[str] = []
+    spec = _read_json(path / "sweep.json", missing, "sweep.json") or {}
+    rows = []
+    for pt in spec.get("points", []):
+        d = Path(pt.get("dir", path / str(pt.get("name", ""))))
+        d = d if d.is_dir() else path / str(pt.get("name", ""))
+        params = ", ".join(f"{k}={v}" for k, v in sorted(pt.get("params", {}).items())) or "(base)"
+        rows.append(
+            {
+                "point": pt.get("name", "?"),
+                "settings": params,
+                "seed": pt.get("seed"),
+                "status": _point_status(d),
+            }
+        )
+    tables: dict[str, pd.DataFrame | None] = {}
+    for name in ("results", "tests"):
+        f = path / "report" / f"{name}.csv"
+        tables[name] = None
+        if not f.is_file():
+            missing.append(f"report/{name}.csv (aggregate with `python -m runner sweep ... --report-only`)")
+            continue
+        try:
+            tables[name] = pd.read_csv(f)
+        except pd.errors.EmptyDataError:
+            tables[name] = pd.DataFrame()
+        except (OSError, ValueError) as e:
+            missing.append(f"report/{name}.csv is unreadable ({type(e).__name__}: {e})")
+    summary = path / "report" / "summary.md"
+    return SweepData(
+        path=path,
+        spec=spec,
+        points=pd.DataFrame(rows, columns=["point", "settings", "seed", "status"]),
+        results=tables["results"],
+        tests=tables["tests"],
+        summary=summary.read_text(encoding="utf-8", errors="replace") if summary.is_file() else "",
         missing=missing,
     )
 
