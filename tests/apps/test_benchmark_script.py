@@ -41,3 +41,40 @@ def test_latency_benchmark_writes_its_figures(tmp_path: Path, data_dir: Path) ->
     for r in data["results"]:
         assert r["ttft_s_batch1"] > 0 and r["throughput_examples_per_s"] > 0 and r["peak_memory_mb"] > 0
     assert "TTFT" in (runs / "tiny" / "report" / "efficiency.md").read_text()
+
+
+def test_efficiency_by_prompt_length_writes_its_figures_and_leaves_the_run_alone(
+    tmp_path: Path, data_dir: Path
+) -> None:
+    from test_wire_cli import CONTENT  # type: ignore[import-not-found]  # a tiny lm_pool context wire
+
+    exp = tmp_path / "talk.toml"
+    exp.write_text(CONTENT)
+    runs = tmp_path / "runs"
+    assert main([str(exp), "--runs-dir", str(runs), "--stage", "prepare", "--stage", "train"]) == 0
+    run = runs / "talk"
+    before = {p: p.stat().st_mtime_ns for p in run.rglob("*") if p.is_file()}
+    out = tmp_path / "bench"
+    cmd = [sys.executable, str(REPO / "benchmarks" / "efficiency.py"), str(run), "--lengths", "16,48"]
+    cmd += ["--reps", "1", "--batch", "2", "--new-tokens", "2", "--out", str(out)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    data = json.loads((out / "efficiency_lengths.json").read_text())
+    assert data["meta"]["weights"].endswith("step_000002")  # the run's trained checkpoint
+    gen = {(r["reader"], r["prompt_tokens"], r["method"]): r for r in data["rows"]}
+    assert set(gen) == {
+        (m, n, k)
+        for m in ("tiny-llama", "tiny-gemma3")
+        for n in (16, 48)
+        for k in ("text", "latent", "train_step")
+    }
+    for (_, n, k), r in gen.items():
+        if k == "train_step":
+            assert r["train_step_s"] > 0 and r["reader_fwd_bwd_s"] > 0 and r["train_step_overhead"] > 0
+        else:
+            assert r["ttft_s"] > 0 and r["throughput_examples_per_s"] > 0 and r["peak_memory_mb"] > 0
+    assert (
+        gen[("tiny-llama", 48, "latent")]["slot_tokens"] == 12
+    )  # ceil(48 / 4): the whole prompt at the ratio
+    assert "TTFT" in (out / "efficiency_lengths.md").read_text()
+    assert before == {p: p.stat().st_mtime_ns for p in run.rglob("*") if p.is_file()}  # read-only
