@@ -68,7 +68,7 @@ def test_efficiency_by_prompt_length_writes_its_figures_and_leaves_the_run_alone
         for n in (16, 48)
         for k in ("text", "latent", "train_step")
     }
-    for (_, n, k), r in gen.items():
+    for (_, _, k), r in gen.items():
         if k == "train_step":
             assert r["train_step_s"] > 0 and r["reader_fwd_bwd_s"] > 0 and r["train_step_overhead"] > 0
         else:

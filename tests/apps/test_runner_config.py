@@ -108,3 +108,9 @@ def test_every_problem_of_a_config_is_reported_at_once(tmp_path: Path) -> None:
     ):
         assert part in msg, part
     assert "\n" not in msg  # one line
+
+
+def test_standardize_needs_the_lm_pool_encoder(tmp_path: Path) -> None:
+    p = _write(tmp_path, 'name = "x"\n[wire]\nencoder = "perceiver"\nencoder_standardize = true\n')
+    with pytest.raises(ConfigError, match=r"encoder_standardize needs encoder = 'lm_pool'"):
+        load_experiment(p)

@@ -155,3 +155,26 @@ def test_adding_a_reader_trains_only_its_adapter_and_keeps_the_old_wire_bit_for_
     bad = tmp_path / "d.toml"
     bad.write_text(ADD.format(name="four", names='["tiny-llama"]', init_from=tmp_path / "nowhere"))
     assert main([str(bad), "--runs-dir", str(runs)]) == 2
+
+
+def test_a_standardized_encoder_is_fitted_on_training_texts_and_travels_with_the_wire(
+    tmp_path: Path, data_dir: Path
+) -> None:
+    p = tmp_path / "std.toml"
+    p.write_text(
+        CONTENT.replace('name = "talk"', 'name = "std"').replace(
+            "d_z = 16", "d_z = 16\nencoder_standardize = true"
+        )
+    )
+    assert main([str(p), "--runs-dir", str(tmp_path / "runs"), "--stage", "prepare", "--stage", "train"]) == 0
+    run = tmp_path / "runs" / "std"
+    assert json.loads((run / "wire.json").read_text())["lm_encoder"]["standardize"] is True
+    wire = PretrainedWire.from_pretrained(run)
+    enc = wire.wire.encoder
+    assert not torch.equal(enc.feat_std, torch.ones_like(enc.feat_std))  # fitted before step 1
+    assert not torch.equal(enc.feat_mean, torch.zeros_like(enc.feat_mean))
+    saved = wire.save_pretrained(tmp_path / "saved")
+    again = PretrainedWire.from_pretrained(saved)
+    torch.testing.assert_close(again.wire.encoder.feat_mean, enc.feat_mean, rtol=0, atol=0)
+    text = "The Normans were the people who in the 10th and 11th centuries gave their name to Normandy."
+    assert again.encode([text]) == wire.encode([text])

@@ -236,3 +236,30 @@ def test_pretraining_logs_the_content_probe(tmp_path: Path, tiny_llama) -> None:
     ).train()
     rows = [json.loads(r) for r in (tmp_path / "pretrain" / "metrics.jsonl").read_text().splitlines()]
     assert all("tiny-llama/content_gap" in r and "tiny-llama/ce_shuffled" in r for r in rows)
+
+
+def test_standardization_centres_and_scales_pooled_slots_on_training_texts(tmp_path: Path) -> None:
+    fs = _feature_source(tmp_path)
+    plain = _lm_pool()
+    assert not any("feat_" in k for k in plain.state_dict())  # older checkpoints keep their exact keys
+    enc = _lm_pool(standardize=True).eval()
+    enc.load_state_dict(plain.state_dict(), strict=False)
+    torch.testing.assert_close(
+        enc(*fs.features(TEXTS)), plain.eval()(*fs.features(TEXTS))
+    )  # identity before fit
+    n = enc.fit_standardization([fs.features(TEXTS[:2]), fs.features(TEXTS[2:])])
+    feats, mask = fs.features(TEXTS)
+    counts = enc(feats, mask).abs().sum(-1).ne(0).sum(1)  # real slots per text
+    assert n == int(counts.sum())
+    pooled = enc._pooled(feats, mask, counts)
+    real = torch.arange(pooled.shape[1])[None] < counts[:, None]
+    rows = (pooled[real] - enc.feat_mean) / enc.feat_std  # (N, d_in)
+    torch.testing.assert_close(rows.mean(0), torch.zeros(32), atol=1e-4, rtol=0)
+    torch.testing.assert_close(rows.std(0, unbiased=False), torch.ones(32), atol=1e-3, rtol=0)
+    assert {"feat_mean", "feat_std"} <= set(enc.state_dict())  # saved with the checkpoint and the wire
+    # still invariant to padding: the statistics are per dimension, applied per slot
+    z = enc(feats, mask)
+    solo = enc(*fs.features(TEXTS[1:2]))[0]
+    torch.testing.assert_close(solo, z[1, : solo.shape[0]], atol=1e-5, rtol=1e-4)
+    with pytest.raises(ValueError, match="without standardize"):
+        plain.fit_standardization([fs.features(TEXTS)])

@@ -120,6 +120,9 @@ class WireSection:
     encoder_layers: int = attrs.field(default=2, validator=positive)
     encoder_train: str = attrs.field(default="full", validator=one_of("full", "lora"))
     encoder_causal: bool = False
+    # lm_pool: centre and scale each pooled dimension by training-text statistics, fitted once
+    # before training (a mid-depth LM state is mostly one direction shared by every text)
+    encoder_standardize: bool = False
     lora_rank: int = attrs.field(default=8, validator=positive)
     # a trained run folder (or saved wire): its encoder and its readers' adapters are loaded and
     # frozen; only the readers new to this run are trained (adding a reader with the encoder frozen)
@@ -134,6 +137,8 @@ class WireSection:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
         if self.encoder == "perceiver" and self.d_z % self.n_heads:
             raise ValueError(f"d_z ({self.d_z}) must be divisible by n_heads ({self.n_heads})")
+        if self.encoder_standardize and self.encoder != "lm_pool":
+            raise ValueError(f"encoder_standardize needs encoder = 'lm_pool', got {self.encoder!r}")
         if self.ratio > 0 and self.encoder == "perceiver":
             raise ValueError(
                 "ratio needs a pooling encoder (mean_pool or lm_pool); the perceiver has fixed M"

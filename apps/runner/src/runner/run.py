@@ -361,6 +361,7 @@ class Run:
                 causal=w.encoder_causal,
                 train=w.encoder_train,
                 lora_rank=w.lora_rank,
+                standardize=w.encoder_standardize,
             )
             del trunk
         models = {n: (lm.d_model, lm.embed_rms) for n, lm in self.lms().items()}
@@ -372,6 +373,8 @@ class Run:
                 "causal": w.encoder_causal,
                 "train": w.encoder_train,
                 "lora_rank": w.lora_rank,
+                # only when on, so the identity (and fingerprint) of earlier wires stays as it was
+                **({"standardize": True} if w.encoder_standardize else {}),
             }
             if w.encoder == "lm_pool"
             else None
@@ -390,6 +393,19 @@ class Run:
         if self.is_main:  # what PretrainedWire.from_pretrained(run folder) rebuilds the wire from
             write_spec(self.dir, spec)
         return LatentWire(cfg, models, encoder=encoder)
+
+    def fit_standardization(self, wire: LatentWire) -> None:
+        """``[wire] encoder_standardize``: set the encoder's per-dimension statistics from training texts
+        (the first 256 distinct ones, in order; never an evaluation text). Called on a fresh wire only:
+        a checkpoint or an ``init_from`` source carries its own."""
+        encoder: Any = wire.encoder
+        if not getattr(encoder, "standardize", False):
+            return
+        train, _ = self.data()
+        texts = list(dict.fromkeys(compressed_text(e, self.exp.wire.compress) for e in train))[:256]
+        fs = self.features()
+        n = encoder.fit_standardization(fs.features(texts[i : i + 32]) for i in range(0, len(texts), 32))
+        log.info("fitted_standardization", texts=len(texts), slots=n)
 
     def init_from(self, wire: LatentWire, *, load: bool) -> dict[str, Any]:
         """``[wire] init_from``: load a trained wire's encoder and readers into ``wire`` (when ``load``:
@@ -455,7 +471,10 @@ class Run:
         fs = self.features()  # windows are encoded (and cached) as the trainer draws them: the draw is
         # a seeded permutation of all items, so warming a prefix of the list would encode the wrong ones
         wire = self.build_wire()
-        readers = self.init_from(wire, load=latest_checkpoint(self.dir / "pretrain" / "checkpoints") is None)
+        fresh = latest_checkpoint(self.dir / "pretrain" / "checkpoints") is None
+        readers = self.init_from(wire, load=fresh)
+        if fresh and not self.exp.wire.init_from:
+            self.fit_standardization(wire)
         objective = ContentObjective(
             lms=readers,
             features=fs,
@@ -485,6 +504,8 @@ class Run:
         pre = latest_checkpoint(self.dir / "pretrain" / "checkpoints") if self.exp.pretrain.steps else None
         fresh = latest_checkpoint(self.dir / "checkpoints") is None
         readers = self.init_from(wire, load=fresh and pre is None)
+        if fresh and pre is None and not self.exp.wire.init_from:
+            self.fit_standardization(wire)
         if pre is not None and fresh:
             load_weights(pre, wire)  # fine-tuning starts from the content-pretrained wire
             log.info("initialised_from_pretrain", checkpoint=str(pre))

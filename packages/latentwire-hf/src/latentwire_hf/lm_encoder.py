@@ -11,7 +11,14 @@ groups of hidden states. Here, for a CPU budget:
   attention among them is non-causal by default (every real token sees every real token;
   padding is never attended), as in ARC-Encoder;
 * the LM's final norm, then the mean over consecutive groups of ``ratio`` tokens
-  (``M_i = ceil(L_i / ratio)`` slots, capped by ``n_tokens``), then a linear map to ``d_z``.
+  (``M_i = ceil(L_i / ratio)`` slots, capped by ``n_tokens``), then a linear map to ``d_z``;
+* optionally (``standardize``) each pooled dimension is centred and scaled by statistics of
+  training texts, fitted once before training (:meth:`LMPoolEncoder.fit_standardization`) and
+  kept as buffers. Why: a mid-depth LM state is mostly one direction shared by every token
+  (measured on SmolLM2-135M layer 12 after its final norm, pooled at 4x over SQuAD contexts: 74%
+  of the energy lies in the mean vector, pairwise cosine 0.74, three "massive" dimensions 30-75x
+  the median), so without it three quarters of ``Z`` is the same for every text and the content
+  must be dug out of the rest by training.
 
 Llama- and Qwen2-family decoder layers are supported (their layers take rotary position
 embeddings from the model's ``rotary_emb``).
@@ -20,6 +27,7 @@ embeddings from the model's ``rotary_emb``).
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterable
 from typing import Any
 
 import torch
@@ -101,7 +109,12 @@ class LMPoolEncoder(nn.Module):
         n_layers: how many layers are copied and trained.
         causal: keep the LM's causal attention instead of full attention among real tokens.
         train: ``full`` (every copied weight trains) or ``lora`` (``peft`` LoRA of ``lora_rank``).
+        standardize: centre and scale each pooled dimension by training-text statistics (buffers
+            ``feat_mean``/``feat_std``, identity until :meth:`fit_standardization` is called).
     """
+
+    feat_mean: torch.Tensor  # (d_in,), a buffer when standardize
+    feat_std: torch.Tensor
 
     def __init__(
         self,
@@ -113,6 +126,7 @@ class LMPoolEncoder(nn.Module):
         causal: bool = False,
         train: str = "full",
         lora_rank: int = 8,
+        standardize: bool = False,
     ) -> None:
         super().__init__()
         body = getattr(lm, lm.base_model_prefix)
@@ -137,6 +151,10 @@ class LMPoolEncoder(nn.Module):
         self.rotary = copy.deepcopy(body.rotary_emb)
         self.norm = copy.deepcopy(body.norm).requires_grad_(True)
         self.proj = nn.Linear(cfg.d_in, cfg.d_z)
+        self.standardize = standardize
+        if standardize:  # buffers only when asked, so older checkpoints keep their exact keys
+            self.register_buffer("feat_mean", torch.zeros(cfg.d_in))
+            self.register_buffer("feat_std", torch.ones(cfg.d_in))
 
     def _layer_list(self) -> nn.ModuleList:
         if isinstance(self.layers, nn.ModuleList):
@@ -151,9 +169,45 @@ class LMPoolEncoder(nn.Module):
         """features ``(B, T, d_in)`` (the LM's states at ``start_layer``), mask ``(B, T)`` -> ``Z (B, M, d_z)``."""
         if counts is None:
             counts = slot_counts(mask, n_tokens=self.n_tokens, ratio=self.ratio)
+        pooled = self._pooled(features, mask, counts)  # (B, M, d_in)
+        if self.standardize:
+            pooled = (pooled - self.feat_mean) / self.feat_std
+        return zero_past_counts(self.proj(pooled), counts)
+
+    def _pooled(self, features: torch.Tensor, mask: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
         h = run_decoder_layers(self._layer_list(), self.rotary, features, mask, causal=self.causal)
         h = self.norm(h)  # (B, T, d_in)
         h = torch.where(mask.bool()[..., None], h, torch.zeros_like(h))
         w = chunk_weights(mask, counts).to(h.dtype)  # (B, M, T)
-        pooled = torch.bmm(w, h)  # (B, M, d_in): mean of each consecutive group
-        return zero_past_counts(self.proj(pooled), counts)
+        return torch.bmm(w, h)  # (B, M, d_in): mean of each consecutive group
+
+    @torch.no_grad()
+    def fit_standardization(
+        self, batches: Iterable[tuple[torch.Tensor, torch.Tensor]], *, eps: float = 1e-4
+    ) -> int:
+        """Set ``feat_mean``/``feat_std`` from pooled slots of training texts; returns the slots used.
+
+        Args:
+            batches: ``(features (B, T, d_in), mask (B, T))`` of *training* texts (never evaluation ones).
+            eps: floor on each dimension's standard deviation.
+        """
+        if not self.standardize:
+            raise ValueError("lm_pool: built without standardize")
+        total, sq, n = None, None, 0
+        for feats, mask in batches:
+            dev = self.proj.weight.device
+            feats, mask = feats.to(dev), mask.to(dev)
+            counts = slot_counts(mask, n_tokens=self.n_tokens, ratio=self.ratio)
+            pooled = self._pooled(feats, mask, counts).double()
+            real = torch.arange(pooled.shape[1], device=dev)[None] < counts[:, None]  # (B, M)
+            rows = pooled[real]  # (N, d_in)
+            total = rows.sum(0) if total is None else total + rows.sum(0)
+            sq = rows.pow(2).sum(0) if sq is None else sq + rows.pow(2).sum(0)
+            n += rows.shape[0]
+        if total is None or sq is None or n < 2:
+            raise ValueError("lm_pool: fit_standardization needs at least two pooled slots")
+        mean = total / n
+        std = (sq / n - mean.pow(2)).clamp(min=0).sqrt().clamp(min=eps)
+        self.feat_mean.copy_(mean.to(self.feat_mean.dtype))
+        self.feat_std.copy_(std.to(self.feat_std.dtype))
+        return n
