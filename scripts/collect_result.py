@@ -31,6 +31,7 @@ def collect(run: Path, out: Path) -> Path:
     info = {
         "run": run.name,
         "git_revision": manifest.get("git_revision"),
+        "git_dirty": manifest.get("git_dirty"),
         "device": machine.get("gpu") or f"CPU ({machine.get('cpus')} cores, {machine.get('platform')})",
         "stage_seconds": {k: v.get("seconds") for k, v in stages.items()},
         "compute_seconds": round(sum(float(v.get("seconds") or 0) for v in stages.values()), 1),

@@ -61,6 +61,7 @@ def test_full_run_produces_the_run_folder_contract(tmp_path: Path, data_dir: Pat
     manifest = json.loads((run / "manifest.json").read_text())
     assert all(manifest["stages"][s]["status"] == "done" for s in ("prepare", "train", "evaluate", "report"))
     assert manifest["versions"]["torch"].startswith("2.13") and manifest["seed"] == 0
+    assert isinstance(manifest["git_dirty"], bool)  # this checkout is a git repository
     preds = pd.read_parquet(run / "eval" / "predictions.parquet")
     assert len(preds) == 2 * 3 * 12  # models x methods x examples
     assert set(preds["method"]) == {"text", "latent", "token_budget"}

@@ -75,14 +75,24 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def _git_revision() -> str | None:
+def _git(*args: str) -> str | None:
     try:
         out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=Path(__file__).parent, timeout=5
+            ["git", *args], capture_output=True, text=True, cwd=Path(__file__).parent, timeout=5
         )
-        return out.stdout.strip() or None
     except (OSError, subprocess.SubprocessError):
         return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def _git_revision() -> str | None:
+    return _git("rev-parse", "HEAD") or None
+
+
+def _git_dirty() -> bool | None:
+    """Whether tracked files differ from ``HEAD`` (the revision alone does not say what ran)."""
+    out = _git("status", "--porcelain", "--untracked-files=no")
+    return None if out is None else bool(out)
 
 
 def _versions() -> dict[str, str]:
@@ -218,6 +228,7 @@ class Run:
         self.manifest.update(
             versions=_versions(),
             git_revision=_git_revision(),
+            git_dirty=_git_dirty(),
             machine={
                 "platform": platform.platform(),
                 "cpus": os.cpu_count(),
