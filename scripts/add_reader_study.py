@@ -62,6 +62,19 @@ def main() -> None:
         ).all()
     )
     old_vs_joint = paired_runs(pa, pj, model_a=args.old, metric=metric)
+    # the encoder was frozen: the added run must send exactly the messages the alone run sends
+    from latentwire_hf.pretrained import PretrainedWire
+
+    texts = list(dict.fromkeys(pd_[pd_.method == "latent"]["source"].astype(str)))
+    wa, wd = PretrainedWire.from_pretrained(args.alone), PretrainedWire.from_pretrained(args.added)
+    msgs_a, msgs_d = wa.encode(texts), wd.encode(texts)
+    messages = {
+        "texts": len(texts),
+        "identical": sum(x == y for x, y in zip(msgs_a, msgs_d, strict=True)),
+        "fingerprint_alone": wa.fingerprint.hex(),
+        "fingerprint_added": wd.fingerprint.hex(),
+        "mean_bytes": sum(map(len, msgs_d)) / len(msgs_d),
+    }
     refs = {
         m: {meth: _value(md, m, meth, metric) for meth in ("text", "token_budget")}
         for m in (args.old, args.new)
@@ -74,6 +87,7 @@ def main() -> None:
         "new_frozen_encoder_vs_joint": new,
         "old_added_run_vs_alone": {**old_kept, "same_outputs": same_outputs},
         "old_alone_vs_joint": old_vs_joint,
+        "messages_added_vs_alone": messages,
         "references_in_added_run": refs,
     }
     args.out.mkdir(parents=True, exist_ok=True)
@@ -106,7 +120,10 @@ def main() -> None:
         + (f", McNemar p {new['p_mcnemar']:.3g}" if new["p_mcnemar"] is not None else "")
         + ".",
         f"- {args.old} in the added run vs the run that trained it alone: identical answers on "
-        f"{old_kept['identical']:.0%} of examples (same output strings: {same_outputs}).",
+        f"{old_kept['identical']:.0%} of examples (same output strings: {same_outputs}); the messages the two runs "
+        f"send for the {messages['texts']} evaluation texts: {messages['identical']} of {messages['texts']} "
+        f"byte-identical ({messages['mean_bytes']:.0f} bytes each on average; encoder fingerprint "
+        f"{messages['fingerprint_added']} in both: {messages['fingerprint_alone'] == messages['fingerprint_added']}).",
         f"- {args.old} trained alone vs jointly: difference {old_vs_joint['diff']['diff']:+.3f} "
         f"[{old_vs_joint['diff']['ci_low']:+.3f}, {old_vs_joint['diff']['ci_high']:+.3f}]"
         + (f", McNemar p {old_vs_joint['p_mcnemar']:.3g}" if old_vs_joint["p_mcnemar"] is not None else "")

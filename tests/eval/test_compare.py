@@ -36,6 +36,7 @@ def test_identical_answers_give_ratio_one_and_no_difference() -> None:
     s = [1.0, 0.0, 1.0, 1.0, 0.0, 1.0] * 20
     out = paired_runs(_preds("smollm2-135m", s), _preds("smollm2-135m", s), model_a="smollm2-135m")
     assert out["identical"] == 1.0 and out["diff"]["diff"] == 0.0 and out["ratio"]["value"] == 1.0
+    assert out["ratio"]["ci_low"] == out["ratio"]["ci_high"] == 1.0
     assert out["p_mcnemar"] == 1.0
 
 

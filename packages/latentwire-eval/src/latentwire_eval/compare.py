@@ -71,15 +71,19 @@ def paired_runs(
     groups = sa.loc[ids, "group"].astype(str).tolist() if "group" in sa else None
     diff = paired_bootstrap(x, y, groups=groups, n_resamples=n_resamples, seed=seed)
     binary = bool(np.isin(x, (0.0, 1.0)).all() and np.isin(y, (0.0, 1.0)).all())
-    res = sps.bootstrap(
-        (x, y),
-        lambda u, v, axis=-1: u.mean(axis=axis) / v.mean(axis=axis),
-        paired=True,
-        vectorized=True,
-        n_resamples=n_resamples,
-        method="BCa",
-        random_state=np.random.default_rng(seed),
-    )
+    if np.array_equal(x, y):  # every resample gives ratio 1 (BCa is undefined on a constant statistic)
+        lo = hi = 1.0 if y.mean() else float("nan")
+    else:
+        res = sps.bootstrap(
+            (x, y),
+            lambda u, v, axis=-1: u.mean(axis=axis) / v.mean(axis=axis),
+            paired=True,
+            vectorized=True,
+            n_resamples=n_resamples,
+            method="BCa",
+            random_state=np.random.default_rng(seed),
+        )
+        lo, hi = float(res.confidence_interval.low), float(res.confidence_interval.high)
     out: dict[str, Any] = {
         "n": len(ids),
         "metric": metric,
@@ -90,8 +94,8 @@ def paired_runs(
         "p_mcnemar": mcnemar_test(x, y)["p_value"] if binary else None,
         "ratio": {
             "value": float(x.mean() / y.mean()) if y.mean() else float("nan"),
-            "ci_low": float(res.confidence_interval.low),
-            "ci_high": float(res.confidence_interval.high),
+            "ci_low": lo,
+            "ci_high": hi,
         },
         "identical": float((x == y).mean()),
     }
