@@ -81,6 +81,8 @@ def test_round_robin_and_accumulation_run(tiny_llama, tiny_qwen2, tmp_path: Path
     rows = [json.loads(x) for x in (tmp_path / "train" / "metrics.jsonl").read_text().splitlines()]
     assert "tiny-llama/ce" in rows[0] and "tiny-qwen2/ce" not in rows[0]
     assert "tiny-qwen2/ce" in rows[1]
+    # the content probe covers every reader at every logged step, also the one this step skipped
+    assert all("tiny-llama/content_gap" in r and "tiny-qwen2/content_gap" in r for r in rows)
 
 
 def test_training_lowers_the_loss(tiny_llama, tmp_path: Path) -> None:

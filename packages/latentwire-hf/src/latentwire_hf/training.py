@@ -239,9 +239,9 @@ class Trainer:
                 row = {k: sum(v) / len(v) for k, v in window.items()}
                 if self.cfg.content_probe:
                     # the next step's batch (not trained on yet): does the reader use this text's latent?
-                    with self.acc.autocast():
+                    with self.acc.autocast():  # every reader, also those a round-robin step skipped
                         nxt = self._indices(self.step, 0)
-                        row.update(self.objective.probe(self.wire, nxt, models, self.acc.device))
+                        row.update(self.objective.probe(self.wire, nxt, list(self.lms), self.acc.device))
                 row.update(
                     step=self.step,
                     lr=float(self.scheduler.get_last_lr()[0]),
