@@ -8,6 +8,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from hypothesis import settings
+
+# Property tests check values, never speed (speed lives in benchmarks/): no per-example deadline, so a
+# loaded CI machine cannot turn a slow example into a failure.
+settings.register_profile("latentwire", deadline=None)
+settings.load_profile("latentwire")
 
 REPO = Path(__file__).resolve().parents[1]
 
