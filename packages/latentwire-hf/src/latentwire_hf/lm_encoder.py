@@ -16,8 +16,8 @@ groups of hidden states. Here, for a CPU budget:
   training texts, fitted once before training (:meth:`LMPoolEncoder.fit_standardization`) and
   kept as buffers. Why: a mid-depth LM state is mostly one direction shared by every token
   (measured on SmolLM2-135M layer 12 after its final norm, pooled at 4x over SQuAD contexts: 74%
-  of the energy lies in the mean vector, pairwise cosine 0.74, three "massive" dimensions 30-75x
-  the median), so without it three quarters of ``Z`` is the same for every text and the content
+  of the energy lies in the mean vector, pairwise cosine 0.75, three "massive" dimensions 18-77x
+  the median; ``scripts/pooled_state_stats.py``), so without it three quarters of ``Z`` is the same for every text and the content
   must be dug out of the rest by training.
 
 Llama- and Qwen2-family decoder layers are supported (their layers take rotary position
