@@ -47,6 +47,8 @@ def main() -> None:
                 "own_ce": tail[f"{r}/probe_ce"].mean(),
                 "shuffled_ce": tail[f"{r}/ce_shuffled"].mean(),
                 "content_gap": tail[f"{r}/content_gap"].mean(),
+                # spread of the per-step gaps (each on one batch): a rough standard error of their mean
+                "gap_se": tail[f"{r}/content_gap"].std(ddof=1) / max(len(tail), 1) ** 0.5,
             }
             if f"{r}/rec_content_gap" in tail:
                 row["rec_content_gap"] = tail[f"{r}/rec_content_gap"].mean()
@@ -64,14 +66,14 @@ def main() -> None:
         f"Content probe at the end of stage `{args.stage}` (mean of the last {args.last} probed steps per reader; "
         "nats per target token; gap = shuffled − own, about 0: the reader ignores what the latent says about the text).",
         "",
-        "| run | reader | steps | own CE | shuffled CE | content gap | reconstruction gap | training rec CE |",
+        "| run | reader | steps | own CE | shuffled CE | content gap ± se | reconstruction gap | training rec CE |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for r in res.itertuples():
         rec = getattr(r, "rec_content_gap", float("nan"))
         trec = getattr(r, "train_rec_ce_last", float("nan"))
         lines.append(
-            f"| {r.run} | {r.reader} | {r.steps} | {r.own_ce:.3f} | {r.shuffled_ce:.3f} | {r.content_gap:+.3f} | "
+            f"| {r.run} | {r.reader} | {r.steps} | {r.own_ce:.3f} | {r.shuffled_ce:.3f} | {r.content_gap:+.3f} ± {r.gap_se:.3f} | "
             f"{rec:+.3f} | {trec:.3f} |"
         )
     import matplotlib
