@@ -54,7 +54,7 @@ from latentwire_hf.config import TrainConfig
 from latentwire_hf.data import load_examples
 from latentwire_hf.features import CachedFeatureSource, build_feature_source
 from latentwire_hf.frozen_lm import load_frozen_lm
-from latentwire_hf.objectives import TaskObjective, _rows
+from latentwire_hf.objectives import TaskObjective, slot_rows
 from latentwire_hf.pretrained import PretrainedWire, WireSpec, build_wire
 
 
@@ -256,7 +256,7 @@ def _train_overhead(
         with torch.no_grad():
             counts = wire.counts(m.to(dev))
             soft = wire(x.to(dev), m.to(dev), [name])[name]
-        leaf = [r.detach().clone().requires_grad_(True) for r in _rows(soft, counts)]
+        leaf = [r.detach().clone().requires_grad_(True) for r in slot_rows(soft, counts)]
 
         def reader_only() -> None:
             loss, _ = obj.answer_losses(idx, [name], {name: leaf}, torch.device(dev))

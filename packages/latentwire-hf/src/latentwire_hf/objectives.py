@@ -50,6 +50,7 @@ __all__ = [
     "TeacherCache",
     "content_gap",
     "content_items",
+    "slot_rows",
 ]
 
 
@@ -71,7 +72,7 @@ def _unwrap(wire: nn.Module) -> Any:
     return wire.module if hasattr(wire, "module") else wire
 
 
-def _rows(soft: torch.Tensor, counts: torch.Tensor) -> list[torch.Tensor]:
+def slot_rows(soft: torch.Tensor, counts: torch.Tensor) -> list[torch.Tensor]:
     """``(B, M_max, d)`` -> per row its first ``M_b`` soft tokens."""
     return [soft[b, : int(c)] for b, c in enumerate(counts.tolist())]
 
@@ -203,7 +204,7 @@ class TaskObjective:
         feats, mask = feats.to(device), mask.to(device)
         counts = slot_counts(mask, n_tokens=self.n_tokens, ratio=self.ratio)
         soft = wire(feats, mask, models)  # name -> (B, M, d_model)
-        slots = {n: _rows(soft[n], counts) for n in models}
+        slots = {n: slot_rows(soft[n], counts) for n in models}
         if shuffle:  # the probe's control: each question reads another example's latent
             slots = {n: _roll(r) for n, r in slots.items()}
         return self.answer_losses(idx, models, slots, device)
@@ -375,7 +376,7 @@ class ContentObjective:
         bos = lm.special_ids["bos"]
         head: list[int] = [int(bos)] if bos is not None else []
         w = _unwrap(wire)
-        slots = _rows(soft, counts)
+        slots = slot_rows(soft, counts)
         if shuffle:  # the probe's control: each window is read after another window's latent
             slots = _roll(slots)
         rows: list[list[Segment]] = []
