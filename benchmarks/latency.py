@@ -3,7 +3,10 @@ batched (the encoder's time included for the latent), throughput and peak memory
 
     .venv/bin/python benchmarks/latency.py runs/quickstart [--n 32] [--batch 16]
 
-Prints a table and writes ``report/efficiency.json`` and ``report/efficiency.md`` in the run folder.
+Prints a table and writes ``report/efficiency.json`` and ``report/efficiency.md`` in the run folder
+(``--out`` writes elsewhere); the run is opened read-only, so its manifest and log stay as they are.
+Both methods are the evaluation's own (:mod:`latentwire_eval.methods`): the latent's time covers the
+encoder, the message's pack and unpack through the run's codec, and the reader's adapter.
 On CPU, peak memory is the process's peak RSS (``ru_maxrss``, monotone over the run); on CUDA it is
 ``torch.cuda.max_memory_allocated`` reset per measurement.
 """
@@ -20,7 +23,7 @@ from typing import Any
 
 import torch
 
-from latentwire_eval.evaluate import Prompt
+from latentwire_eval.methods import METHODS
 from latentwire_hf.checkpoint import latest_checkpoint, load_weights
 from runner.config import load_experiment
 from runner.run import Run
@@ -43,32 +46,37 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=32, help="evaluation examples to time")
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--new-tokens", type=int, default=8, help="tokens generated per example")
+    ap.add_argument("--out", type=Path, default=None, help="default: RUN_DIR/report")
     args = ap.parse_args()
     exp = load_experiment(args.run_dir / "experiment.toml")
-    run = Run(exp, root=args.run_dir.parent)
+    run = Run(exp, root=args.run_dir.parent, read_only=True)
     _, evaluation = run.data()
     exs = evaluation[: args.n]
     wire = run.build_wire()
-    ckpt = latest_checkpoint(args.run_dir / "checkpoints")
+    ckpt = latest_checkpoint(run.folder.checkpoints("train"))
     if ckpt is None:
         raise SystemExit(f"{args.run_dir}: no checkpoint; train first")
     load_weights(ckpt, wire)
     wire.eval()
     dev = run.device
+    ctx = run.eval_context(wire)
     results: list[dict[str, Any]] = []
     for name, lm in run.lms().items():
-        prompt = Prompt(lm, run.task)
+        methods = {k: METHODS.get(k)(ctx, name, lm) for k in ("text", "latent")}
+        prompt = ctx.plain_prompt(name, lm)
 
-        def slots(batch: list[Any], method: str, lm: Any = lm, name: str = name) -> list[Any]:
-            if method == "text":
-                return [lm.tokenize([e.source])[0][: exp.eval.max_text_tokens] for e in batch]
-            feats, mask = run.features().features([e.source for e in batch])
+        def generate(
+            batch: list[Any],
+            method: str,
+            new: int,
+            prompt: Any = prompt,
+            lm: Any = lm,
+            methods: Any = methods,
+        ) -> None:
+            slots, _ = methods[method].slots(batch)
+            b = prompt.generation_batch(slots, prompt.tails(batch))
             with torch.no_grad():
-                return list(wire.to_model(wire.encode(feats.to(dev), mask.to(dev)), name))
-
-        def generate(batch: list[Any], method: str, new: int, prompt: Prompt = prompt, lm: Any = lm) -> None:
-            b = prompt.generation_batch(slots(batch, method))
-            lm.generate(b.inputs_embeds, b.attention_mask, max_new_tokens=new)
+                lm.generate(b.inputs_embeds, b.attention_mask, max_new_tokens=new)
 
         for method in ("text", "latent"):
             generate(exs[:2], method, 1)  # warm-up
@@ -110,8 +118,8 @@ def main() -> None:
         "new_tokens": args.new_tokens,
         "batch": args.batch,
     }
-    out = args.run_dir / "report"
-    out.mkdir(exist_ok=True)
+    out = args.out or run.folder.report_dir
+    out.mkdir(parents=True, exist_ok=True)
     (out / "efficiency.json").write_text(json.dumps({"meta": meta, "results": results}, indent=1))
     lines = [
         f"Efficiency on {meta['device']}, {meta['torch_threads']} threads, {args.new_tokens} new tokens, "

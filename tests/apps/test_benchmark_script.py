@@ -17,6 +17,7 @@ REPO = Path(__file__).resolve().parents[2]
 def test_latency_benchmark_writes_its_figures(tmp_path: Path, data_dir: Path) -> None:
     runs = tmp_path / "runs"
     assert main([str(_exp(tmp_path)), "--runs-dir", str(runs), "--stage", "prepare", "--stage", "train"]) == 0
+    before = {p: p.stat().st_mtime_ns for p in (runs / "tiny").rglob("*") if p.is_file()}
     proc = subprocess.run(
         [
             sys.executable,
@@ -41,6 +42,9 @@ def test_latency_benchmark_writes_its_figures(tmp_path: Path, data_dir: Path) ->
     for r in data["results"]:
         assert r["ttft_s_batch1"] > 0 and r["throughput_examples_per_s"] > 0 and r["peak_memory_mb"] > 0
     assert "TTFT" in (runs / "tiny" / "report" / "efficiency.md").read_text()
+    after = {p: t for p, t in ((p, p.stat().st_mtime_ns) for p in (runs / "tiny").rglob("*") if p.is_file())}
+    report = {p for p in after if p.parent.name == "report"}
+    assert {p: t for p, t in after.items() if p not in report} == before  # manifest and log untouched
 
 
 def test_efficiency_by_prompt_length_writes_its_figures_and_leaves_the_run_alone(

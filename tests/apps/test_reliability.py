@@ -13,7 +13,7 @@ import pytest
 
 from runner.__main__ import main
 from runner.config import ConfigError, load_experiment
-from runner.run import RunLock
+from runner.folder import RunLock
 
 TINY = """
 name = "rel"
@@ -137,7 +137,7 @@ def test_a_second_runner_on_the_same_folder_is_refused_naming_the_holder(
         [
             sys.executable,
             "-c",
-            "import sys, time; from pathlib import Path; from runner.run import RunLock; "
+            "import sys, time; from pathlib import Path; from runner.folder import RunLock; "
             f"lock = RunLock(Path({str(runs / 'rel')!r})); print('held', flush=True); time.sleep(60)",
         ],
         stdout=subprocess.PIPE,

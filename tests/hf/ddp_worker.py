@@ -33,7 +33,8 @@ t = Trainer(
     task=get_task("sst2"),
     examples=EXAMPLES,
     cfg=cfg,
-    run_dir=out / "run",
+    ckpt_dir=out / "run" / "checkpoints",
+    metrics_path=out / "run" / "train" / "metrics.jsonl",
     accelerator=acc,
 )
 trained = t.train()

@@ -166,7 +166,14 @@ def test_pretraining_resumes_bit_identically(tmp_path: Path, tiny_llama, tiny_ge
 
     def run(folder: Path, stop_after: int | None = None) -> LatentWire:
         wire, obj, pc = _content_setup(tmp_path / "feat", lms)
-        t = Trainer(wire=wire, lms=lms, cfg=pc, run_dir=folder, objective=obj, stage="pretrain")
+        t = Trainer(
+            wire=wire,
+            lms=lms,
+            cfg=pc,
+            ckpt_dir=folder / "pretrain" / "checkpoints",
+            metrics_path=folder / "pretrain" / "metrics.jsonl",
+            objective=obj,
+        )
         return t.train(stop_after=stop_after)
 
     ref = run(tmp_path / "a")
@@ -232,7 +239,12 @@ def test_pretraining_logs_the_content_probe(tmp_path: Path, tiny_llama) -> None:
 
     wire, obj, pc = _content_setup(tmp_path / "feat", {"tiny-llama": tiny_llama})
     Trainer(
-        wire=wire, lms={"tiny-llama": tiny_llama}, cfg=pc, run_dir=tmp_path, objective=obj, stage="pretrain"
+        wire=wire,
+        lms={"tiny-llama": tiny_llama},
+        cfg=pc,
+        ckpt_dir=tmp_path / "pretrain" / "checkpoints",
+        metrics_path=tmp_path / "pretrain" / "metrics.jsonl",
+        objective=obj,
     ).train()
     rows = [json.loads(r) for r in (tmp_path / "pretrain" / "metrics.jsonl").read_text().splitlines()]
     assert all("tiny-llama/content_gap" in r and "tiny-llama/ce_shuffled" in r for r in rows)

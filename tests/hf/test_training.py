@@ -49,7 +49,8 @@ def _trainer(lms, run: Path, **kw) -> Trainer:
         task=get_task("sst2"),
         examples=EXAMPLES,
         cfg=cfg,
-        run_dir=run,
+        ckpt_dir=run / "checkpoints",
+        metrics_path=run / "train" / "metrics.jsonl",
     )
 
 

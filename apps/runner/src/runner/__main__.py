@@ -77,8 +77,8 @@ def main(argv: list[str] | None = None) -> int:
         if run is not None and run.lock is not None:
             run.lock.release()
     print(f"run folder: {run.dir}", file=sys.stderr)
-    if (run.dir / "report" / "summary.md").is_file():
-        print((run.dir / "report" / "summary.md").read_text())
+    if run.folder.summary.is_file():
+        print(run.folder.summary.read_text())
     return 0
 
 

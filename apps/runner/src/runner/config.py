@@ -9,38 +9,33 @@ modules of the packages), so a bad file is refused in well under two seconds.
 from __future__ import annotations
 
 import tomllib
-import types
 import typing
 from pathlib import Path
 from typing import Any
 
 import attrs
+import cattrs
+import cattrs.gen
+import tomli_w
+from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError
 
-from latentwire_core._validators import non_negative, one_of, positive
-from latentwire_core.config import INTERLINGUAS, InterlinguaConfig, LatentWireConfig, WireCodecConfig
+from latentwire_core._validators import non_negative, one_of, positive, registered
+from latentwire_core.config import (
+    ADAPTERS,
+    CALIBRATIONS,
+    INTERLINGUAS,
+    InterlinguaConfig,
+    LatentWireConfig,
+    WireCodecConfig,
+)
 from latentwire_core.registry import UnknownNameError
 from latentwire_core.tasks import COMPRESS, TASKS
+from latentwire_eval.methods import METHODS, check_methods
 from latentwire_hf.config import PretrainConfig, TrainConfig, resolve_model_name
 
-__all__ = ["STAGES", "ConfigError", "Experiment", "load_experiment", "to_toml"]
+__all__ = ["METHODS", "STAGES", "ConfigError", "Experiment", "load_experiment", "to_toml"]
 
 STAGES = ("prepare", "pretrain", "train", "control", "evaluate", "report")
-
-METHODS = (
-    "text",
-    "text_kshot",
-    "text_soft_prompt",
-    "no_context",
-    "latent",
-    "latent_shuffled",
-    "token_budget",
-    "mean_pool",
-    "pca",
-    "llmlingua",
-    "linear_probe",
-    "joint",
-    "oracle",
-)
 
 
 class ConfigError(ValueError):
@@ -55,7 +50,7 @@ def _task(_i: Any, a: attrs.Attribute[Any], v: str) -> None:
 def _methods(_i: Any, a: attrs.Attribute[Any], v: tuple[str, ...]) -> None:
     bad = [m for m in v if m not in METHODS]
     if bad or not v:
-        raise ValueError(f"{a.name} must be a non-empty list of {list(METHODS)}, got {list(v)!r}")
+        raise ValueError(f"{a.name} must be a non-empty list of {METHODS.names()}, got {list(v)!r}")
 
 
 @attrs.frozen(kw_only=True)
@@ -90,11 +85,6 @@ class FeaturesConfig:
     max_length: int = attrs.field(default=256, validator=positive)
 
 
-def _encoder(_i: Any, a: attrs.Attribute[Any], v: str) -> None:
-    if v not in INTERLINGUAS:
-        raise ValueError(f"{a.name} must be one of {INTERLINGUAS.names()}, got {v!r}")
-
-
 @attrs.frozen(kw_only=True)
 class WireSection:
     """``[wire]``: the encoder, M, what is compressed, the adapters and calibration.
@@ -106,7 +96,7 @@ class WireSection:
     frozen first ``features.layer`` layers (``encoder_train = "full"`` or ``"lora"``).
     """
 
-    encoder: str = attrs.field(default="perceiver", validator=_encoder)
+    encoder: str = attrs.field(default="perceiver", validator=registered(INTERLINGUAS))
     n_tokens: int = attrs.field(
         default=8, validator=attrs.validators.and_(positive, attrs.validators.le(4096))
     )
@@ -114,8 +104,8 @@ class WireSection:
     compress: str = attrs.field(default="source", validator=one_of(*COMPRESS))
     d_z: int = attrs.field(default=256, validator=attrs.validators.and_(positive, attrs.validators.le(16384)))
     n_heads: int = attrs.field(default=4, validator=positive)
-    adapter: str = attrs.field(default="mlp", validator=one_of("linear", "mlp"))
-    calibration: str = attrs.field(default="rms", validator=one_of("none", "rms", "learned"))
+    adapter: str = attrs.field(default="mlp", validator=registered(ADAPTERS))
+    calibration: str = attrs.field(default="rms", validator=registered(CALIBRATIONS))
     dropout: float = attrs.field(default=0.0, validator=non_negative)
     encoder_layers: int = attrs.field(default=2, validator=positive)
     encoder_train: str = attrs.field(default="full", validator=one_of("full", "lora"))
@@ -195,11 +185,11 @@ class Experiment:
     def __attrs_post_init__(self) -> None:
         if not self.name or "/" in self.name or self.name.startswith("."):
             raise ValueError(f"name must be a plain folder name, got {self.name!r}")
-        kind = TASKS[self.data.task].kind
-        if "linear_probe" in self.eval.methods and kind != "classification":
-            raise ValueError(
-                f"eval.methods: linear_probe needs a classification task, not {self.data.task!r}"
-            )
+        problems = check_methods(
+            self.eval.methods, task_kind=TASKS[self.data.task].kind, n_readers=len(self.models.names)
+        )
+        if problems:
+            raise ValueError("eval.methods: " + "; ".join(problems))
         if self.wire.compress == "context" and self.data.task not in ("squad", "squad_v2", "hotpotqa"):
             raise ValueError(
                 f"wire.compress = 'context' needs a QA task with contexts, not {self.data.task!r}"
@@ -213,105 +203,122 @@ class Experiment:
                 raise ValueError(
                     "wire.encoder = 'lm_pool' needs [features].layer >= 0 (the frozen lower layers)"
                 )
-        if "latent_shuffled" in self.eval.methods and "latent" not in self.eval.methods:
-            raise ValueError("eval.methods: latent_shuffled is a control of 'latent'; list both")
         if self.train.kd_weight > 0 and self.train.max_text_tokens < self.eval.max_text_tokens:
             raise ValueError(
                 f"train.max_text_tokens ({self.train.max_text_tokens}) < eval.max_text_tokens "
                 f"({self.eval.max_text_tokens}): the KD teacher must see at least what the text baseline sees"
             )
-        if {"joint", "oracle"} & set(self.eval.methods) and (
-            "latent" not in self.eval.methods or len(self.models.names) < 2
-        ):
-            raise ValueError("eval.methods: joint and oracle need 'latent' and at least two models")
 
 
-def _check_type(value: Any, typ: Any, where: str) -> Any:
-    origin = typing.get_origin(typ)
-    if typ is bool:
-        if not isinstance(value, bool):
-            raise TypeError(f"{where} must be true or false, got {value!r}")
-        return value
-    if typ is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise TypeError(f"{where} must be an integer, got {value!r}")
-        return value
-    if typ is float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise TypeError(f"{where} must be a number, got {value!r}")
-        return float(value)
-    if typ is str:
-        if not isinstance(value, str):
-            raise TypeError(f"{where} must be a string, got {value!r}")
-        return value
-    if origin is tuple:
+# --- TOML -> configs, by cattrs ----------------------------------------------------------------------
+# Strict primitive hooks (TOML already typed its values: 1.5 is no integer, "5" no number), unknown
+# keys refused, each field's attrs validator run as the field is structured, so cattrs' detailed
+# validation gathers every problem of every table before anything is built; _messages then names
+# each by its TOML key.
+
+
+class _WrongType(TypeError):
+    def __init__(self, expected: str, value: Any, index: int | None = None) -> None:
+        super().__init__(expected)
+        self.expected, self.value, self.index = expected, value, index
+
+
+class _Invalid(ValueError):
+    """A field's own validator refused its value (the message names the field)."""
+
+
+def _strict(
+    expected: str, ok: typing.Callable[[Any], bool], cast: typing.Callable[[Any], Any] = lambda v: v
+) -> Any:
+    def hook(value: Any, _t: Any) -> Any:
+        if not ok(value):
+            raise _WrongType(expected, value)
+        return cast(value)
+
+    return hook
+
+
+def _converter() -> cattrs.Converter:
+    conv = cattrs.Converter(forbid_extra_keys=True)
+    number = lambda v: isinstance(v, int | float) and not isinstance(v, bool)  # noqa: E731
+    conv.register_structure_hook(bool, _strict("true or false", lambda v: isinstance(v, bool)))
+    conv.register_structure_hook(int, _strict("an integer", lambda v: number(v) and isinstance(v, int)))
+    conv.register_structure_hook(float, _strict("a number", number, float))
+    conv.register_structure_hook(str, _strict("a string", lambda v: isinstance(v, str)))
+
+    def is_tuple(t: Any) -> bool:
+        return typing.get_origin(t) is tuple
+
+    def tuple_hook(value: Any, t: Any) -> tuple[Any, ...]:
         if not isinstance(value, list | tuple):
-            raise TypeError(f"{where} must be a list, got {value!r}")
-        (item,) = typing.get_args(typ)[:1]
-        return tuple(_check_type(v, item, f"{where}[{i}]") for i, v in enumerate(value))
-    if origin in (typing.Union, types.UnionType):
-        for arm in typing.get_args(typ):
-            if arm is type(None):
+            raise _WrongType("a list", value)
+        (item,) = typing.get_args(t)[:1]
+        out = []
+        for i, v in enumerate(value):
+            try:
+                out.append(conv.structure(v, item))
+            except _WrongType as e:
+                raise _WrongType(e.expected, e.value, index=i) from None
+        return tuple(out)
+
+    conv.register_structure_hook_func(is_tuple, tuple_hook)
+
+    def attrs_hook(cls: type[Any]) -> Any:
+        overrides: dict[str, Any] = {}
+        for f in attrs.fields(cls):
+            if f.validator is None or attrs.has(f.type):
                 continue
-            try:
-                return _check_type(value, arm, where)
-            except TypeError:
-                pass
-        raise TypeError(f"{where} has the wrong type: {value!r}")
-    return value
+
+            def checked(value: Any, t: Any, f: Any = f) -> Any:
+                out = conv.structure(value, t)
+                try:
+                    f.validator(None, f, out)
+                except (ValueError, TypeError) as e:
+                    raise _Invalid(str(e)) from None
+                return out
+
+            overrides[f.name] = cattrs.gen.override(struct_hook=checked)
+        build = cattrs.gen.make_dict_structure_fn(cls, conv, _cattrs_forbid_extra_keys=True, **overrides)
+
+        def hook(value: Any, t: Any) -> Any:
+            if not isinstance(value, dict):
+                raise _WrongType("a table", value)
+            return build(value, t)
+
+        return hook
+
+    conv.register_structure_hook_factory(attrs.has, attrs_hook)
+    return conv
 
 
-def structure(cls: type[Any], data: Any, where: str, file: str, errors: list[str] | None = None) -> Any:
-    """Strictly build attrs ``cls`` from a TOML table, collecting every problem before failing.
-
-    Unknown keys, wrong types and out-of-range values of all fields (nested tables included)
-    are gathered; cross-field rules run once every field is valid. Raises :class:`ConfigError`
-    listing them all (when ``errors`` is not given), or appends to ``errors`` and returns ``None``.
-    """
-    top = errors is None
-    errs: list[str] = [] if errors is None else errors
-    n0 = len(errs)
-    label = f"[{where}]" if where else "[top level]"
-    if not isinstance(data, dict):
-        errs.append(f"{label} must be a table, got {data!r}")
-        return _finish(top, errs, file)
-    attrs.resolve_types(cls)
-    fields = {f.name: f for f in attrs.fields(cls)}
-    for key in sorted(set(data) - set(fields)):
-        path = f"{where}.{key}" if where else key
-        errs.append(f"unknown key '{path}'; allowed here: {', '.join(sorted(fields))}")
-    kwargs = {}
-    for name, value in data.items():
-        if name not in fields:
-            continue
-        f = fields[name]
-        path = f"{where}.{name}" if where else name
-        if attrs.has(f.type):
-            kwargs[name] = structure(f.type, value, path, file, errs)
-            continue
-        try:
-            kwargs[name] = _check_type(value, f.type, f"'{path}'")
-        except TypeError as e:
-            errs.append(str(e))
-            continue
-        if f.validator is not None:
-            try:
-                f.validator(None, f, kwargs[name])
-            except (ValueError, TypeError) as e:
-                errs.append(f"{label} {e}")
-    if len(errs) > n0:
-        return _finish(top, errs, file)
-    try:
-        return cls(**kwargs)
-    except (ValueError, TypeError) as e:
-        errs.append(f"{label} {e}")
-        return _finish(top, errs, file)
+_CONVERTER = _converter()
 
 
-def _finish(top: bool, errs: list[str], file: str) -> None:
-    if top:
-        raise ConfigError(f"{file}: " + f"; {file}: ".join(errs))
-    return None
+def _messages(exc: BaseException, path: tuple[str, ...]) -> list[str]:
+    """Every problem in a cattrs error tree, each naming its TOML key."""
+
+    def section(p: tuple[str, ...]) -> str:
+        return f"[{'.'.join(p)}]" if p else "[top level]"
+
+    key = ".".join(path)
+    if isinstance(exc, ClassValidationError):
+        with_notes, without = exc.group_exceptions()
+        out = [m for e, note in with_notes for m in _messages(e, (*path, note.name))]
+        return out + [m for e in without for m in _messages(e, path)]
+    if isinstance(exc, ForbiddenExtraKeysError):
+        allowed = ", ".join(sorted(f.name for f in attrs.fields(exc.cl)))
+        where = f"{key}." if key else ""
+        return [f"unknown key '{where}{k}'; allowed here: {allowed}" for k in sorted(exc.extra_fields)]
+    if isinstance(exc, _WrongType):
+        if exc.expected == "a table":
+            return [f"{section(path)} must be a table, got {exc.value!r}"]
+        at = f"[{exc.index}]" if exc.index is not None else ""
+        return [f"'{key}{at}' must be {exc.expected}, got {exc.value!r}"]
+    if isinstance(exc, _Invalid):
+        return [f"{section(path[:-1])} {exc}"]
+    if isinstance(exc, ValueError | TypeError):  # a table's cross-field rule
+        return [f"{section(path)} {exc}"]
+    raise exc
 
 
 def _parse_value(raw: str) -> Any:
@@ -350,7 +357,11 @@ def load_experiment(path: Path, overrides: typing.Sequence[str] = ()) -> Experim
     if "name" not in data:
         errors.append("missing required key 'name'")
         data = {**data, "name": "unnamed"}  # so the other problems are reported too
-    exp = structure(Experiment, data, "", str(path), errors)
+    exp: Experiment | None = None
+    try:
+        exp = _CONVERTER.structure(data, Experiment)
+    except (ClassValidationError, ForbiddenExtraKeysError, _WrongType, ValueError, TypeError) as e:
+        errors += _messages(e, ())
     models = data.get("models", {}) if isinstance(data.get("models"), dict) else {}
     features = data.get("features", {}) if isinstance(data.get("features"), dict) else {}
     names = models.get("names", ModelsConfig().names)
@@ -373,28 +384,9 @@ def to_dict(obj: Any) -> Any:
     return attrs.asdict(obj, recurse=True)
 
 
-def _toml_value(v: Any) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, int | float):
-        return repr(v)
-    if isinstance(v, str):
-        return '"' + v.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
-    if isinstance(v, list | tuple):
-        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
-    raise TypeError(f"cannot write {v!r} to TOML")
-
-
 def to_toml(exp: Experiment) -> str:
     """The resolved config as TOML (what ran, defaults included)."""
     d = to_dict(exp)
     d["train"].pop("seed", None)  # derived from the top-level seed
     d["pretrain"].pop("seed", None)
-    top = [f"{k} = {_toml_value(v)}" for k, v in d.items() if not isinstance(v, dict)]
-    out = ["# resolved experiment: exactly what ran", *top, ""]
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.append(f"[{k}]")
-            out += [f"{kk} = {_toml_value(vv)}" for kk, vv in v.items()]
-            out.append("")
-    return "\n".join(out)
+    return "# resolved experiment: exactly what ran\n" + tomli_w.dumps(d)

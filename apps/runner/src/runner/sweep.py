@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from runner.config import ConfigError, load_experiment
+from runner.folder import RunFolder
 
 __all__ = ["main", "plan"]
 
@@ -85,14 +86,7 @@ def plan(
 
 
 def _status(run_dir: Path) -> str:
-    manifest = run_dir / "manifest.json"
-    if not manifest.is_file():
-        return "new"
-    try:
-        stages = json.loads(manifest.read_text()).get("stages", {})
-    except (OSError, json.JSONDecodeError):
-        return "partial"
-    return "done" if stages.get("report", {}).get("status") == "done" else "partial"
+    return RunFolder(run_dir, read_only=True).status()
 
 
 def _slurm(

@@ -13,9 +13,9 @@ if TYPE_CHECKING:
     from latentwire_core.adapters import ADAPTERS, AdapterBank, build_adapter
     from latentwire_core.bytes_features import ByteFeatureConfig, ByteFeatureSource, ByteTokenizer
     from latentwire_core.calibration import (
-        CALIBRATORS,
+        CALIBRATIONS,
+        Calibration,
         LearnedGain,
-        calibrate_none,
         calibrate_rms,
         example_rms,
     )
@@ -41,7 +41,16 @@ if TYPE_CHECKING:
         next_token_ce,
         prediction_positions,
     )
-    from latentwire_core.ports import Adapter, Calibrator, FeatureSource, FrozenLM, Interlingua, WireCodec
+    from latentwire_core.ports import (
+        Adapter,
+        Calibrator,
+        ComputeLM,
+        FeatureSource,
+        FrozenLM,
+        Interlingua,
+        PromptLM,
+        WireCodec,
+    )
     from latentwire_core.registry import Registry, UnknownNameError
     from latentwire_core.slots import IGNORE, SlotBatch, assemble_batch, with_eos
     from latentwire_core.wire import LatentWire
@@ -56,10 +65,13 @@ _WHERE: dict[str, str] = {
     "ByteFeatureConfig": "latentwire_core.bytes_features",
     "ByteFeatureSource": "latentwire_core.bytes_features",
     "ByteTokenizer": "latentwire_core.bytes_features",
-    "CALIBRATORS": "latentwire_core.calibration",
+    "CALIBRATIONS": "latentwire_core.calibration",
+    "Calibration": "latentwire_core.calibration",
     "Calibrator": "latentwire_core.ports",
     "FeatureSource": "latentwire_core.ports",
     "FrozenLM": "latentwire_core.ports",
+    "ComputeLM": "latentwire_core.ports",
+    "PromptLM": "latentwire_core.ports",
     "IGNORE": "latentwire_core.slots",
     "INTERLINGUAS": "latentwire_core.config",
     "Interlingua": "latentwire_core.ports",
@@ -81,7 +93,6 @@ _WHERE: dict[str, str] = {
     "build_adapter": "latentwire_core.adapters",
     "build_codec": "latentwire_core.codec",
     "build_interlingua": "latentwire_core.interlingua",
-    "calibrate_none": "latentwire_core.calibration",
     "calibrate_rms": "latentwire_core.calibration",
     "example_rms": "latentwire_core.calibration",
     "first_token_accuracy": "latentwire_core.losses",
@@ -98,7 +109,7 @@ _WHERE: dict[str, str] = {
 
 __all__ = [
     "ADAPTERS",
-    "CALIBRATORS",
+    "CALIBRATIONS",
     "IGNORE",
     "INTERLINGUAS",
     "Adapter",
@@ -107,7 +118,9 @@ __all__ = [
     "ByteFeatureConfig",
     "ByteFeatureSource",
     "ByteTokenizer",
+    "Calibration",
     "Calibrator",
+    "ComputeLM",
     "FeatureSource",
     "FrozenLM",
     "Interlingua",
@@ -118,6 +131,7 @@ __all__ = [
     "LearnedQueryPooler",
     "MeanPoolEncoder",
     "Positions",
+    "PromptLM",
     "QuantWireCodec",
     "Registry",
     "SlotBatch",
@@ -129,7 +143,6 @@ __all__ = [
     "build_adapter",
     "build_codec",
     "build_interlingua",
-    "calibrate_none",
     "calibrate_rms",
     "example_rms",
     "first_token_accuracy",

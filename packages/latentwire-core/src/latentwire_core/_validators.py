@@ -7,7 +7,7 @@ from typing import Any
 
 import attrs
 
-__all__ = ["in_unit_interval", "non_negative", "one_of", "positive"]
+__all__ = ["in_unit_interval", "non_negative", "one_of", "positive", "registered"]
 
 
 def _finite(attribute: attrs.Attribute[Any], value: float) -> None:
@@ -36,5 +36,15 @@ def one_of(*choices: str) -> Any:
     def check(_inst: Any, attribute: attrs.Attribute[Any], value: str) -> None:
         if value not in choices:
             raise ValueError(f"{attribute.name} must be one of {list(choices)}, got {value!r}")
+
+    return check
+
+
+def registered(registry: Any) -> Any:
+    """A name its registry knows (the allowed names are the registry's, never a copied list)."""
+
+    def check(_inst: Any, attribute: attrs.Attribute[Any], value: str) -> None:
+        if value not in registry:
+            raise ValueError(f"{attribute.name} must be one of {registry.names()}, got {value!r}")
 
     return check

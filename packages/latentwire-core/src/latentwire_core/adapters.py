@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 
 import torch
 from torch import nn
 
-from latentwire_core.config import AdapterConfig
-from latentwire_core.registry import Registry
+from latentwire_core.config import ADAPTERS, AdapterConfig
 
 __all__ = ["ADAPTERS", "AdapterBank", "AdapterConfig", "LinearAdapter", "ResidualMLPAdapter", "build_adapter"]
-
-
-ADAPTERS: Registry[Callable[[AdapterConfig], nn.Module]] = Registry("adapter")
 
 
 @ADAPTERS.register("linear")
@@ -52,7 +48,8 @@ class ResidualMLPAdapter(nn.Module):
 
 
 def build_adapter(cfg: AdapterConfig) -> nn.Module:
-    return ADAPTERS.get(cfg.kind)(cfg)
+    adapter: nn.Module = ADAPTERS.get(cfg.kind)(cfg)
+    return adapter
 
 
 class AdapterBank(nn.Module):

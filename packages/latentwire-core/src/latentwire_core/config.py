@@ -3,8 +3,9 @@
 Configs are frozen attrs classes with range validators; they import nothing heavy, so an
 experiment file is validated (and refused) in well under two seconds, before torch loads.
 The modules they configure re-export them (``latentwire_core.interlingua.InterlinguaConfig``).
-Encoder kinds are names in :data:`INTERLINGUAS`, declared here with the module that
-registers them, so validating a kind never imports that module.
+Component kinds are names in one registry per kind (:data:`INTERLINGUAS`, :data:`ADAPTERS`,
+:data:`CALIBRATIONS`); each implementation registers itself in its own module, and the registry
+reads those names from the module's source, so validating a kind never imports torch.
 """
 
 from __future__ import annotations
@@ -14,19 +15,25 @@ from typing import Any
 
 import attrs
 
-from latentwire_core._validators import non_negative, one_of, positive
+from latentwire_core._validators import non_negative, one_of, positive, registered
 from latentwire_core.registry import Registry
 
-__all__ = ["INTERLINGUAS", "AdapterConfig", "InterlinguaConfig", "LatentWireConfig", "WireCodecConfig"]
+__all__ = [
+    "ADAPTERS",
+    "CALIBRATIONS",
+    "INTERLINGUAS",
+    "AdapterConfig",
+    "InterlinguaConfig",
+    "LatentWireConfig",
+    "WireCodecConfig",
+]
 
 INTERLINGUAS: Registry[Callable[..., Any]] = Registry("interlingua")
-INTERLINGUAS.declare("perceiver", "latentwire_core.interlingua")
-INTERLINGUAS.declare("mean_pool", "latentwire_core.interlingua")
-
-
-def _known_kind(name: str) -> None:
-    if name not in INTERLINGUAS:
-        raise ValueError(f"kind must be one of {INTERLINGUAS.names()}, got {name!r}")
+INTERLINGUAS.declare_module("latentwire_core.interlingua", "INTERLINGUAS")
+ADAPTERS: Registry[Callable[..., Any]] = Registry("adapter")
+ADAPTERS.declare_module("latentwire_core.adapters", "ADAPTERS")
+CALIBRATIONS: Registry[Callable[..., Any]] = Registry("calibration")
+CALIBRATIONS.declare_module("latentwire_core.calibration", "CALIBRATIONS")
 
 
 @attrs.frozen(kw_only=True)
@@ -39,7 +46,7 @@ class InterlinguaConfig:
     ratio: compression ratio x > 0: ``M_i = ceil(L_i / x)`` (capped by ``n_tokens``); 0 means fixed M.
     """
 
-    kind: str = attrs.field(default="perceiver", validator=lambda _i, _a, v: _known_kind(v))
+    kind: str = attrs.field(default="perceiver", validator=registered(INTERLINGUAS))
     ratio: float = attrs.field(default=0.0, validator=non_negative)
     d_in: int = attrs.field(default=384, validator=positive)
     d_z: int = attrs.field(default=256, validator=positive)
@@ -55,7 +62,7 @@ class InterlinguaConfig:
 
 @attrs.frozen(kw_only=True)
 class AdapterConfig:
-    kind: str = attrs.field(default="mlp", validator=one_of("linear", "mlp"))
+    kind: str = attrs.field(default="mlp", validator=registered(ADAPTERS))
     d_z: int = attrs.field(default=256, validator=positive)
     d_model: int = attrs.field(default=576, validator=positive)
     hidden_mult: int = attrs.field(default=2, validator=positive)
@@ -82,8 +89,8 @@ class LatentWireConfig:
     """
 
     interlingua: InterlinguaConfig = attrs.field(factory=InterlinguaConfig)
-    adapter_kind: str = attrs.field(default="mlp", validator=one_of("linear", "mlp"))
+    adapter_kind: str = attrs.field(default="mlp", validator=registered(ADAPTERS))
     adapter_hidden_mult: int = 2
     adapter_out_norm: bool = False
-    calibration: str = attrs.field(default="rms", validator=one_of("none", "rms", "learned"))
+    calibration: str = attrs.field(default="rms", validator=registered(CALIBRATIONS))
     content_tokens: bool = False

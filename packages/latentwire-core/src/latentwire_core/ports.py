@@ -12,11 +12,20 @@ LM's embedding width, ``V`` vocabulary size.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 
-__all__ = ["Adapter", "Calibrator", "FeatureSource", "FrozenLM", "Interlingua", "WireCodec"]
+__all__ = [
+    "Adapter",
+    "Calibrator",
+    "ComputeLM",
+    "FeatureSource",
+    "FrozenLM",
+    "Interlingua",
+    "PromptLM",
+    "WireCodec",
+]
 
 
 @runtime_checkable
@@ -87,36 +96,21 @@ class Calibrator(Protocol):
 
 
 @runtime_checkable
-class FrozenLM(Protocol):
-    """A frozen causal LM that reads ``inputs_embeds``.
-
-    Every method must leave the model's parameters untouched; gradients flow
-    only into the embeddings passed in.
-    """
+class PromptLM(Protocol):
+    """What building a prompt needs of a frozen LM: its tokenizer and chat format (no compute)."""
 
     name: str
-
-    @property
-    def d_model(self) -> int: ...
-
-    @property
-    def vocab_size(self) -> int:
-        """Rows of the input embedding table."""
-        ...
 
     @property
     def special_ids(self) -> dict[str, int | None]:
         """``{"bos": .., "eos": .., "pad": ..}``; ``pad`` may equal ``eos``."""
         ...
 
-    @property
-    def embed_rms(self) -> float:
-        """RMS of the embedding module's *output* over the vocabulary (cached)."""
-        ...
-
     def tokenize(self, texts: Sequence[str]) -> list[list[int]]:
         """Token ids of each text, no special tokens added."""
         ...
+
+    def decode(self, ids: Sequence[int]) -> str: ...
 
     def prompt_parts(
         self, instruction: str, after: str = "", anchor: str = ""
@@ -129,12 +123,49 @@ class FrozenLM(Protocol):
         """
         ...
 
+
+@runtime_checkable
+class ComputeLM(Protocol):
+    """What compute needs of a frozen LM: embeddings, hidden states, logits, generation.
+
+    Every method must leave the model's parameters untouched; gradients flow only into the
+    embeddings passed in. Where the model lives is the caller's choice (it loads it there).
+    """
+
+    @property
+    def d_model(self) -> int: ...
+
+    @property
+    def vocab_size(self) -> int:
+        """Rows of the input embedding table."""
+        ...
+
+    @property
+    def embed_rms(self) -> float:
+        """RMS of the embedding module's *output* over the vocabulary (cached)."""
+        ...
+
     def embed(self, ids: torch.Tensor) -> torch.Tensor:
         """Ids ``(B, T)`` -> embeddings ``(B, T, d_model)`` at the scale the model consumes."""
         ...
 
-    def hidden_states(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """Last-layer hidden states ``(B, T, d_model)``, before the LM head."""
+    def prefix_cache(self, ids: Sequence[int]) -> Any:
+        """The constant prompt prefix ``ids`` run once; an opaque cache for :meth:`hidden_states`."""
+        ...
+
+    def hidden_states(
+        self,
+        inputs_embeds: torch.Tensor,
+        attention_mask: torch.Tensor,
+        position_ids: torch.Tensor | None = None,
+        *,
+        prefix: Any = None,
+    ) -> torch.Tensor:
+        """Last-layer hidden states ``(B, T, d_model)``, before the LM head.
+
+        With ``prefix`` (from :meth:`prefix_cache`) the right-padded rows continue that prefix, and
+        the states of the continuation alone come back.
+        """
         ...
 
     def logits(self, hidden: torch.Tensor) -> torch.Tensor:
@@ -156,4 +187,7 @@ class FrozenLM(Protocol):
         """
         ...
 
-    def decode(self, ids: Sequence[int]) -> str: ...
+
+@runtime_checkable
+class FrozenLM(PromptLM, ComputeLM, Protocol):
+    """A frozen causal LM that reads ``inputs_embeds``: both halves (what a reader of the wire is)."""

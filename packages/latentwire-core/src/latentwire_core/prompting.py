@@ -6,8 +6,8 @@ tokens, and ``tail`` is per-example plain text: the question, when only the cont
 compressed (``compress="context"``: ``before`` then ends with ``Context:``). Training, evaluation and benchmarks all build batches here, so only
 the slot's content ever differs between methods (DESIGN.md section 2).
 
-A model that offers ``prefix_cache(ids)`` (the Hugging Face backend does) gets its
-constant ``before`` part run once; its hidden states then continue that cache.
+The model's constant ``before`` part runs once (``prefix_cache``, a port member); hidden states of
+every batch continue that cache.
 """
 
 from __future__ import annotations
@@ -17,17 +17,32 @@ from typing import Any
 
 import torch
 
+from latentwire_core.ports import FrozenLM, PromptLM
 from latentwire_core.slots import Segment, SlotBatch, assemble_batch
 from latentwire_core.tasks import COMPRESS, Example, TaskSpec, compressed_text, plain_tail
 
-__all__ = ["SlotPrompt"]
+__all__ = ["SlotPrompt", "eos_id", "pad_id"]
+
+
+def eos_id(lm: PromptLM) -> int:
+    """The model's end-of-sequence id (every answer ends with it)."""
+    eos = lm.special_ids["eos"]
+    if eos is None:
+        raise ValueError(f"{lm.name}: no EOS id; a prompt needs one to end answers")
+    return int(eos)
+
+
+def pad_id(lm: PromptLM) -> int:
+    """The padding id: the model's own, else its EOS."""
+    pad = lm.special_ids["pad"]
+    return eos_id(lm) if pad is None else int(pad)
 
 
 class SlotPrompt:
     """Prompt parts, cached prefix and special ids of one frozen model for one task.
 
     Args:
-        lm: a :class:`~latentwire_core.ports.FrozenLM` (optionally with ``prefix_cache``).
+        lm: a :class:`~latentwire_core.ports.FrozenLM`.
         task: the task spec (instruction, after-text, anchor, label verbalisers).
         instruction: replaces ``task.instruction`` (k-shot prompts prepend demonstrations).
         compress: ``source`` (the slot carries the whole source) or ``context`` (the slot carries
@@ -35,7 +50,7 @@ class SlotPrompt:
     """
 
     def __init__(
-        self, lm: Any, task: TaskSpec, *, instruction: str | None = None, compress: str = "source"
+        self, lm: FrozenLM, task: TaskSpec, *, instruction: str | None = None, compress: str = "source"
     ) -> None:
         if compress not in COMPRESS:
             raise ValueError(f"compress must be one of {COMPRESS}, got {compress!r}")
@@ -44,10 +59,8 @@ class SlotPrompt:
         if compress == "context":
             text += "Context:"  # the text slot then starts with " " + context, as the full text would
         self.before, self.after = lm.prompt_parts(text, task.after, task.anchor)
-        self.prefix = lm.prefix_cache(self.before) if hasattr(lm, "prefix_cache") else None
-        ids = lm.special_ids
-        self.eos = int(ids["eos"])
-        self.pad = int(ids["pad"] if ids["pad"] is not None else self.eos)
+        self.prefix: Any = lm.prefix_cache(self.before)  # run once; every batch continues it
+        self.eos, self.pad = eos_id(lm), pad_id(lm)
         self.label_ids: list[list[int]] = [lm.tokenize([lab])[0] for lab in task.labels]
 
     def slot_text(self, ex: Example) -> str:
@@ -83,8 +96,8 @@ class SlotPrompt:
         answers: Sequence[Sequence[int]] | None = None,
         tails: Sequence[Sequence[int]] | None = None,
     ) -> SlotBatch:
-        """Right-padded batch of ``[before] slot [tail] [after] answer`` (``before`` left out when cached)."""
-        rows = self._rows(slots, tails, head=self.prefix is None)
+        """Right-padded batch of ``slot [tail] [after] answer``: it continues the cached ``before``."""
+        rows = self._rows(slots, tails, head=False)
         return assemble_batch(rows, embed=self.lm.embed, answers=answers, pad_side="right", pad_id=self.pad)
 
     def hidden(
@@ -95,12 +108,7 @@ class SlotPrompt:
     ) -> tuple[SlotBatch, torch.Tensor]:
         """The batch and its last hidden states ``(B, T, d_model)`` (no logits computed here)."""
         b = self.batch(slots, answers, tails)
-        if self.prefix is not None:
-            h: torch.Tensor = self.lm.hidden_states(
-                b.inputs_embeds, b.attention_mask, b.position_ids, prefix=self.prefix
-            )
-        else:
-            h = self.lm.hidden_states(b.inputs_embeds, b.attention_mask)
+        h = self.lm.hidden_states(b.inputs_embeds, b.attention_mask, b.position_ids, prefix=self.prefix)
         return b, h
 
     def generation_batch(

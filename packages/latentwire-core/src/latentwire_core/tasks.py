@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import attrs
 
-__all__ = ["COMPRESS", "TASKS", "Example", "TaskSpec", "compressed_text", "get_task", "plain_tail"]
+__all__ = [
+    "COMPRESS",
+    "TASKS",
+    "Example",
+    "TaskSpec",
+    "compressed_text",
+    "get_task",
+    "plain_tail",
+    "qa_source",
+    "question_head",
+]
 
 COMPRESS = ("source", "context")
 """What the wire (and every baseline's slot) carries: the whole ``source``, or only a QA example's
@@ -18,6 +28,17 @@ def compressed_text(ex: Example, compress: str) -> str:
             raise ValueError(f"example {ex.id} has no context to compress")
         return ex.context
     return ex.source
+
+
+def qa_source(question: str, context: str) -> str:
+    """A QA example's whole text: ``Question: …`` then ``Context: …`` (what ``compress = "source"`` sends)."""
+    return f"Question: {question}\nContext: {context}"
+
+
+def question_head(question: str) -> str:
+    """A QA source up to its context, ``Question: …\nContext:`` (budgeted baselines keep it first; the
+    context follows as ``" " + context``, so the split matches the whole text's tokenisation)."""
+    return qa_source(question, "").rstrip(" ")
 
 
 def plain_tail(ex: Example, compress: str) -> str:

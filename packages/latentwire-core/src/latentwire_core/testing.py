@@ -81,7 +81,30 @@ class FakeFrozenLM(nn.Module):
         out: torch.Tensor = self.tok(ids) * self._embed_scale
         return out
 
-    def hidden_states(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    def prefix_cache(self, ids: Sequence[int]) -> tuple[int, ...]:
+        """A trivial cache: the prefix's ids (this model runs them again with every batch)."""
+        if not ids:
+            raise ValueError("empty prefix")
+        return tuple(ids)
+
+    def hidden_states(
+        self,
+        inputs_embeds: torch.Tensor,
+        attention_mask: torch.Tensor,
+        position_ids: torch.Tensor | None = None,
+        *,
+        prefix: tuple[int, ...] | None = None,
+    ) -> torch.Tensor:
+        """Positions come from the mask (``position_ids`` of right-padded rows say the same)."""
+        if prefix is not None:
+            if bool((attention_mask[:, 0] == 0).any()):
+                raise ValueError("with a prefix cache the continuation must be right-padded")
+            b, p = inputs_embeds.shape[0], len(prefix)
+            head = self.embed(torch.tensor([list(prefix)], device=inputs_embeds.device)).expand(b, -1, -1)
+            mask = torch.cat([attention_mask.new_ones(b, p), attention_mask], dim=1)
+            return self.hidden_states(torch.cat([head.to(inputs_embeds.dtype), inputs_embeds], dim=1), mask)[
+                :, p:
+            ]
         mask = attention_mask.bool()
         pos = ((mask.long().cumsum(1) - 1).clamp(min=0)) * mask  # (B, T)
         x = inputs_embeds + self.pos(pos)

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from latentwire_core.adapters import AdapterBank, AdapterConfig
-from latentwire_core.calibration import LearnedGain, calibrate_none
+from latentwire_core.calibration import CALIBRATIONS
 from latentwire_core.codec import QuantWireCodec
 from latentwire_core.config import LatentWireConfig
 from latentwire_core.interlingua import build_interlingua, slot_counts, zero_past_counts
@@ -21,14 +21,6 @@ from latentwire_core.interlingua import build_interlingua, slot_counts, zero_pas
 __all__ = ["CONTENT_TOKENS", "LatentWire", "LatentWireConfig"]
 
 CONTENT_TOKENS = ("rec", "cont")  # learned per-reader vectors that ask to reconstruct / continue
-
-
-def _masked_rms(x: torch.Tensor, counts: torch.Tensor | None, eps: float = 1e-8) -> torch.Tensor:
-    """RMS of each example over its real slots: ``(B, M, d) -> (B, 1, 1)``."""
-    if counts is None:
-        return x.pow(2).mean(dim=(1, 2), keepdim=True).add(eps).sqrt()
-    n = (counts.to(x.device).to(x.dtype) * x.shape[2]).clamp(min=1)[:, None, None]
-    return (zero_past_counts(x, counts).pow(2).sum(dim=(1, 2), keepdim=True) / n).add(eps).sqrt()
 
 
 class LatentWire(nn.Module):
@@ -64,7 +56,8 @@ class LatentWire(nn.Module):
                 for name, (d_model, _) in models.items()
             }
         )
-        self.gains = nn.ModuleDict({n: LearnedGain() for n in models} if cfg.calibration == "learned" else {})
+        # each reader's calibration (parameters only for "learned": its gain, state key gains.<reader>.log_gain)
+        self.gains = nn.ModuleDict({n: CALIBRATIONS.get(cfg.calibration)() for n in models})
         self.target_rms = {name: float(rms) for name, (_, rms) in models.items()}
         # <rec>/<cont> per model, (2, d_model), at the model's embedding scale; deterministic init
         # (no RNG drawn, so adding them never changes the other parameters' initialisation)
@@ -120,14 +113,7 @@ class LatentWire(nn.Module):
         if codec is not None:
             z = codec.roundtrip(z)
         soft = zero_past_counts(self.adapters(z, model), counts)
-        target = self.target_rms[model]
-        if self.cfg.calibration == "none":
-            return calibrate_none(soft, target_rms=target)
-        out = soft * (target / _masked_rms(soft, counts))
-        if self.cfg.calibration == "learned":
-            gain = self.gains[model]
-            assert isinstance(gain, LearnedGain)
-            out = out * gain.log_gain.exp()
+        out: torch.Tensor = self.gains[model](soft, target_rms=self.target_rms[model], counts=counts)
         return out
 
     def content_token(self, model: str, which: str) -> torch.Tensor:

@@ -1,15 +1,53 @@
-"""LatentWire evaluation: metrics, baselines, statistics and reports."""
+"""LatentWire evaluation: methods, metrics, baselines, statistics and reports.
 
-from latentwire_eval.evaluate import Prompt, evaluate_method, sequence_scores, token_budget_slot
-from latentwire_eval.metrics import GOLD_METRICS, HEADLINE, METRICS, TASK_METRICS, MetricSpec
-from latentwire_eval.report import compute_metrics, derive_joint_oracle, write_report
-from latentwire_eval.stats import bootstrap_ci, holm, mcnemar_test, paired_bootstrap, paired_permutation
+Names are imported lazily (PEP 562), so ``latentwire_eval.methods`` (the method registry a TOML
+file is validated against) loads without torch or pandas.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from latentwire_eval.evaluate import Prompt, evaluate_method, sequence_scores, token_budget_slot
+    from latentwire_eval.methods import METHODS, EvalContext, Method, register_method
+    from latentwire_eval.metrics import GOLD_METRICS, HEADLINE, METRICS, TASK_METRICS, MetricSpec
+    from latentwire_eval.report import compute_metrics, derive_joint_oracle, write_report
+    from latentwire_eval.stats import bootstrap_ci, holm, mcnemar_test, paired_bootstrap, paired_permutation
+
+_WHERE: dict[str, str] = {
+    "EvalContext": "latentwire_eval.methods",
+    "GOLD_METRICS": "latentwire_eval.metrics",
+    "HEADLINE": "latentwire_eval.metrics",
+    "METHODS": "latentwire_eval.methods",
+    "METRICS": "latentwire_eval.metrics",
+    "Method": "latentwire_eval.methods",
+    "MetricSpec": "latentwire_eval.metrics",
+    "Prompt": "latentwire_eval.evaluate",
+    "TASK_METRICS": "latentwire_eval.metrics",
+    "bootstrap_ci": "latentwire_eval.stats",
+    "compute_metrics": "latentwire_eval.report",
+    "derive_joint_oracle": "latentwire_eval.report",
+    "evaluate_method": "latentwire_eval.evaluate",
+    "holm": "latentwire_eval.stats",
+    "mcnemar_test": "latentwire_eval.stats",
+    "paired_bootstrap": "latentwire_eval.stats",
+    "paired_permutation": "latentwire_eval.stats",
+    "register_method": "latentwire_eval.methods",
+    "sequence_scores": "latentwire_eval.evaluate",
+    "token_budget_slot": "latentwire_eval.evaluate",
+    "write_report": "latentwire_eval.report",
+}
 
 __all__ = [
     "GOLD_METRICS",
     "HEADLINE",
+    "METHODS",
     "METRICS",
     "TASK_METRICS",
+    "EvalContext",
+    "Method",
     "MetricSpec",
     "Prompt",
     "bootstrap_ci",
@@ -20,7 +58,17 @@ __all__ = [
     "mcnemar_test",
     "paired_bootstrap",
     "paired_permutation",
+    "register_method",
     "sequence_scores",
     "token_budget_slot",
     "write_report",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """Import the defining module on first use of a public name."""
+    if name in _WHERE:
+        value = getattr(importlib.import_module(_WHERE[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'latentwire_eval' has no attribute {name!r}")

@@ -23,7 +23,6 @@ import re
 import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -31,7 +30,9 @@ from sklearn.decomposition import PCA
 from sklearn.linear_model import LogisticRegression
 
 from latentwire_core.interlingua import chunk_weights
-from latentwire_core.tasks import Example, TaskSpec
+from latentwire_core.ports import FrozenLM, PromptLM
+from latentwire_core.prompting import eos_id
+from latentwire_core.tasks import Example, TaskSpec, question_head
 
 __all__ = [
     "LLMLinguaBaseline",
@@ -44,9 +45,9 @@ __all__ = [
 
 
 @torch.no_grad()
-def mean_pool_slot(lm: Any, text_ids: Sequence[int], m: int) -> torch.Tensor:
+def mean_pool_slot(lm: FrozenLM, text_ids: Sequence[int], m: int) -> torch.Tensor:
     """Token embeddings ``(T, d_model)`` averaged in ``m`` contiguous chunks -> ``(m, d_model)``."""
-    ids = list(text_ids) or [int(lm.special_ids["eos"])]
+    ids = list(text_ids) or [eos_id(lm)]
     emb: torch.Tensor = lm.embed(torch.tensor([ids]))[0].float()  # (T, d_model)
     w = chunk_weights(torch.ones(1, len(ids), dtype=torch.bool), m)[0].to(emb.device)  # (m, T)
     return w @ emb
@@ -56,7 +57,7 @@ class PCABaseline:
     """Mean-pooled chunks compressed to ``rank`` principal components fitted on training texts."""
 
     def __init__(
-        self, lm: Any, train_texts: Sequence[Sequence[int]], *, m: int, rank: int, seed: int = 0
+        self, lm: FrozenLM, train_texts: Sequence[Sequence[int]], *, m: int, rank: int, seed: int = 0
     ) -> None:
         chunks = torch.cat([mean_pool_slot(lm, ids, m) for ids in train_texts]).cpu().numpy()  # (N*m, d)
         rank = min(rank, chunks.shape[0], chunks.shape[1])
@@ -163,15 +164,15 @@ class LLMLinguaBaseline:
             )
         return self._cache[key]
 
-    def context_slot(self, lm: Any, context: str, budget: int) -> list[int]:
+    def context_slot(self, lm: PromptLM, context: str, budget: int) -> list[int]:
         """Only the context, compressed to ``budget`` target-model tokens (``compress = "context"``)."""
         if budget <= 0:
             return []
         return list(lm.tokenize([" " + self.compress(context, budget).strip()])[0])[:budget]
 
-    def slot(self, lm: Any, ex: Example, budget: int) -> list[int]:
+    def slot(self, lm: PromptLM, ex: Example, budget: int) -> list[int]:
         """Question first (kept), then the context compressed toward the remaining budget, then truncated."""
         if not (ex.question and ex.context):
             return list(lm.tokenize([self.compress(ex.source, budget)])[0])[:budget]
-        head = list(lm.tokenize([f"Question: {ex.question}\nContext:"])[0])[:budget]
+        head = list(lm.tokenize([question_head(ex.question)])[0])[:budget]
         return head + self.context_slot(lm, ex.context, budget - len(head))

@@ -16,9 +16,10 @@ import attrs
 import torch
 
 from latentwire_core.losses import gather_at, prediction_positions
+from latentwire_core.ports import PromptLM
 from latentwire_core.prompting import SlotPrompt
 from latentwire_core.slots import Segment
-from latentwire_core.tasks import Example, TaskSpec
+from latentwire_core.tasks import Example, question_head
 from latentwire_eval.gencache import GenerationCache
 from latentwire_eval.metrics import metric_fns, normalize_answer, postprocess_answer
 
@@ -36,17 +37,10 @@ class MethodResult:
 Prompt = SlotPrompt  # the shared prompt builder lives in core; training uses the same one
 
 
-def question_head(lm: Any, ex: Example) -> list[int]:
-    """``Question: …\nContext:`` ids; the context is tokenised as ``" " + context`` after it, so the
-    split matches the full text's tokenisation (no lone space token, no unspaced first word)."""
-    head: list[int] = list(lm.tokenize([f"Question: {ex.question}\nContext:"])[0])
-    return head
-
-
-def token_budget_slot(lm: Any, ex: Example, budget: int) -> list[int]:
+def token_budget_slot(lm: PromptLM, ex: Example, budget: int) -> list[int]:
     """The text truncated to ``budget`` target-model tokens, question first (DESIGN.md section 3, rule 5)."""
     if ex.question and ex.context:
-        head = question_head(lm, ex)
+        head = list(lm.tokenize([question_head(ex.question)])[0])
         if len(head) >= budget:
             return head[:budget]
         return head + list(lm.tokenize([" " + ex.context])[0])[: budget - len(head)]
@@ -118,10 +112,6 @@ def sequence_scores(
         }
         for i in range(n)
     ]
-
-
-def gold_text(ex: Example, task: TaskSpec) -> str:
-    return task.answer_text(ex)
 
 
 def _clean(prompt: Prompt, texts: list[str]) -> list[str]:
@@ -233,7 +223,7 @@ def evaluate_method(
         firsts = [ids[0] for ids in prompt.label_ids]
         one_pass = task.kind == "classification" and gold_scores and len(set(firsts)) == len(firsts)
         if one_pass:  # gold NLL and label scores from one teacher-forced forward
-            targets = [[*lm.tokenize([gold_text(e, task)])[0], prompt.eos] for e in chunk]
+            targets = [[*lm.tokenize([task.answer_text(e)])[0], prompt.eos] for e in chunk]
             gold_sc = sequence_scores(prompt, slots, targets, label_ids=firsts, tails=tails)
             scores = [g["label_logprobs"] for g in gold_sc]
             outputs = [task.labels[max(range(len(s)), key=s.__getitem__)].strip() for s in scores]
@@ -253,7 +243,7 @@ def evaluate_method(
             else:
                 confidence = [float("nan")] * len(chunk)
         if gold_scores and not one_pass:
-            targets = [[*lm.tokenize([gold_text(e, task)])[0], prompt.eos] for e in chunk]
+            targets = [[*lm.tokenize([task.answer_text(e)])[0], prompt.eos] for e in chunk]
             gold_sc = sequence_scores(prompt, slots, targets, tails=tails)
         raw = raw or list(outputs)
         for ex, out, rw, sc, slot, wb, conf, gs, lat_i in zip(

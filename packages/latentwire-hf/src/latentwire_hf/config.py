@@ -18,7 +18,7 @@ from latentwire_core.registry import UnknownNameError
 
 __all__ = ["KNOWN_ENCODERS", "KNOWN_MODEL_NAMES", "PretrainConfig", "TrainConfig", "resolve_model_name"]
 
-INTERLINGUAS.declare("lm_pool", "latentwire_hf.lm_encoder")
+INTERLINGUAS.declare_module("latentwire_hf.lm_encoder", "INTERLINGUAS")
 
 KNOWN_MODEL_NAMES = ("smollm2-135m", "gemma3-270m", "tiny-llama", "tiny-qwen2", "tiny-gemma3")
 KNOWN_ENCODERS = ("minilm-l6",)

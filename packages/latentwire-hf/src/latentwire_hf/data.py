@@ -19,7 +19,7 @@ from typing import Any, Literal
 import attrs
 
 from latentwire_core.logs import get_logger
-from latentwire_core.tasks import Example, get_task
+from latentwire_core.tasks import Example, get_task, qa_source
 
 __all__ = ["DataError", "Example", "LoadReport", "data_dir_from_env", "load_examples", "read_squad"]
 
@@ -44,8 +44,64 @@ def data_dir_from_env() -> Path | None:
     return Path(env) if env else None
 
 
-def _qa_source(question: str, context: str) -> str:
-    return f"Question: {question}\nContext: {context}"
+# --- one row -> Example function per task, shared by the offline files and the hub ------------------
+# Each takes a row in the hub's schema; the offline parsers first check their file's format, then
+# hand the same fields over. A missing or malformed field raises KeyError / TypeError / ValueError.
+
+
+def sst2_example(row: dict[str, Any], id: str) -> Example:
+    return Example(id=id, task="sst2", source=str(row["sentence"]).strip(), label=int(row["label"]))
+
+
+def agnews_example(row: dict[str, Any], id: str) -> Example:
+    """``label`` 0-3 (world, sports, business, technology)."""
+    return Example(id=id, task="agnews", source=str(row["text"]), label=int(row["label"]))
+
+
+def trec_example(row: dict[str, Any], id: str) -> Example:
+    return Example(id=id, task="trec", source=str(row["text"]), label=int(row["coarse_label"]))
+
+
+def squad_example(row: dict[str, Any], task: str) -> Example:
+    """``{"id", "question", "context", "answers": {"text": [...]}, "title"}`` (v1.1 or v2.0).
+
+    Every gold text is kept (duplicates and empty ones dropped: scores take the max); an unanswerable
+    v2 question has none (scored against "" as evaluate-v2.0.py does).
+    """
+    q, c = str(row["question"]).strip(), str(row["context"])
+    answers = tuple(dict.fromkeys(a for a in row["answers"]["text"] if a))
+    return Example(
+        id=str(row["id"]),
+        task=task,
+        source=qa_source(q, c),
+        question=q,
+        context=c,
+        answers=answers,
+        group=str(row.get("title", "")),
+    )
+
+
+def hotpot_example(row: dict[str, Any], id: str) -> Example:
+    """``{"question", "answer", "context": {"title": [...], "sentences": [[...], ...]}}``."""
+    titles, sents = row["context"]["title"], row["context"]["sentences"]
+    ctx = "\n".join(f"{t}: {''.join(s)}" for t, s in zip(titles, sents, strict=True))
+    q, a = row["question"].strip(), row["answer"].strip()
+    return Example(id=id, task="hotpotqa", source=qa_source(q, ctx), question=q, context=ctx, answers=(a,))
+
+
+def gsm8k_example(row: dict[str, Any], n: int) -> Example:
+    q, a = row["question"].strip(), row["answer"]
+    if "####" not in a:
+        raise ValueError("answer lacks '#### N'")
+    final = a.split("####")[-1].strip().replace(",", "")
+    return Example(id=f"gsm8k-{n}-{q[:24]}", task="gsm8k", source=q, question=q, answers=(final,))
+
+
+def xsum_example(row: dict[str, Any], n: int) -> Example:
+    doc, summ = row["document"].strip(), row["summary"].strip()
+    if not doc or not summ:
+        raise ValueError("empty document or summary")
+    return Example(id=f"xsum-{row.get('id', n)}", task="xsum", source=doc, context=doc, answers=(summ,))
 
 
 class _Reader:
@@ -95,7 +151,7 @@ def _sst2(r: _Reader) -> Iterator[Example]:
         if len(parts) != 2 or parts[1].strip() not in ("0", "1") or not parts[0].strip():
             r.bad(n, f"expected '<sentence>\\t<0|1>', got {line.strip()[:80]!r}")
             continue
-        yield Example(id=f"sst2-{r.path.stem}-{n}", task="sst2", source=parts[0].strip(), label=int(parts[1]))
+        yield sst2_example({"sentence": parts[0], "label": parts[1]}, f"sst2-{r.path.stem}-{n}")
 
 
 def _agnews(r: _Reader) -> Iterator[Example]:
@@ -105,7 +161,7 @@ def _agnews(r: _Reader) -> Iterator[Example]:
             r.bad(n, f'expected \'"class","title","description"\' with class 1-4, got {row[:1]!r}')
             continue
         text = f"{row[1]}. {row[2]}".replace("\\", " ")
-        yield Example(id=f"agnews-{n}", task="agnews", source=text, label=int(row[0]) - 1)
+        yield agnews_example({"text": text, "label": int(row[0]) - 1}, f"agnews-{n}")
 
 
 _TREC = ["ABBR", "ENTY", "DESC", "HUM", "LOC", "NUM"]
@@ -119,8 +175,8 @@ def _trec(r: _Reader) -> Iterator[Example]:
             if coarse not in _TREC or not question:
                 r.bad(n, f"expected 'COARSE:fine question', got {line.strip()[:80]!r}")
                 continue
-            yield Example(
-                id=f"trec-{r.path.stem}-{n}", task="trec", source=question, label=_TREC.index(coarse)
+            yield trec_example(
+                {"text": question, "coarse_label": _TREC.index(coarse)}, f"trec-{r.path.stem}-{n}"
             )
 
 
@@ -154,26 +210,24 @@ def _squad(r: _Reader, task: str, articles: slice | None = None) -> Iterator[Exa
                 ):
                     r.bad(where, f"'answers' must be a list of {{'text': str}} objects, got {raw!r:.60}")
                     continue
-                # every gold text kept (duplicates dropped: scores take the max); an unanswerable
-                # v2 question has none (scored against "" as evaluate-v2.0.py does)
-                answers = tuple(dict.fromkeys(a["text"] for a in raw if a["text"]))
                 impossible = bool(qa.get("is_impossible", False))
                 q = qa.get("question")
                 if not isinstance(q, str) or not q.strip() or not isinstance(ctx, str) or not ctx:
                     r.bad(where, "question and context must be non-empty strings")
                     continue
-                if not answers and not impossible:
+                if not any(a["text"] for a in raw) and not impossible:
                     r.bad(where, "an answer (or is_impossible) is required")
                     continue
-                q = q.strip()
-                yield Example(
-                    id=str(qa.get("id", where)),
-                    task=task,
-                    source=_qa_source(q, ctx),
-                    question=q,
-                    context=ctx,
-                    answers=() if impossible else answers,
-                    group=title,
+                texts = [] if impossible else [a["text"] for a in raw]
+                yield squad_example(
+                    {
+                        "id": qa.get("id", where),
+                        "question": q,
+                        "context": ctx,
+                        "answers": {"text": texts},
+                        "title": title,
+                    },
+                    task,
                 )
 
 
@@ -194,20 +248,9 @@ def _hotpot(r: _Reader) -> Iterator[Example]:
         raise DataError(f"{r.path}: expected a JSON list of examples, got {type(rows).__name__}")
     for i, row in enumerate(rows):
         try:
-            titles, sents = row["context"]["title"], row["context"]["sentences"]
-            ctx = "\n".join(f"{t}: {''.join(s)}" for t, s in zip(titles, sents, strict=True))
-            q, a = row["question"].strip(), row["answer"].strip()
+            yield hotpot_example(row, f"hotpot-{i}")
         except (KeyError, TypeError, ValueError, AttributeError) as e:
             r.bad(f"item {i}", f"missing or malformed field ({e})")
-            continue
-        yield Example(
-            id=f"hotpot-{i}",
-            task="hotpotqa",
-            source=_qa_source(q, ctx),
-            question=q,
-            context=ctx,
-            answers=(a,),
-        )
 
 
 def _jsonl(r: _Reader, make: Callable[[dict[str, Any], int], Example]) -> Iterator[Example]:
@@ -221,21 +264,6 @@ def _jsonl(r: _Reader, make: Callable[[dict[str, Any], int], Example]) -> Iterat
             yield make(row, n)
         except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as e:
             r.bad(n, f"{type(e).__name__}: {e}")
-
-
-def _gsm8k(row: dict[str, Any], n: int) -> Example:
-    q, a = row["question"].strip(), row["answer"]
-    if "####" not in a:
-        raise ValueError("answer lacks '#### N'")
-    final = a.split("####")[-1].strip().replace(",", "")
-    return Example(id=f"gsm8k-{n}-{q[:24]}", task="gsm8k", source=q, question=q, answers=(final,))
-
-
-def _xsum(row: dict[str, Any], n: int) -> Example:
-    doc, summ = row["document"].strip(), row["summary"].strip()
-    if not doc or not summ:
-        raise ValueError("empty document or summary")
-    return Example(id=f"xsum-{row.get('id', n)}", task="xsum", source=doc, context=doc, answers=(summ,))
 
 
 def _split(items: list[Example], split: Split, *, frac: float, seed: int) -> list[Example]:
@@ -265,9 +293,9 @@ def _offline(task: str, split: Split, root: Path, on_error: OnError, report: Loa
     if task == "hotpotqa":
         return _split(list(_hotpot(rd("hotpotqa/dev-distractor-100.json"))), split, frac=0.7, seed=0)
     if task == "gsm8k":
-        return list(_jsonl(rd(f"gsm8k/{'train' if split == 'train' else 'test'}.jsonl"), _gsm8k))
+        return list(_jsonl(rd(f"gsm8k/{'train' if split == 'train' else 'test'}.jsonl"), gsm8k_example))
     if task == "xsum":
-        return list(_jsonl(rd(f"xsum/test-1000-{'a' if split == 'train' else 'b'}.jsonl"), _xsum))
+        return list(_jsonl(rd(f"xsum/test-1000-{'a' if split == 'train' else 'b'}.jsonl"), xsum_example))
     raise KeyError(task)
 
 
@@ -292,49 +320,17 @@ def _from_hub(task: str, split: Split) -> list[Example]:  # pragma: no cover - n
 
     name, config, tr, ev = _HUB[task]
     ds = datasets.load_dataset(name, config, split=tr if split == "train" else ev)
-    out: list[Example] = []
-    for i, row in enumerate(ds):
-        if task == "sst2":
-            out.append(Example(id=f"sst2-{i}", task=task, source=row["sentence"], label=int(row["label"])))
-        elif task == "agnews":
-            out.append(Example(id=f"agnews-{i}", task=task, source=row["text"], label=int(row["label"])))
-        elif task == "trec":
-            out.append(Example(id=f"trec-{i}", task=task, source=row["text"], label=int(row["coarse_label"])))
-        elif task in ("squad", "squad_v2"):
-            ans = tuple(dict.fromkeys(row["answers"]["text"]))
-            q, c = row["question"], row["context"]
-            out.append(
-                Example(
-                    id=row["id"],
-                    task=task,
-                    source=_qa_source(q, c),
-                    question=q,
-                    context=c,
-                    answers=ans,
-                    group=str(row.get("title", "")),
-                )
-            )
-        elif task == "hotpotqa":
-            c = "\n".join(
-                f"{t}: {''.join(s)}"
-                for t, s in zip(row["context"]["title"], row["context"]["sentences"], strict=True)
-            )
-            q = row["question"]
-            out.append(
-                Example(
-                    id=row["id"],
-                    task=task,
-                    source=_qa_source(q, c),
-                    question=q,
-                    context=c,
-                    answers=(row["answer"],),
-                )
-            )
-        elif task == "gsm8k":
-            out.append(_gsm8k(row, i))
-        else:
-            out.append(_xsum(row, i))
-    return out
+    make: dict[str, Callable[[dict[str, Any], int], Example]] = {
+        "sst2": lambda row, i: sst2_example(row, f"sst2-{i}"),
+        "agnews": lambda row, i: agnews_example(row, f"agnews-{i}"),
+        "trec": lambda row, i: trec_example(row, f"trec-{i}"),
+        "squad": lambda row, i: squad_example(row, "squad"),
+        "squad_v2": lambda row, i: squad_example(row, "squad_v2"),
+        "hotpotqa": lambda row, i: hotpot_example(row, str(row["id"])),
+        "gsm8k": gsm8k_example,
+        "xsum": xsum_example,
+    }
+    return [make[task](row, i) for i, row in enumerate(ds)]
 
 
 def load_examples(

@@ -36,7 +36,8 @@ from latentwire_core import (
     with_eos,
 )
 from latentwire_core.interlingua import slot_counts
-from latentwire_core.prompting import SlotPrompt
+from latentwire_core.ports import FrozenLM
+from latentwire_core.prompting import SlotPrompt, pad_id
 from latentwire_core.slots import Segment, assemble_batch
 from latentwire_core.tasks import Example, TaskSpec, compressed_text
 from latentwire_hf.config import PretrainConfig
@@ -125,7 +126,7 @@ class TeacherCache:
     def get(
         self,
         model: str,
-        lm: Any,
+        lm: FrozenLM,
         prompt: SlotPrompt,
         exs: Sequence[Example],
         answers: Sequence[Sequence[int]],
@@ -163,7 +164,7 @@ class TaskObjective:
     def __init__(
         self,
         *,
-        lms: Mapping[str, Any],
+        lms: Mapping[str, FrozenLM],
         features: Any,
         task: TaskSpec,
         examples: Sequence[Example],
@@ -345,7 +346,7 @@ class ContentObjective:
     def __init__(
         self,
         *,
-        lms: Mapping[str, Any],
+        lms: Mapping[str, FrozenLM],
         features: Any,
         items: Sequence[ContentItem],
         cfg: PretrainConfig,
@@ -409,10 +410,9 @@ class ContentObjective:
         total = torch.zeros((), device=device)
         for name in models:
             lm = self.lms[name]
-            pad = lm.special_ids["pad"] if lm.special_ids["pad"] is not None else lm.special_ids["eos"]
             rows = self.batch_rows(wire, name, soft[name], counts, idx, shuffle=shuffle)
             targets = [self.targets[name][i] for i in idx]
-            b = assemble_batch(rows, embed=lm.embed, answers=targets, pad_side="right", pad_id=int(pad))
+            b = assemble_batch(rows, embed=lm.embed, answers=targets, pad_side="right", pad_id=pad_id(lm))
             hidden = lm.hidden_states(b.inputs_embeds, b.attention_mask, b.position_ids)
             pos = prediction_positions(b.labels)
             logits = lm.logits(gather_at(hidden, pos))

@@ -28,23 +28,19 @@ from tqdm.auto import tqdm
 
 from latentwire_core import LatentWire
 from latentwire_core.logs import get_logger
+from latentwire_core.ports import FrozenLM
 from latentwire_core.tasks import Example, TaskSpec
 from latentwire_hf.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from latentwire_hf.config import TrainConfig
 from latentwire_hf.objectives import Objective, TaskObjective
 
-__all__ = ["NonFiniteLossError", "TrainConfig", "Trainer", "answer_text"]
+__all__ = ["NonFiniteLossError", "TrainConfig", "Trainer"]
 
 log = get_logger(__name__)
 
 
 class NonFiniteLossError(FloatingPointError):
     """Training produced a NaN/inf loss or weights; the message names the step. Nothing was saved after it."""
-
-
-def answer_text(ex: Example, task: TaskSpec) -> str:
-    """The target continuation after the anchor (verbaliser for classification); see ``TaskSpec.answer_text``."""
-    return task.answer_text(ex)
 
 
 def _lr_lambda(cfg: TrainConfig) -> Any:
@@ -67,11 +63,10 @@ class Trainer:
         task: prompt/answer spec.
         examples: training examples (never evaluation ones).
         cfg: hyper-parameters (a ``TrainConfig``, or a ``PretrainConfig`` with ``objective``).
-        run_dir: the run folder (``<stage>/metrics.jsonl`` and checkpoints go there).
+        ckpt_dir: where checkpoints go (and a resumed run finds them).
+        metrics_path: the per-step JSONL log (a resumed run drops its rows past the checkpoint).
         accelerator: an ``Accelerator``; one is made (CPU unless CUDA is present) if omitted.
         objective: what a step optimises; default the task objective over ``examples``.
-        stage: ``train`` (``checkpoints/``, ``train/metrics.jsonl``), or another stage name
-            (``pretrain``, ``control``: ``<stage>/checkpoints/``, ``<stage>/metrics.jsonl``).
         compress: what the wire carries for the default task objective (``source`` / ``context``).
     """
 
@@ -79,28 +74,23 @@ class Trainer:
         self,
         *,
         wire: torch.nn.Module,
-        lms: Mapping[str, Any],
+        lms: Mapping[str, FrozenLM],
         features: Any = None,
         task: TaskSpec | None = None,
         examples: Sequence[Example] = (),
         cfg: Any,
-        run_dir: Path,
+        ckpt_dir: Path,
+        metrics_path: Path,
         accelerator: Accelerator | None = None,
         objective: Objective | None = None,
-        stage: str = "train",
         compress: str = "source",
     ) -> None:
         self.cfg = cfg
         self.acc = accelerator or Accelerator(
             mixed_precision=cfg.mixed_precision if torch.cuda.is_available() else "no"
         )
-        self.run_dir = run_dir
-        self.ckpt_dir = run_dir / "checkpoints" if stage == "train" else run_dir / stage / "checkpoints"
-        self.metrics_path = run_dir / stage / "metrics.jsonl"
+        self.ckpt_dir, self.metrics_path = ckpt_dir, metrics_path
         self.lms = dict(lms)
-        for lm in self.lms.values():
-            if hasattr(lm, "model"):
-                lm.model.to(self.acc.device)
         if objective is None:
             if task is None or not examples:
                 raise ValueError("no training examples")

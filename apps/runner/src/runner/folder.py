@@ -1,0 +1,303 @@
+"""The run folder (DESIGN.md section 5): its layout, manifest, stage states, lock and rank gating.
+
+This module is the only place that spells a run folder's paths for writing; libraries are given
+explicit paths (the trainer its checkpoint folder and metrics log, the report its files). A reader
+(a benchmark, a study script) opens a folder with ``RunFolder(path, read_only=True)``: nothing
+in it is created, locked or rewritten.
+
+Torch-free, so the sweep planner and the CLI can read a folder's state without loading models.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tomllib
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "STAGE_OUTPUTS",
+    "RunFolder",
+    "RunFolderError",
+    "RunFolderMismatch",
+    "RunLock",
+    "now",
+    "rank_info",
+]
+
+# What each stage leaves behind; their digests go in the manifest and are checked when a stage is skipped.
+STAGE_OUTPUTS: dict[str, tuple[str, ...]] = {
+    "prepare": ("prepare/data.json",),
+    "evaluate": ("eval/predictions.parquet", "eval/metrics.json"),
+    "report": ("report/summary.md",),
+}
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def rank_info() -> tuple[int, bool]:
+    """``(world size, is the main rank)`` under ``accelerate launch`` / torchrun (``(1, True)`` alone)."""
+    return int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0")) == 0
+
+
+def _git(*args: str) -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", *args], capture_output=True, text=True, cwd=Path(__file__).parent, timeout=5
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def git_revision() -> str | None:
+    return _git("rev-parse", "HEAD") or None
+
+
+def git_dirty() -> bool | None:
+    """Whether tracked files differ from ``HEAD`` (the revision alone does not say what ran)."""
+    out = _git("status", "--porcelain", "--untracked-files=no")
+    return None if out is None else bool(out)
+
+
+def versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": sys.version.split()[0]}
+    for pkg in ("torch", "transformers", "accelerate", "latentwire-core", "latentwire-hf", "latentwire-eval"):
+        with contextlib.suppress(PackageNotFoundError):
+            out[pkg] = version(pkg)
+    return out
+
+
+class RunFolderMismatch(RuntimeError):
+    """The run folder holds another config's run; nothing was changed."""
+
+
+class RunFolderError(RuntimeError):
+    """A run folder that is locked by another runner, or whose files are unreadable; the message names it."""
+
+
+class RunLock:
+    """An exclusive lock on a run folder: ``<runs>/.<name>.lock`` holding the owner's PID.
+
+    ``flock`` is released by the kernel when its process dies, so a lock left by a killed
+    runner is taken over safely (no PID guessing); a live holder makes a second runner stop
+    with its PID in the message, before anything is written.
+    """
+
+    def __init__(self, run_dir: Path) -> None:
+        import fcntl
+
+        self.path = run_dir.parent / f".{run_dir.name}.lock"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._fh = self.path.open("a+")
+        try:
+            fcntl.flock(self._fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._fh.seek(0)
+            holder = self._fh.read().strip() or "unknown"
+            self._fh.close()
+            raise RunFolderError(
+                f"{run_dir} is in use by another runner (PID {holder}); wait for it or stop it"
+            ) from None
+        self._fh.seek(0)
+        self._fh.truncate()
+        self._fh.write(str(os.getpid()))
+        self._fh.flush()
+
+    def release(self) -> None:
+        import fcntl
+
+        if not self._fh.closed:
+            fcntl.flock(self._fh.fileno(), fcntl.LOCK_UN)
+            self._fh.close()
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def read_manifest(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise RunFolderError(f"{path}: corrupted ({e}); run with --fresh to start over") from None
+    if not isinstance(data, dict) or not isinstance(data.get("stages", {}), dict):
+        raise RunFolderError(f"{path}: not a run manifest (expected an object with 'stages')")
+    return data
+
+
+def _same_config(path: Path, resolved_toml: str) -> bool:
+    """The folder's resolved TOML holds the same values (however it was formatted when written)."""
+    try:
+        return bool(tomllib.loads(path.read_text(encoding="utf-8")) == tomllib.loads(resolved_toml))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise RunFolderError(f"{path}: unreadable ({e}); run with --fresh to start over") from None
+
+
+class RunFolder:
+    """One run folder: where each file lives, and (unless ``read_only``) its manifest and lock.
+
+    Args:
+        path: the folder (``<runs_dir>/<name>``).
+        read_only: open it to read (a benchmark, a study): no lock, no directory made, no write.
+    """
+
+    def __init__(self, path: Path, *, read_only: bool = False) -> None:
+        self.dir = path
+        self.read_only = read_only
+        self.world, self.is_main = rank_info()
+        self.lock: RunLock | None = None
+        self.manifest: dict[str, Any] = {}
+
+    # --- layout ------------------------------------------------------------------------------------
+    @property
+    def experiment_toml(self) -> Path:
+        return self.dir / "experiment.toml"
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.dir / "manifest.json"
+
+    @property
+    def log_path(self) -> Path:
+        return self.dir / "log.jsonl"
+
+    @property
+    def data_json(self) -> Path:
+        return self.dir / "prepare" / "data.json"
+
+    def checkpoints(self, stage: str = "train") -> Path:
+        """A training stage's checkpoints: ``checkpoints/`` for ``train``, ``<stage>/checkpoints/`` else."""
+        return self.dir / "checkpoints" if stage == "train" else self.dir / stage / "checkpoints"
+
+    def metrics_log(self, stage: str = "train") -> Path:
+        """A training stage's per-step log, ``<stage>/metrics.jsonl``."""
+        return self.dir / stage / "metrics.jsonl"
+
+    @property
+    def eval_partial(self) -> Path:
+        """Finished (reader, method) tables of an interrupted evaluation."""
+        return self.dir / "eval" / "partial"
+
+    @property
+    def predictions(self) -> Path:
+        return self.dir / "eval" / "predictions.parquet"
+
+    @property
+    def eval_metrics(self) -> Path:
+        return self.dir / "eval" / "metrics.json"
+
+    @property
+    def report_dir(self) -> Path:
+        return self.dir / "report"
+
+    @property
+    def summary(self) -> Path:
+        return self.report_dir / "summary.md"
+
+    # --- writing: the main rank of a runner only ---------------------------------------------------
+    def open_for_writing(self, resolved_toml: str, *, fresh: bool, name: str, seed: int) -> None:
+        """Lock the folder, check it holds this config (or start it), and load or begin its manifest.
+
+        Raises :class:`RunFolderMismatch` (another config's run; nothing changed) or
+        :class:`RunFolderError` (locked by a live runner, or a corrupted manifest).
+        """
+        if self.read_only:
+            raise RunFolderError(f"{self.dir} was opened read-only")
+        if self.is_main:
+            self.lock = RunLock(self.dir)  # one writer per run folder
+            if fresh and self.dir.exists():
+                shutil.rmtree(self.dir)
+            if self.experiment_toml.is_file() and not _same_config(self.experiment_toml, resolved_toml):
+                raise RunFolderMismatch(
+                    f"{self.dir} holds a run of a different config; nothing was changed. "
+                    "Use --fresh to start it over or give the experiment another name."
+                )
+            self.dir.mkdir(parents=True, exist_ok=True)
+            if not self.experiment_toml.is_file():
+                self.experiment_toml.write_text(resolved_toml)
+
+    def load_manifest(self, *, name: str, seed: int, machine: dict[str, Any]) -> None:
+        """Read the manifest (or begin one) and stamp it with versions, git state and ``machine``."""
+        self.manifest = (
+            read_manifest(self.manifest_path)
+            if self.manifest_path.is_file()
+            else {"name": name, "seed": seed, "created": now(), "stages": {}}
+        )
+        self.manifest.update(
+            versions=versions(), git_revision=git_revision(), git_dirty=git_dirty(), machine=machine
+        )
+        self.save_manifest()
+
+    def save_manifest(self) -> None:
+        if not self.is_main or self.read_only:
+            return
+        tmp = self.manifest_path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(self.manifest, indent=1))
+        os.replace(tmp, self.manifest_path)
+
+    def refresh_stages(self) -> None:
+        """Re-read the stage states (another rank may have finished a stage meanwhile)."""
+        if self.manifest_path.is_file():
+            self.manifest["stages"] = read_manifest(self.manifest_path).get("stages", {})
+
+    def stage_done(self, stage: str) -> bool:
+        return bool(self.manifest.get("stages", {}).get(stage, {}).get("status") == "done")
+
+    def begin_stage(self, stage: str) -> dict[str, Any]:
+        entry: dict[str, Any] = self.manifest["stages"].setdefault(stage, {})
+        entry.update(status="running", start=now())
+        self.save_manifest()
+        return entry
+
+    def fail_stage(self, stage: str, error: BaseException) -> None:
+        self.manifest["stages"][stage].update(
+            status="failed", error=f"{type(error).__name__}: {error}", end=now()
+        )
+        self.save_manifest()
+
+    def finish_stage(self, stage: str, seconds: float, info: dict[str, Any]) -> None:
+        """Mark ``stage`` done with its facts and the SHA-256 of what it left behind."""
+        entry = self.manifest["stages"][stage]
+        entry.update(status="done", end=now(), seconds=round(seconds, 1), **info)
+        entry["outputs"] = {
+            rel: sha256(self.dir / rel) for rel in STAGE_OUTPUTS.get(stage, ()) if (self.dir / rel).is_file()
+        }
+        self.save_manifest()
+
+    def finish(self) -> None:
+        self.manifest["finished"] = now()
+        self.save_manifest()
+
+    def damaged_outputs(self, stage: str) -> list[str]:
+        """A finished stage's artefacts that are missing or no longer match their recorded SHA-256."""
+        recorded = self.manifest.get("stages", {}).get(stage, {}).get("outputs", {})
+        bad = []
+        for rel in STAGE_OUTPUTS.get(stage, ()):
+            path = self.dir / rel
+            if not path.is_file():
+                bad.append(f"{rel} (missing)")
+            elif rel in recorded and sha256(path) != recorded[rel]:
+                bad.append(f"{rel} (changed or corrupted)")
+        return bad
+
+    def status(self) -> str:
+        """``new`` (no manifest), ``done`` (reported) or ``partial`` (read-only; never raises)."""
+        if not self.manifest_path.is_file():
+            return "new"
+        try:
+            stages = json.loads(self.manifest_path.read_text()).get("stages", {})
+        except (OSError, json.JSONDecodeError, AttributeError):
+            return "partial"
+        return "done" if stages.get("report", {}).get("status") == "done" else "partial"
