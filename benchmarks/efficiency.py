@@ -47,8 +47,8 @@ import attrs
 import torch
 
 from latentwire_core.message import pack, unpack
+from latentwire_core.prompting import SlotPrompt
 from latentwire_core.tasks import Example, get_task
-from latentwire_eval.evaluate import Prompt
 from latentwire_hf.checkpoint import latest_checkpoint, load_weights
 from latentwire_hf.config import TrainConfig
 from latentwire_hf.data import load_examples
@@ -148,7 +148,7 @@ def main() -> None:
     rows: list[dict[str, Any]] = []
     for name in readers:
         lm = load_frozen_lm(name, device=dev)
-        prompt = Prompt(lm, task, compress="context")
+        prompt = SlotPrompt(lm, task, compress="context")
         for n_tok in lengths:
             texts = _contexts(lm, n_tok, args.batch)
             exs = [

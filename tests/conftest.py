@@ -26,12 +26,36 @@ def seed() -> int:
     return 0
 
 
+ASSETS = REPO / "tests" / "assets"
+
+
+def _full_data() -> Path | None:
+    """The full offline benchmark files (DESIGN.md section 4): $LATENTWIRE_DATA, else ../shared/data."""
+    env = os.environ.get("LATENTWIRE_DATA")
+    if env:
+        if not Path(env).is_dir():
+            pytest.fail(f"LATENTWIRE_DATA={env} is not a folder")
+        return Path(env)
+    path = REPO.parent / "shared" / "data"
+    return path if path.is_dir() else None
+
+
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
-    """The offline benchmark files (DESIGN.md section 4), from LATENTWIRE_DATA or ../shared/data."""
-    env = os.environ.get("LATENTWIRE_DATA")
-    path = Path(env) if env else REPO.parent / "shared" / "data"
-    if not path.is_dir():
-        pytest.fail(f"benchmark data not found at {path}; set LATENTWIRE_DATA")
-    os.environ.setdefault("LATENTWIRE_DATA", str(path))  # what the runner reads
+    """Benchmark files for runs: the full offline files when present, else the tiny slices of SST-2,
+    SQuAD and SQuAD v2 in tests/assets/data (cut from them by tests/assets/make_assets.py), so the
+    suite runs from the repository alone."""
+    path = _full_data() or ASSETS / "data"
+    os.environ["LATENTWIRE_DATA"] = str(path)  # what the runner reads
+    return path
+
+
+@pytest.fixture(scope="session")
+def full_data_dir() -> Path:
+    """The full offline files, for tests of facts about them (counts, official-script agreement on the
+    whole dev sets, every task's loader); skipped, saying why, where they are absent."""
+    path = _full_data()
+    if path is None:
+        pytest.skip("the full offline benchmark files are absent (no ../shared/data, LATENTWIRE_DATA unset)")
+    os.environ["LATENTWIRE_DATA"] = str(path)
     return path

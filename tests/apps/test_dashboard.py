@@ -1,10 +1,11 @@
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
 import pytest
-from run_fixtures import make_finished_run, make_running_run  # type: ignore[import-not-found]
+from run_fixtures import MODELS, make_finished_run, make_running_run  # type: ignore[import-not-found]
 from streamlit.testing.v1 import AppTest
 
 from dashboard.runs import filter_examples, headline_table, list_runs, load_run, wide_examples
@@ -13,9 +14,9 @@ APP = Path(__file__).resolve().parents[2] / "apps" / "dashboard" / "src" / "dash
 
 
 @pytest.fixture
-def runs_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def runs_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, data_dir: Path) -> Path:
     make_finished_run(tmp_path)
-    make_finished_run(tmp_path, "gamma", shift=0.1)
+    make_finished_run(tmp_path, "gamma", n_tokens=8)
     make_running_run(tmp_path)
     monkeypatch.setenv("LATENTWIRE_RUNS", str(tmp_path))
     return tmp_path
@@ -29,28 +30,33 @@ def test_reading_runs_copes_with_incomplete_folders(runs_dir: Path) -> None:
     assert any("predictions" in m for m in beta.missing) and beta.curves is not None and len(beta.curves) == 1
     table = headline_table(list(runs.values()))
     assert set(table["run"]) == {"alpha", "beta", "gamma"}
-    assert table[table["run"] == "alpha"]["95% CI"].iloc[0] == "[0.500, 0.700]"
+    first = json.loads((runs_dir / "alpha" / "eval" / "metrics.json").read_text())["results"][0]
+    row = table[
+        (table["run"] == "alpha") & (table["model"] == first["model"]) & (table["method"] == first["method"])
+    ]
+    assert row["95% CI"].iloc[0] == f"[{first['ci_low']:.3f}, {first['ci_high']:.3f}]"
 
 
 def test_example_filters(runs_dir: Path) -> None:
     run = load_run(runs_dir / "alpha")
-    wide = wide_examples(run.predictions, "smollm2-135m")
+    wide = wide_examples(run.predictions, "tiny-llama")
     assert {"gold", "text", "latent", "token_budget", "latent accuracy"} <= set(wide.columns)
+    assert len(wide) == 12
     methods = ["text", "latent", "token_budget"]
     dis = filter_examples(wide, methods, disagree=True)
-    assert 0 < len(dis) < len(wide)
+    assert len(dis) == int((wide[methods].nunique(axis=1) > 1).sum())
     wrong = filter_examples(wide, methods, wrong_method="latent")
-    assert (wrong["latent accuracy"] < 1).all() and len(wrong)
-    assert len(filter_examples(wide, methods, text="zebra")) == len(
-        wide[(wide[methods] == "zebra crossing").any(axis=1)]
-    )
+    assert (wrong["latent accuracy"] < 1).all() and len(wrong) == int((wide["latent accuracy"] < 1).sum())
+    # a text search matches the gold label and every method's output
+    mentions = (wide[["gold", *methods]] == "positive").any(axis=1)
+    assert len(filter_examples(wide, methods, text="positive")) == int(mentions.sum())
 
 
 def test_across_runs_points_and_holm(runs_dir: Path) -> None:
     from dashboard.runs import across_runs
 
     points, tests = across_runs(list_runs(runs_dir))
-    assert set(points["M"]) == {8, 16} and set(points["run"]) == {"alpha", "gamma"}
+    assert set(points["M"]) == {4, 8} and set(points["run"]) == {"alpha", "gamma"}
     assert len(tests) == 8 and (tests["p_holm_across_runs"] >= tests["p_mcnemar"]).all()
 
 
@@ -71,14 +77,16 @@ def test_app_pages_render(runs_dir: Path) -> None:
     # the soft-token diagnostics panel: one row per (reader, stage)
     assert any(s.value == "Soft tokens against each reader's embeddings" for s in at.subheader)
     diag = next(d.value for d in at.dataframe if "RMS ratio" in d.value.columns)
-    assert diag["stage"].tolist() == ["before calibration", "received"]
-    assert diag["RMS ratio"].tolist() == pytest.approx([100.0, 1.0], rel=1e-3)
+    written = json.loads((runs_dir / "alpha" / "eval" / "metrics.json").read_text())["embedding_diagnostics"]
+    want = [written[m][s]["rms_ratio"] for m in MODELS for s in ("before_calibration", "received")]
+    assert diag["stage"].tolist() == ["before calibration", "received"] * len(MODELS)
+    assert diag["RMS ratio"].tolist() == pytest.approx(want, rel=1e-3)
     at.sidebar.selectbox[0].set_value("beta").run()
     assert any("not there yet" in i.value for i in at.info)
     at.sidebar.radio[0].set_value("Examples").run()
     at.sidebar.selectbox[0].set_value("alpha").run()
     assert not at.exception
-    assert any("of 6 examples" in c.value for c in at.caption)
+    assert any("of 12 examples" in c.value for c in at.caption)
     at.checkbox[0].check().run()
     assert any("examples" in c.value for c in at.caption)
     at.sidebar.radio[0].set_value("Compare").run()

@@ -3,40 +3,24 @@
 from __future__ import annotations
 
 import json
+import tomllib
 from pathlib import Path
 
 import pandas as pd
 import pytest
+import tomli_w
 
 from runner.__main__ import main
 
-TINY = """
-name = "{name}"
-[data]
-task = "{task}"
-train_limit = 24
-eval_limit = 12
-[models]
-names = ["tiny-llama", "tiny-gemma3"]
-[features]
-max_length = 48
-[wire]
-n_tokens = 4
-d_z = 32
-[train]
-steps = 4
-batch_size = 4
-ckpt_every = 2
-log_every = 2
-[eval]
-batch_size = 8
-bootstrap_resamples = 200
-"""
+TINY = Path(__file__).resolve().parents[1] / "assets" / "tiny.toml"
 
 
 def _exp(tmp_path: Path, task: str = "sst2", name: str = "tiny") -> Path:
+    """tests/assets/tiny.toml under another name and task."""
+    cfg = tomllib.loads(TINY.read_text())
+    cfg["name"], cfg["data"]["task"] = name, task
     p = tmp_path / f"{name}.toml"
-    p.write_text(TINY.format(name=name, task=task))
+    p.write_text(tomli_w.dumps(cfg))
     return p
 
 

@@ -5,10 +5,11 @@ import pandas as pd
 import pytest
 import torch
 
+from latentwire_core.prompting import SlotPrompt
 from latentwire_core.tasks import Example, get_task
 from latentwire_core.testing import FakeFrozenLM
 from latentwire_eval.baselines import PCABaseline, fit_linear_probe, kshot_instruction, mean_pool_slot
-from latentwire_eval.evaluate import Prompt, evaluate_method, sequence_scores, token_budget_slot
+from latentwire_eval.evaluate import evaluate_method, sequence_scores, token_budget_slot
 from latentwire_eval.report import compute_metrics, derive_joint_oracle
 from latentwire_eval.stats import mcnemar_test
 
@@ -84,7 +85,7 @@ def test_token_budget_keeps_the_question_first() -> None:
 
 
 def test_sequence_scores_match_hand_computed_nll_with_eos() -> None:
-    prompt = Prompt(LM, SST2)
+    prompt = SlotPrompt(LM, SST2)
     slot = LM.tokenize(["nice"])[0]
     target = [*LM.tokenize([" positive"])[0], LM.EOS]
     got = sequence_scores(prompt, [slot], [target])[0]
@@ -118,7 +119,7 @@ def test_evaluate_method_rows(task) -> None:
             for i in range(3)
         ]
     )
-    prompt = Prompt(LM, task)
+    prompt = SlotPrompt(LM, task)
     res = evaluate_method(
         prompt,
         exs,

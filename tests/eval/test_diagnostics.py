@@ -3,10 +3,11 @@ from __future__ import annotations
 import pytest
 import torch
 
+from latentwire_core.prompting import SlotPrompt
 from latentwire_core.tasks import Example, get_task
 from latentwire_core.testing import FakeFrozenLM
 from latentwire_eval.diagnostics import embedding_diagnostics
-from latentwire_eval.evaluate import Prompt, evaluate_method
+from latentwire_eval.evaluate import evaluate_method
 
 
 def test_vocabulary_rows_are_their_own_nearest_tokens_at_the_embedding_scale() -> None:
@@ -41,7 +42,7 @@ def test_evaluation_batches_by_length_but_returns_rows_in_example_order() -> Non
         Example(id=f"e{i}", task="squad", source="x" * n, question="q?", context="x" * n, answers=("x",))
         for i, n in enumerate(lens)
     ]
-    p = Prompt(lm, task, compress="context")
+    p = SlotPrompt(lm, task, compress="context")
     seen: list[list[str]] = []
 
     def slot_fn(chunk):  # records the batches it is asked for

@@ -5,9 +5,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from latentwire_core.prompting import SlotPrompt
 from latentwire_core.tasks import Example, get_task
 from latentwire_core.testing import FakeFrozenLM
-from latentwire_eval.evaluate import Prompt, evaluate_method
+from latentwire_eval.evaluate import evaluate_method
 from latentwire_eval.gencache import GenerationCache
 
 
@@ -20,7 +21,7 @@ def _examples() -> list[Example]:
 
 def test_cached_answers_equal_fresh_ones_and_skip_the_reader(tmp_path: Path, monkeypatch) -> None:
     lm = FakeFrozenLM()
-    p = Prompt(lm, get_task("squad"), compress="context")
+    p = SlotPrompt(lm, get_task("squad"), compress="context")
     exs = _examples()
 
     def text(chunk):
@@ -48,7 +49,7 @@ def test_cached_answers_equal_fresh_ones_and_skip_the_reader(tmp_path: Path, mon
 
 def test_soft_token_prompts_are_never_cached(tmp_path: Path) -> None:
     lm = FakeFrozenLM()
-    p = Prompt(lm, get_task("squad"), compress="context")
+    p = SlotPrompt(lm, get_task("squad"), compress="context")
     cache = GenerationCache(tmp_path / "g.sqlite", "fake:1")
 
     def soft(chunk):

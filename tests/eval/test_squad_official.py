@@ -62,14 +62,14 @@ def _predictions(dataset: list[dict], seed: int = 0) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def v1(data_dir: Path) -> tuple[list[dict], list]:
-    path = data_dir / "squad" / "dev-v1.1.json"
+def v1(full_data_dir: Path) -> tuple[list[dict], list]:
+    path = full_data_dir / "squad" / "dev-v1.1.json"
     return json.loads(path.read_text(encoding="utf-8"))["data"], read_squad(path, "squad")
 
 
 @pytest.fixture(scope="module")
-def v2(data_dir: Path) -> tuple[list[dict], list]:
-    path = data_dir / "squad_v2" / "dev-v2.0-half.json"
+def v2(full_data_dir: Path) -> tuple[list[dict], list]:
+    path = full_data_dir / "squad_v2" / "dev-v2.0-half.json"
     return json.loads(path.read_text(encoding="utf-8"))["data"], read_squad(path, "squad_v2")
 
 

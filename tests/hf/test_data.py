@@ -10,8 +10,8 @@ TASKS = ["sst2", "agnews", "trec", "squad", "squad_v2", "hotpotqa", "gsm8k", "xs
 
 
 @pytest.mark.parametrize("task", TASKS)
-def test_every_task_loads_from_the_real_files_without_overlap(task: str, data_dir: Path) -> None:
-    train, evaluation, report = load_train_eval(task, data_dir=data_dir, train_limit=300, eval_limit=200)
+def test_every_task_loads_from_the_real_files_without_overlap(task: str, full_data_dir: Path) -> None:
+    train, evaluation, report = load_train_eval(task, data_dir=full_data_dir, train_limit=300, eval_limit=200)
     assert train and evaluation and not report.skipped
     assert not {e.id for e in train} & {e.id for e in evaluation}
     assert not {e.source for e in train} & {e.source for e in evaluation}
@@ -24,18 +24,18 @@ def test_every_task_loads_from_the_real_files_without_overlap(task: str, data_di
         assert len({e.group for e in evaluation}) > 20
 
 
-def test_known_counts(data_dir: Path) -> None:
+def test_known_counts(full_data_dir: Path) -> None:
     # counts from ../shared/data/README.md
-    assert len(load_examples("sst2", "eval", data_dir=data_dir)) == 872
-    assert len(load_examples("squad", "eval", data_dir=data_dir)) == 10570
-    assert len(load_examples("gsm8k", "eval", data_dir=data_dir)) == 1319
-    ag_tr, ag_ev = (load_examples("agnews", s, data_dir=data_dir) for s in ("train", "eval"))
+    assert len(load_examples("sst2", "eval", data_dir=full_data_dir)) == 872
+    assert len(load_examples("squad", "eval", data_dir=full_data_dir)) == 10570
+    assert len(load_examples("gsm8k", "eval", data_dir=full_data_dir)) == 1319
+    ag_tr, ag_ev = (load_examples("agnews", s, data_dir=full_data_dir) for s in ("train", "eval"))
     assert len(ag_tr) + len(ag_ev) == 7600
 
 
-def test_leaking_official_splits_are_deduplicated(data_dir: Path) -> None:
+def test_leaking_official_splits_are_deduplicated(full_data_dir: Path) -> None:
     # TREC's official train and test share 10 questions; they are removed from train and counted
-    _, _, report = load_train_eval("trec", data_dir=data_dir)
+    _, _, report = load_train_eval("trec", data_dir=full_data_dir)
     assert report.dropped_overlap == 10
 
 
@@ -128,3 +128,45 @@ def test_non_object_jsonl_rows_are_named(tmp_path: Path) -> None:
     rows = load_examples("gsm8k", "eval", data_dir=tmp_path, on_error="skip", report=report)
     assert len(rows) == 1 and len(report.skipped) == 2
     assert "test.jsonl:2" in report.skipped[0] and "test.jsonl:3" in report.skipped[1]
+
+
+def test_a_task_declared_by_its_spec_alone_loads_from_jsonl(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Adding a JSON Lines task is one TaskSpec entry: files and fields live on it, the loader is generic."""
+    import json
+
+    from latentwire_core.tasks import TASKS, TaskData, TaskSpec
+
+    spec = TaskSpec(
+        name="yesno",
+        kind="classification",
+        instruction="Is the answer to this question yes or no?\n",
+        labels=(" no", " yes"),
+        data=TaskData(
+            train="yesno/train.jsonl", eval="yesno/dev.jsonl", fields={"source": "q", "label": "a"}
+        ),
+    )
+    monkeypatch.setitem(TASKS, "yesno", spec)
+    (tmp_path / "yesno").mkdir()
+    rows = [{"q": f"is {i} even?", "a": int(i % 2 == 0)} for i in range(8)]
+    (tmp_path / "yesno" / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[:6]))
+    (tmp_path / "yesno" / "dev.jsonl").write_text(
+        "".join(json.dumps(r) + "\n" for r in rows[6:]) + '{"q": "no label"}\n'
+    )
+    train = load_examples("yesno", "train", data_dir=tmp_path)
+    assert [(e.source, e.label, e.id) for e in train[:2]] == [
+        ("is 0 even?", 1, "yesno-1"),
+        ("is 1 even?", 0, "yesno-2"),
+    ]
+    with pytest.raises(DataError, match=r"yesno/dev\.jsonl:3: KeyError"):
+        load_examples("yesno", "eval", data_dir=tmp_path)
+    report = LoadReport()
+    assert len(load_examples("yesno", "eval", data_dir=tmp_path, on_error="skip", report=report)) == 2
+    assert len(report.skipped) == 1
+    # the runner's config knows the task from the same registry
+    from runner.config import load_experiment
+
+    exp = tmp_path / "x.toml"
+    exp.write_text('name = "x"\n[data]\ntask = "yesno"\n')
+    assert load_experiment(exp).data.task == "yesno"

@@ -1,4 +1,4 @@
-"""``python -m runner experiment.toml [--set key=value ...] [--stage ...] [--fresh]``.
+"""``python -m runner experiment.toml [--set key=value ...] [--stage ...] [--fresh]`` (runner.cli).
 
 Also ``python -m runner sweep experiment.toml --grid key=v1,v2 --seeds 0,1,2`` (runner.sweep) and
 ``python -m runner encode RUN ...`` / ``python -m runner answer RUN ...`` (runner.wire_cli).
@@ -6,13 +6,7 @@ Also ``python -m runner sweep experiment.toml --grid key=v1,v2 --seeds 0,1,2`` (
 
 from __future__ import annotations
 
-import argparse
 import sys
-from pathlib import Path
-
-from latentwire_core.logs import configure_logging
-from latentwire_core.registry import UnknownNameError
-from runner.config import STAGES, ConfigError, load_experiment
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,61 +19,9 @@ def main(argv: list[str] | None = None) -> int:
         from runner.sweep import main as sweep_main
 
         return sweep_main(argv[1:])
-    p = argparse.ArgumentParser(prog="python -m runner", description=__doc__)
-    p.add_argument("experiment", type=Path, help="experiment TOML file")
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config value, e.g. --set train.steps=50 (repeatable)",
-    )
-    p.add_argument(
-        "--stage",
-        choices=STAGES,
-        action="append",
-        help="run only this stage (repeatable); default: all, skipping finished ones",
-    )
-    p.add_argument("--fresh", action="store_true", help="delete the run folder and start over")
-    p.add_argument("--runs-dir", type=Path, default=None, help="override the experiment's runs_dir")
-    args = p.parse_args(argv)
-    configure_logging(None)
-    try:  # validation first: a bad file is refused before torch / transformers are imported
-        exp = load_experiment(args.experiment, args.overrides)
-    except (ConfigError, UnknownNameError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    from latentwire_hf.checkpoint import CheckpointError
-    from latentwire_hf.data import DataError
-    from latentwire_hf.training import NonFiniteLossError
-    from runner.run import Run, RunFolderError, RunFolderMismatch
+    from runner.cli import run_main
 
-    expected = (
-        ConfigError,
-        UnknownNameError,
-        RunFolderMismatch,
-        RunFolderError,
-        DataError,
-        CheckpointError,
-        NonFiniteLossError,
-        OSError,
-    )
-    run: Run | None = None
-    try:
-        run = Run(exp, fresh=args.fresh, root=args.runs_dir)
-        stages = tuple(s for s in STAGES if s in args.stage) if args.stage else STAGES
-        run.run(stages)
-    except expected as e:  # an expected failure is one line naming the file / key, exit 2
-        print(f"\nerror: {e}", file=sys.stderr)  # on its own line, after any open progress bar
-        return 2
-    finally:
-        if run is not None and run.lock is not None:
-            run.lock.release()
-    print(f"run folder: {run.dir}", file=sys.stderr)
-    if run.folder.summary.is_file():
-        print(run.folder.summary.read_text())
-    return 0
+    return run_main(argv)
 
 
 if __name__ == "__main__":

@@ -164,7 +164,7 @@ def main(argv: list[str]) -> int:
         print(f"submit with: sbatch {script}")
         return 0
     if not args.report_only:
-        from runner.__main__ import main as run_main
+        from runner.cli import run_main
 
         for pt in points:
             if _status(Path(pt["dir"])) == "done":

@@ -60,8 +60,9 @@ def _encode(args: argparse.Namespace) -> int:
 
 
 def _answer(args: argparse.Namespace) -> int:
+    from latentwire_core.prompting import SlotPrompt
     from latentwire_core.tasks import Example
-    from latentwire_eval.evaluate import Prompt, answer_slots
+    from latentwire_eval.evaluate import answer_slots
     from latentwire_hf.frozen_lm import load_frozen_lm
 
     msg = sys.stdin.buffer.read() if str(args.message) == "-" else args.message.read_bytes()
@@ -69,7 +70,7 @@ def _answer(args: argparse.Namespace) -> int:
     soft = wire.soft_tokens(msg, args.model)  # every check of the message runs before the reader loads
     lm = load_frozen_lm(args.model, device=args.device)
     task = wire.task
-    prompt = Prompt(lm, task, compress=wire.spec.compress)
+    prompt = SlotPrompt(lm, task, compress=wire.spec.compress)
     ex = Example(id="message", task=task.name, source=args.question or "", question=args.question or "")
     if wire.spec.compress == "context" and not args.question:
         raise ValueError("this wire carries the context only: give the question with --question")

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import attrs
 
 __all__ = [
     "COMPRESS",
     "TASKS",
     "Example",
+    "TaskData",
     "TaskSpec",
     "compressed_text",
     "get_task",
@@ -65,6 +68,30 @@ class Example:
     group: str = ""
 
 
+def _pairs(fields: Any) -> tuple[tuple[str, str], ...]:
+    """``{field: key}`` kept as sorted pairs (a frozen, hashable spec)."""
+    return tuple(sorted(dict(fields).items()))
+
+
+@attrs.frozen(kw_only=True)
+class TaskData:
+    """Where a task's examples live when they are JSON Lines, and how a row becomes an :class:`Example`.
+
+    Args:
+        train / eval: paths under the data folder (``$LATENTWIRE_DATA``).
+        fields: ``{Example field: row key}`` for ``source``, ``question``, ``context``, ``answers``
+            (a string or a list of strings), ``label`` (an int) and ``id``. Without ``source`` a QA
+            row's source is built from its question and context; without ``id`` it is
+            ``<task>-<line>``.
+        hub: ``(dataset, config, train split, eval split)`` on the ``datasets`` hub, rows alike.
+    """
+
+    train: str
+    eval: str
+    fields: tuple[tuple[str, str], ...] = attrs.field(factory=tuple, converter=_pairs)
+    hub: tuple[str, str | None, str, str] | None = None
+
+
 @attrs.frozen(kw_only=True)
 class TaskSpec:
     """Args:
@@ -79,6 +106,8 @@ class TaskSpec:
         (``squad_v1``: evaluate-v1.1.py, ``squad_v2``: evaluate-v2.0.py).
     no_answer: the phrase the prompt asks for when there is no answer (SQuAD v2); it is
         the training target of an unanswerable question and is scored as the empty prediction.
+    data: a JSON Lines task's files and row fields (read by ``latentwire_hf.data``); the bundled
+        benchmarks with their own formats (TSV, SQuAD JSON, ...) have their own parsers there.
     """
 
     name: str
@@ -90,6 +119,7 @@ class TaskSpec:
     max_new_tokens: int = 16
     scoring: str = ""
     no_answer: str = ""
+    data: TaskData | None = None
 
     def answer_text(self, ex: Example) -> str:
         """The target continuation after the anchor: a label verbaliser, or " " + the first gold answer.

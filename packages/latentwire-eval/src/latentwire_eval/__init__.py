@@ -10,7 +10,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from latentwire_eval.evaluate import Prompt, evaluate_method, sequence_scores, token_budget_slot
+    from latentwire_eval.evaluate import evaluate_method, sequence_scores, token_budget_slot
     from latentwire_eval.methods import METHODS, EvalContext, Method, register_method
     from latentwire_eval.metrics import GOLD_METRICS, HEADLINE, METRICS, TASK_METRICS, MetricSpec
     from latentwire_eval.report import compute_metrics, derive_joint_oracle, write_report
@@ -24,7 +24,6 @@ _WHERE: dict[str, str] = {
     "METRICS": "latentwire_eval.metrics",
     "Method": "latentwire_eval.methods",
     "MetricSpec": "latentwire_eval.metrics",
-    "Prompt": "latentwire_eval.evaluate",
     "TASK_METRICS": "latentwire_eval.metrics",
     "bootstrap_ci": "latentwire_eval.stats",
     "compute_metrics": "latentwire_eval.report",
@@ -49,7 +48,6 @@ __all__ = [
     "EvalContext",
     "Method",
     "MetricSpec",
-    "Prompt",
     "bootstrap_ci",
     "compute_metrics",
     "derive_joint_oracle",

@@ -23,7 +23,7 @@ from latentwire_core.tasks import Example, question_head
 from latentwire_eval.gencache import GenerationCache
 from latentwire_eval.metrics import metric_fns, normalize_answer, postprocess_answer
 
-__all__ = ["MethodResult", "Prompt", "answer_slots", "evaluate_method", "token_budget_slot"]
+__all__ = ["MethodResult", "answer_slots", "evaluate_method", "token_budget_slot"]
 
 SlotFn = Callable[[Sequence[Example]], tuple[list[Segment], list[int]]]
 """examples -> (slot contents, wire bytes per example (0 for text methods))."""
@@ -32,9 +32,6 @@ SlotFn = Callable[[Sequence[Example]], tuple[list[Segment], list[int]]]
 @attrs.frozen
 class MethodResult:
     rows: list[dict[str, Any]]
-
-
-Prompt = SlotPrompt  # the shared prompt builder lives in core; training uses the same one
 
 
 def token_budget_slot(lm: PromptLM, ex: Example, budget: int) -> list[int]:
@@ -49,7 +46,7 @@ def token_budget_slot(lm: PromptLM, ex: Example, budget: int) -> list[int]:
 
 @torch.no_grad()
 def _score_labels(
-    prompt: Prompt, slots: list[Segment], tails: list[list[int]] | None = None
+    prompt: SlotPrompt, slots: list[Segment], tails: list[list[int]] | None = None
 ) -> list[list[float]]:
     """Log-probability of each label verbaliser after the prompt, per example."""
     firsts = [ids[0] for ids in prompt.label_ids]
@@ -73,7 +70,7 @@ def _score_labels(
 
 @torch.no_grad()
 def sequence_scores(
-    prompt: Prompt,
+    prompt: SlotPrompt,
     slots: list[Segment],
     targets: Sequence[Sequence[int]],
     *,
@@ -114,7 +111,7 @@ def sequence_scores(
     ]
 
 
-def _clean(prompt: Prompt, texts: list[str]) -> list[str]:
+def _clean(prompt: SlotPrompt, texts: list[str]) -> list[str]:
     if prompt.task.kind == "qa":  # one post-processing for every method (metrics.postprocess_answer)
         return [postprocess_answer(t) for t in texts]
     return [t.strip() for t in texts]
@@ -122,7 +119,7 @@ def _clean(prompt: Prompt, texts: list[str]) -> list[str]:
 
 @torch.no_grad()
 def _generate(
-    prompt: Prompt, slots: list[Segment], max_new_tokens: int, tails: list[list[int]] | None = None
+    prompt: SlotPrompt, slots: list[Segment], max_new_tokens: int, tails: list[list[int]] | None = None
 ) -> tuple[list[str], list[str]]:
     """Greedy answers: (raw decoded texts, post-processed outputs that are scored)."""
     b = prompt.generation_batch(slots, tails)
@@ -135,7 +132,7 @@ def _generate(
 
 
 def _generate_cached(
-    prompt: Prompt,
+    prompt: SlotPrompt,
     slots: list[Segment],
     max_new_tokens: int,
     tails: list[list[int]] | None,
@@ -170,7 +167,7 @@ def _generate_cached(
 
 
 @torch.no_grad()
-def answer_slots(prompt: Prompt, slots: list[Segment], tails: list[list[int]] | None = None) -> list[str]:
+def answer_slots(prompt: SlotPrompt, slots: list[Segment], tails: list[list[int]] | None = None) -> list[str]:
     """The answers a reader gives for filled slots, as evaluation scores them: the best label
     verbaliser for a classification task, the post-processed greedy answer otherwise."""
     if prompt.task.kind == "classification":
@@ -180,7 +177,7 @@ def answer_slots(prompt: Prompt, slots: list[Segment], tails: list[list[int]] | 
 
 
 def evaluate_method(
-    prompt: Prompt,
+    prompt: SlotPrompt,
     examples: Sequence[Example],
     slot_fn: SlotFn,
     *,

@@ -41,10 +41,10 @@ if TYPE_CHECKING:
 
     from latentwire_core.codec import QuantWireCodec
     from latentwire_core.ports import FrozenLM
+    from latentwire_core.prompting import SlotPrompt
     from latentwire_core.slots import Segment
     from latentwire_core.soft_prompt import SoftPromptControl
     from latentwire_core.wire import LatentWire
-    from latentwire_eval.evaluate import Prompt
 
 __all__ = [
     "METHODS",
@@ -117,15 +117,15 @@ class EvalContext:
     control: SoftPromptControl | None = None
     resolve_model: Callable[[str], Path] | None = None
     options: Mapping[str, Any] = attrs.field(factory=dict)
-    _prompts: dict[str, Prompt] = attrs.field(factory=dict, init=False)
+    _prompts: dict[str, SlotPrompt] = attrs.field(factory=dict, init=False)
     _shared: dict[str, Any] = attrs.field(factory=dict, init=False)
 
-    def plain_prompt(self, name: str, lm: FrozenLM) -> Prompt:
+    def plain_prompt(self, name: str, lm: FrozenLM) -> SlotPrompt:
         """The reader's task prompt, built once per reader (its prefix cache is a forward pass)."""
         if name not in self._prompts:
-            from latentwire_eval.evaluate import Prompt
+            from latentwire_core.prompting import SlotPrompt
 
-            self._prompts[name] = Prompt(lm, self.task, compress=self.compress)
+            self._prompts[name] = SlotPrompt(lm, self.task, compress=self.compress)
         return self._prompts[name]
 
     def shared(self, key: str, build: Callable[[], Any]) -> Any:
@@ -165,7 +165,7 @@ class Method:
         self.ctx, self.reader, self.lm = ctx, reader, lm
 
     @property
-    def prompt(self) -> Prompt:
+    def prompt(self) -> SlotPrompt:
         """The prompt this method's slot goes into (the reader's task prompt)."""
         return self.ctx.plain_prompt(self.reader, self.lm)
 
@@ -244,8 +244,8 @@ class TextKShot(Text):
     """The whole text after ``kshot`` demonstrations drawn from the training split."""
 
     def fit(self) -> None:
+        from latentwire_core.prompting import SlotPrompt
         from latentwire_eval.baselines import kshot_instruction
-        from latentwire_eval.evaluate import Prompt
 
         instr = kshot_instruction(
             self.ctx.task,
@@ -254,10 +254,10 @@ class TextKShot(Text):
             seed=self.ctx.seed,
             compress=self.ctx.compress,
         )
-        self._prompt = Prompt(self.lm, self.ctx.task, instruction=instr, compress=self.ctx.compress)
+        self._prompt = SlotPrompt(self.lm, self.ctx.task, instruction=instr, compress=self.ctx.compress)
 
     @property
-    def prompt(self) -> Prompt:
+    def prompt(self) -> SlotPrompt:
         return getattr(self, "_prompt", None) or self.ctx.plain_prompt(self.reader, self.lm)
 
 

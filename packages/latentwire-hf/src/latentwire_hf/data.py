@@ -266,6 +266,35 @@ def _jsonl(r: _Reader, make: Callable[[dict[str, Any], int], Example]) -> Iterat
             r.bad(n, f"{type(e).__name__}: {e}")
 
 
+def row_example(task: str, row: dict[str, Any], n: int) -> Example:
+    """A row of a task declared with :class:`~latentwire_core.tasks.TaskData` (JSON Lines or hub)."""
+    spec = get_task(task)
+    assert spec.data is not None
+    f = dict(spec.data.fields)
+
+    def get(name: str) -> Any:
+        return row[f[name]] if name in f else None
+
+    q, c = str(get("question") or "").strip(), str(get("context") or "")
+    raw = get("answers")
+    answers = tuple(dict.fromkeys([raw] if isinstance(raw, str) else list(raw or ())))
+    if not all(isinstance(a, str) for a in answers):
+        raise TypeError(f"answers must be strings, got {raw!r:.60}")
+    source = str(get("source")).strip() if "source" in f else qa_source(q, c)
+    if not source:
+        raise ValueError("empty source")
+    label = get("label")
+    return Example(
+        id=str(get("id")) if "id" in f else f"{task}-{n}",
+        task=task,
+        source=source,
+        question=q,
+        context=c,
+        answers=answers,
+        label=None if label is None else int(label),
+    )
+
+
 def _split(items: list[Example], split: Split, *, frac: float, seed: int) -> list[Example]:
     order = list(range(len(items)))
     random.Random(seed).shuffle(order)
@@ -278,6 +307,10 @@ def _offline(task: str, split: Split, root: Path, on_error: OnError, report: Loa
     def rd(rel: str) -> _Reader:
         return _Reader(root / rel, on_error, report)
 
+    spec = get_task(task)
+    if spec.data is not None:  # a JSON Lines task declared by its TaskSpec
+        path = spec.data.train if split == "train" else spec.data.eval
+        return list(_jsonl(rd(path), lambda row, n: row_example(task, row, n)))
     if task == "sst2":
         return list(_sst2(rd("sst2/train.tsv" if split == "train" else "sst2/dev.tsv")))
     if task == "agnews":  # only the official test split exists offline: split it (seed 0), documented
@@ -318,7 +351,10 @@ def _from_hub(task: str, split: Split) -> list[Example]:  # pragma: no cover - n
         )
     import datasets
 
-    name, config, tr, ev = _HUB[task]
+    spec = get_task(task)
+    if spec.data is not None and spec.data.hub is None:
+        raise DataError(f"{task}: no data folder (set LATENTWIRE_DATA) and no hub dataset declared")
+    name, config, tr, ev = spec.data.hub if spec.data is not None and spec.data.hub else _HUB[task]
     ds = datasets.load_dataset(name, config, split=tr if split == "train" else ev)
     make: dict[str, Callable[[dict[str, Any], int], Example]] = {
         "sst2": lambda row, i: sst2_example(row, f"sst2-{i}"),
@@ -330,6 +366,8 @@ def _from_hub(task: str, split: Split) -> list[Example]:  # pragma: no cover - n
         "gsm8k": gsm8k_example,
         "xsum": xsum_example,
     }
+    if spec.data is not None:
+        return [row_example(task, row, i) for i, row in enumerate(ds)]
     return [make[task](row, i) for i, row in enumerate(ds)]
 
 
