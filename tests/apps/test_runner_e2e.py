@@ -198,7 +198,7 @@ def test_the_content_recipe_runs_end_to_end_with_its_controls(
         assert "always abstaining" in (run / "report" / "summary.md").read_text()
     # soft-token scale and nearest-vocabulary diagnostics, per reader, before and after calibration
     diag = metrics["embedding_diagnostics"]
-    readers = set(preds["model"]) - {"joint", "oracle"}
+    readers = set(preds["model"]) - {"all readers", "no reader"}
     assert readers <= set(diag)
     for name in readers:
         for stage in ("before_calibration", "received"):

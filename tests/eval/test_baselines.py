@@ -10,6 +10,7 @@ from latentwire_core.tasks import Example, get_task
 from latentwire_core.testing import FakeFrozenLM
 from latentwire_eval.baselines import PCABaseline, fit_linear_probe, kshot_instruction, mean_pool_slot
 from latentwire_eval.evaluate import evaluate_method, sequence_scores, token_budget_slot
+from latentwire_eval.methods import ALL_READERS, NO_READER
 from latentwire_eval.report import compute_metrics, derive_joint_oracle
 from latentwire_eval.stats import mcnemar_test
 
@@ -178,7 +179,7 @@ def _preds() -> pd.DataFrame:
         rows.append(
             {
                 "example_id": f"e{i}",
-                "model": "minilm-l6 probe",
+                "model": NO_READER,
                 "method": "linear_probe",
                 "accuracy": 1.0,
                 "confidence": 0.9,
@@ -196,8 +197,9 @@ def _preds() -> pd.DataFrame:
 def test_joint_picks_the_more_confident_model_and_oracle_the_best() -> None:
     preds = _preds()
     derived = derive_joint_oracle(preds, SST2)
-    joint = derived[derived["model"] == "joint"].set_index("example_id")
-    oracle = derived[derived["model"] == "oracle"].set_index("example_id")
+    assert set(derived["model"]) == {ALL_READERS}  # combined rows are no reader's own
+    joint = derived[derived["method"] == "joint"].set_index("example_id")
+    oracle = derived[derived["method"] == "oracle"].set_index("example_id")
     assert joint.loc["e1", "picked_model"] == "a" and joint.loc["e0", "picked_model"] == "b"
     assert (oracle["accuracy"] == 1.0).all()  # one of the two models is right on every example here
 
@@ -215,7 +217,9 @@ def test_compute_metrics_compares_latent_with_baselines_and_references() -> None
     assert lat_a["token_compression"] == pytest.approx(2.5) and lat_a["byte_compression"] == pytest.approx(
         0.5
     )
-    assert set(res["model"]) >= {"joint", "oracle"}
+    assert {("all readers", "joint"), ("all readers", "oracle")} <= set(
+        zip(res["model"], res["method"], strict=True)
+    )
 
 
 def test_paired_tests_pair_by_example_id_not_row_order() -> None:

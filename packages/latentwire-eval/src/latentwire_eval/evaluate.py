@@ -22,6 +22,7 @@ from latentwire_core.slots import Segment
 from latentwire_core.tasks import Example, question_head
 from latentwire_eval.gencache import GenerationCache
 from latentwire_eval.metrics import metric_fns, normalize_answer, postprocess_answer
+from latentwire_eval.records import Prediction
 
 __all__ = ["MethodResult", "answer_slots", "evaluate_method", "token_budget_slot"]
 
@@ -247,42 +248,41 @@ def evaluate_method(
             chunk, outputs, raw, scores, slots, wire_bytes, confidence, gold_sc, cached_latency, strict=True
         ):
             gold = task.golds(ex)
-            row: dict[str, Any] = {
-                "example_id": ex.id,
-                "model": lm.name,
-                "method": method,
-                "source": ex.source,
-                "output": out,
-                "raw_output": rw,
-                "gold": " | ".join(gold),
-                "has_answer": bool(gold),
-                "group": ex.group or ex.id,
-                "slot_tokens": int(slot.shape[0]) if isinstance(slot, torch.Tensor) else len(slot),
-                "prompt_tokens": len(prompt.before)
-                + (int(slot.shape[0]) if isinstance(slot, torch.Tensor) else len(slot))
-                + len(prompt.after),  # the whole prompt the model reads, this method's slot included
-                "wire_bytes": int(wb),
-                "prompt_utf8_bytes": len(ex.source.encode("utf-8")),
-                "compressed_utf8_bytes": len(prompt.slot_text(ex).strip().encode("utf-8")),
-                "latency_s": latency if lat_i is None else slot_s + lat_i,
-                "label_logprobs": sc,
-                "confidence": conf,
-            }
+            n_slot = int(slot.shape[0]) if isinstance(slot, torch.Tensor) else len(slot)
+            pred = Prediction(
+                example_id=ex.id,
+                model=lm.name,
+                method=method,
+                source=ex.source,
+                output=out,
+                raw_output=rw,
+                gold=" | ".join(gold),
+                has_answer=bool(gold),
+                group=ex.group or ex.id,
+                slot_tokens=n_slot,
+                # the whole prompt the model reads, this method's slot included
+                prompt_tokens=len(prompt.before) + n_slot + len(prompt.after),
+                wire_bytes=int(wb),
+                prompt_utf8_bytes=len(ex.source.encode("utf-8")),
+                compressed_utf8_bytes=len(prompt.slot_text(ex).strip().encode("utf-8")),
+                latency_s=latency if lat_i is None else slot_s + lat_i,
+                label_logprobs=sc,
+                confidence=conf,
+            )
             if encoded is not None:
                 seen = encoded(ex)
-                row["encoded_utf8_bytes"] = len(seen.encode("utf-8"))
+                pred.encoded_utf8_bytes = len(seen.encode("utf-8"))
                 if task.kind == "qa" and gold:
                     low = normalize_answer(seen)
-                    row["answer_in_slot"] = any(
-                        normalize_answer(g) in low for g in gold if normalize_answer(g)
-                    )
+                    pred.answer_in_slot = any(normalize_answer(g) in low for g in gold if normalize_answer(g))
             if gs:
-                row["nll_per_token"] = gs["nll"]
-                row["first_token_acc1"] = float(gs["first_rank"] == 0)
-                row["first_token_acc5"] = float(0 <= gs["first_rank"] < 5)
-            for m, fn in fns.items():
-                row[m] = fn(out, gold)
-            rows.append(row)
+                pred.extra = {
+                    "nll_per_token": gs["nll"],
+                    "first_token_acc1": float(gs["first_rank"] == 0),
+                    "first_token_acc5": float(0 <= gs["first_rank"] < 5),
+                }
+            pred.scores = {m: fn(out, gold) for m, fn in fns.items()}
+            rows.append(pred.as_row())
         if progress is not None:
             progress(len(chunk))
     back = {i: k for k, i in enumerate(order)}

@@ -47,7 +47,9 @@ if TYPE_CHECKING:
     from latentwire_core.wire import LatentWire
 
 __all__ = [
+    "ALL_READERS",
     "METHODS",
+    "NO_READER",
     "EvalContext",
     "Method",
     "TokenMethod",
@@ -57,6 +59,11 @@ __all__ = [
 ]
 
 METHODS: Registry[type[Method]] = Registry("evaluation method")
+
+ALL_READERS = "all readers"
+"""The ``model`` value of a combined method's rows (``joint``, ``oracle``: they draw on every reader)."""
+NO_READER = "no reader"
+"""The ``model`` value of a reference method's rows (``linear_probe``: no LLM answers)."""
 
 
 def register_method(name: str) -> Callable[[type[Method]], type[Method]]:
@@ -467,6 +474,7 @@ class LinearProbe(Method):
 
         from latentwire_core.logs import get_logger
         from latentwire_eval.baselines import fit_linear_probe
+        from latentwire_eval.records import Prediction
 
         fs, task = ctx.features, ctx.task
 
@@ -487,21 +495,22 @@ class LinearProbe(Method):
             out = task.labels[int(y)].strip()
             gold = task.labels[int(e.label or 0)].strip()
             rows.append(
-                {
-                    "example_id": e.id,
-                    "model": f"{ctx.options.get('features_source', 'features')} probe",
-                    "method": "linear_probe",
-                    "source": e.source,
-                    "output": out,
-                    "gold": gold,
-                    "accuracy": float(out == gold),
-                    "slot_tokens": 0,
-                    "wire_bytes": 0,
-                    "prompt_utf8_bytes": len(e.source.encode("utf-8")),
-                    "latency_s": latency,
-                    "label_logprobs": np.log(p + 1e-12).tolist(),
-                    "confidence": float(p.max()),
-                }
+                Prediction(
+                    example_id=e.id,
+                    model=NO_READER,
+                    method="linear_probe",
+                    source=e.source,
+                    output=out,
+                    gold=gold,
+                    slot_tokens=0,
+                    wire_bytes=0,
+                    prompt_utf8_bytes=len(e.source.encode("utf-8")),
+                    latency_s=latency,
+                    label_logprobs=np.log(p + 1e-12).tolist(),
+                    confidence=float(p.max()),
+                    scores={"accuracy": float(out == gold)},
+                    extra={"features": str(ctx.options.get("features_source", ""))},
+                ).as_row()
             )
         get_logger("eval").info(
             "linear_probe",
@@ -521,7 +530,7 @@ class _Combined(Method):
         from latentwire_eval.report import derive_joint_oracle
 
         derived = derive_joint_oracle(preds, task)
-        return derived[derived["model"] == cls.name]
+        return derived[derived["method"] == cls.name]
 
 
 @register_method("joint")

@@ -11,17 +11,18 @@ import numpy as np
 import pandas as pd
 
 from latentwire_core.tasks import TaskSpec
+from latentwire_eval.methods import ALL_READERS, NO_READER
 from latentwire_eval.metrics import GOLD_METRICS, HEADLINE, METRICS, TASK_METRICS
+from latentwire_eval.records import MetricResult
 from latentwire_eval.stats import holm, mcnemar_test, mean_ci, paired_bootstrap
 
-__all__ = ["REFERENCE_METHODS", "compute_metrics", "derive_joint_oracle", "write_report"]
-
-REFERENCE_METHODS = ("linear_probe",)  # model-independent rows, compared with every model's latent
+__all__ = ["compute_metrics", "derive_joint_oracle", "write_report"]
 
 
 def derive_joint_oracle(preds: pd.DataFrame, task: TaskSpec) -> pd.DataFrame:
     """Rows for ``joint`` (per example, the model more confident in its own latent answer) and
-    ``oracle`` (per example, the best model's latent answer: an upper bound, not a method)."""
+    ``oracle`` (per example, the best model's latent answer: an upper bound, not a method), under the
+    model :data:`~latentwire_eval.methods.ALL_READERS`; ``picked_model`` says whose answer it is."""
     lat = preds[preds["method"] == "latent"]
     if lat["model"].nunique() < 2:
         return preds.iloc[0:0]
@@ -34,7 +35,8 @@ def derive_joint_oracle(preds: pd.DataFrame, task: TaskSpec) -> pd.DataFrame:
         ):
             row = pick.copy()
             row["picked_model"] = pick["model"]
-            row["model"] = name
+            row["model"] = ALL_READERS
+            row["method"] = name
             out.append(row)
     return pd.DataFrame(out)
 
@@ -96,31 +98,34 @@ def compute_metrics(
                     vals.to_numpy(), groups=groups, n_resamples=n_resamples, seed=seed
                 )
                 results.append(
-                    {
-                        "model": model,
-                        "method": method,
-                        "subset": subset,
-                        "ci_method": how,
-                        "n_groups": len(set(groups)) if groups is not None else len(vals),
-                        "metric": metric,
-                        "higher_is_better": (METRICS | GOLD_METRICS)[metric].higher_is_better,
-                        "value": mean,
-                        "ci_low": lo,
-                        "ci_high": hi,
-                        "n": len(vals),
-                        "slot_tokens": float(sg["slot_tokens"].mean()),
-                        "prompt_tokens": float(sg["prompt_tokens"].mean()) if "prompt_tokens" in sg else None,
-                        "wire_bytes": float(sg["wire_bytes"].mean()),
-                        "prompt_utf8_bytes": float(sg["prompt_utf8_bytes"].mean()),
-                        "latency_s": float(sg["latency_s"].mean()),
-                        **comp,
-                        **_coverage(sg),
-                    }
+                    MetricResult(
+                        model=str(model),
+                        method=str(method),
+                        subset=subset,
+                        ci_method=how,
+                        n_groups=len(set(groups)) if groups is not None else len(vals),
+                        metric=metric,
+                        higher_is_better=(METRICS | GOLD_METRICS)[metric].higher_is_better,
+                        value=mean,
+                        ci_low=lo,
+                        ci_high=hi,
+                        n=len(vals),
+                        slot_tokens=float(sg["slot_tokens"].mean()),
+                        prompt_tokens=float(sg["prompt_tokens"].mean()) if "prompt_tokens" in sg else None,
+                        wire_bytes=float(sg["wire_bytes"].mean()),
+                        prompt_utf8_bytes=float(sg["prompt_utf8_bytes"].mean()),
+                        latency_s=float(sg["latency_s"].mean()),
+                        token_compression=comp["token_compression"],
+                        byte_compression=comp["byte_compression"],
+                        coverage=_coverage(sg),
+                    ).as_row()
                 )
     comparisons: list[dict[str, Any]] = []
-    refs = preds[preds["method"].isin(REFERENCE_METHODS)]
+    refs = preds[
+        preds["model"] == NO_READER
+    ]  # answered without a reader: compared with every reader's latent
     for model, g in preds.groupby("model", sort=False):
-        if "latent" not in set(g["method"]) or model in ("joint", "oracle"):
+        if "latent" not in set(g["method"]) or model in (ALL_READERS, NO_READER):
             continue
         lat = g[g["method"] == "latent"].set_index("example_id")
         others = {m: g[g["method"] == m] for m in g["method"].unique() if m != "latent"}
@@ -175,9 +180,7 @@ def _plots(run_dir: Path, metrics: dict[str, Any], curves: pd.DataFrame | None) 
     if not res.empty:
         metric = metrics.get("headline", metrics["metrics"][-1])
         r = res[res["metric"] == metric]
-        models = [
-            m for m in dict.fromkeys(r["model"]) if m not in ("joint", "oracle") and not m.endswith(" probe")
-        ]
+        models = [m for m in dict.fromkeys(r["model"]) if m not in (ALL_READERS, NO_READER)]
         methods = list(dict.fromkeys(r["method"]))
         colors = {m: f"C{i % 10}" for i, m in enumerate(methods)}
         fig, axes = plt.subplots(
@@ -198,7 +201,7 @@ def _plots(run_dir: Path, metrics: dict[str, Any], curves: pd.DataFrame | None) 
                 ax.axhline(
                     metrics["majority_class"]["rate_on_eval"], ls="--", c="grey", label="majority class"
                 )
-            for _, row in r[r["model"].str.endswith(" probe")].iterrows():
+            for _, row in r[r["model"] == NO_READER].iterrows():
                 ax.axhline(row["value"], ls=":", c="black", label=f"{row['method']} (no LLM)")
             ax.set_xscale("log")
             ax.set_xlabel("slot length (tokens, log)")
