@@ -639,5 +639,8 @@ class Run:
         return out
 
     def _report(self) -> dict[str, Any]:
-        write_report(self.dir)
+        f = self.folder
+        write_report(
+            f.eval_metrics, f.report_dir, manifest_path=f.manifest_path, curves_path=f.metrics_log("train")
+        )
         return {}

@@ -168,14 +168,13 @@ def _fmt(v: float) -> str:
     return f"{v:.3f}"
 
 
-def _plots(run_dir: Path, metrics: dict[str, Any], curves: pd.DataFrame | None) -> list[str]:
+def _plots(rep: Path, metrics: dict[str, Any], curves: pd.DataFrame | None) -> list[str]:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     made = []
-    rep = run_dir / "report"
     res = pd.DataFrame(metrics["results"])
     if not res.empty:
         metric = metrics.get("headline", metrics["metrics"][-1])
@@ -274,29 +273,30 @@ def _diagnostics_lines(diag: dict[str, Any] | None) -> list[str]:
     return lines
 
 
-def write_report(run_dir: Path) -> Path:
-    """Write ``report/summary.md`` (+ PNG plots) from the run folder's files.
+def write_report(
+    metrics_path: Path, out_dir: Path, *, manifest_path: Path | None = None, curves_path: Path | None = None
+) -> Path:
+    """Write ``out_dir/summary.md`` (+ PNG plots) from an evaluation's metrics, the run's manifest
+    (name, machine, stage times) and its training log, each given by path.
 
     Raises:
-        FileNotFoundError: ``eval/metrics.json`` is missing (evaluate has not run).
+        FileNotFoundError: ``metrics_path`` is missing (evaluate has not run).
     """
-    mpath = run_dir / "eval" / "metrics.json"
-    if not mpath.is_file():
-        raise FileNotFoundError(f"{mpath} is missing; run the evaluate stage first")
-    metrics = json.loads(mpath.read_text())
+    if not metrics_path.is_file():
+        raise FileNotFoundError(f"{metrics_path} is missing; run the evaluate stage first")
+    metrics = json.loads(metrics_path.read_text())
     manifest = (
-        json.loads((run_dir / "manifest.json").read_text()) if (run_dir / "manifest.json").is_file() else {}
+        json.loads(manifest_path.read_text()) if manifest_path is not None and manifest_path.is_file() else {}
     )
-    curves_path = run_dir / "train" / "metrics.jsonl"
     curves = (
         pd.read_json(curves_path, lines=True)
-        if curves_path.is_file() and curves_path.stat().st_size
+        if curves_path is not None and curves_path.is_file() and curves_path.stat().st_size
         else None
     )
-    (run_dir / "report").mkdir(exist_ok=True)
-    plots = _plots(run_dir, metrics, curves)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    plots = _plots(out_dir, metrics, curves)
     res = pd.DataFrame(metrics["results"])
-    lines = [f"# {manifest.get('name', run_dir.name)}: {metrics['task']}", ""]
+    lines = [f"# {manifest.get('name', out_dir.parent.name)}: {metrics['task']}", ""]
     machine = manifest.get("machine", {})
     lines.append(
         f"Ran on {machine.get('gpu') or 'CPU'} ({machine.get('platform', '?')}, {machine.get('cpus', '?')} cores), "
@@ -413,6 +413,6 @@ def write_report(run_dir: Path) -> Path:
     for p in plots:
         lines.append(f"![{p}]({p})")
         lines.append("")
-    out = run_dir / "report" / "summary.md"
+    out = out_dir / "summary.md"
     out.write_text("\n".join(lines))
     return out
