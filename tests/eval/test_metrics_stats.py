@@ -154,3 +154,14 @@ def test_mcnemar_uses_only_discordant_pairs() -> None:
     assert mcnemar_test(more_a, more_b)["p_value"] == pytest.approx(base["p_value"])
     # exact binomial on 12 vs 3: two-sided p = 2 * P(X <= 3 | n=15, 1/2) = 0.03516
     assert base["p_value"] == pytest.approx(0.03515625)
+
+
+def test_identical_paired_samples_have_a_zero_width_difference_ci_clustered_or_not() -> None:
+    """All differences 0 (two runs that answered alike): the CI is [0, 0], not a proportion's Wilson interval."""
+    from latentwire_eval.stats import paired_bootstrap
+
+    x = np.random.default_rng(0).random(50).round()
+    groups = [i // 5 for i in range(50)]
+    for g in (None, groups):
+        r = paired_bootstrap(x, x.copy(), groups=g, n_resamples=300, seed=0)
+        assert (r["diff"], r["ci_low"], r["ci_high"], r["p_value"]) == (0.0, 0.0, 0.0, 1.0)

@@ -192,10 +192,12 @@ def paired_bootstrap(
         boot = sums[idx].sum(axis=1) / counts[idx].sum(axis=1)
     else:
         mean, lo, hi = bootstrap_ci(d, confidence=confidence, n_resamples=n_resamples, seed=seed)
-        if np.all(d == d[0]):
-            lo = hi = mean  # identical differences everywhere: nothing varies
         idx = rng.integers(0, d.size, size=(n_resamples, d.size))
         boot = d[idx].mean(axis=1)
+    if np.all(d == d[0]):
+        # identical differences everywhere: nothing varies (a proportion's Wilson interval does not
+        # apply to a difference, clustered or not)
+        lo = hi = mean
     p = float(np.mean(np.abs(boot - d.mean()) >= abs(d.mean())))
     return {"diff": mean, "ci_low": lo, "ci_high": hi, "p_value": max(p, 1.0 / (n_resamples + 1))}
 
