@@ -5,9 +5,9 @@ python scripts/compare_quickstart.py OLD/metrics.json NEW/metrics.json   # exit 
 
 import json
 import sys
+from pathlib import Path
 
-old = json.load(open(sys.argv[1]))
-new = json.load(open(sys.argv[2]))
+old, new = (json.loads(Path(a).read_text()) for a in sys.argv[1:3])
 
 
 def key_old(r):
