@@ -33,11 +33,13 @@ def _full_data() -> Path | None:
     """The full offline benchmark files (DESIGN.md section 4): $LATENTWIRE_DATA, else ../shared/data."""
     env = os.environ.get("LATENTWIRE_DATA")
     if env:
-        if not Path(env).is_dir():
-            pytest.fail(f"LATENTWIRE_DATA={env} is not a folder")
         return Path(env)
     path = REPO.parent / "shared" / "data"
     return path if path.is_dir() else None
+
+
+# read once, before any fixture points LATENTWIRE_DATA at the slices
+FULL_DATA = _full_data()
 
 
 @pytest.fixture(scope="session")
@@ -45,7 +47,9 @@ def data_dir() -> Path:
     """Benchmark files for runs: the full offline files when present, else the tiny slices of SST-2,
     SQuAD and SQuAD v2 in tests/assets/data (cut from them by tests/assets/make_assets.py), so the
     suite runs from the repository alone."""
-    path = _full_data() or ASSETS / "data"
+    if FULL_DATA is not None and not FULL_DATA.is_dir():
+        pytest.fail(f"LATENTWIRE_DATA={FULL_DATA} is not a folder")
+    path = FULL_DATA or ASSETS / "data"
     os.environ["LATENTWIRE_DATA"] = str(path)  # what the runner reads
     return path
 
@@ -54,8 +58,9 @@ def data_dir() -> Path:
 def full_data_dir() -> Path:
     """The full offline files, for tests of facts about them (counts, official-script agreement on the
     whole dev sets, every task's loader); skipped, saying why, where they are absent."""
-    path = _full_data()
-    if path is None:
+    if FULL_DATA is None:
         pytest.skip("the full offline benchmark files are absent (no ../shared/data, LATENTWIRE_DATA unset)")
-    os.environ["LATENTWIRE_DATA"] = str(path)
-    return path
+    if not FULL_DATA.is_dir():
+        pytest.fail(f"LATENTWIRE_DATA={FULL_DATA} is not a folder")
+    os.environ["LATENTWIRE_DATA"] = str(FULL_DATA)
+    return FULL_DATA

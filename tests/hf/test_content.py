@@ -275,3 +275,16 @@ def test_standardization_centres_and_scales_pooled_slots_on_training_texts(tmp_p
     torch.testing.assert_close(solo, z[1, : solo.shape[0]], atol=1e-5, rtol=1e-4)
     with pytest.raises(ValueError, match="without standardize"):
         plain.fit_standardization([fs.features(TEXTS)])
+
+
+def test_the_hf_encoder_kind_is_known_to_config_validation_without_torch() -> None:
+    """latentwire_hf.config makes lm_pool a known encoder name, read from lm_encoder.py's source."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; import latentwire_hf.config; from latentwire_core.config import INTERLINGUAS;"
+        "print(INTERLINGUAS.names(), 'torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "['lm_pool', 'mean_pool', 'perceiver'] False", out.stderr
