@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from test_runner_e2e import _exp  # type: ignore[import-not-found]
+from test_run import _exp  # type: ignore[import-not-found]
 
 from runner.__main__ import main
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from test_runner_e2e import _exp  # type: ignore[import-not-found]
+from test_run import _exp  # type: ignore[import-not-found]
 
 pytestmark = pytest.mark.slow
 
