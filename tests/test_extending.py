@@ -114,3 +114,5 @@ def test_a_new_metric_is_scored_and_reported(monkeypatch: pytest.MonkeyPatch) ->
     out = compute_metrics(pd.DataFrame(rows), task=get_task("squad"), n_resamples=200)
     got = {(r["method"], r["metric"]): r["value"] for r in out["results"]}
     assert got[("latent", "contains")] == pytest.approx(0.5)
+    tested = {(c["latent_vs"], c["metric"]) for c in out["comparisons"]}
+    assert ("text", "contains") in tested  # paired test and Holm like every other metric
