@@ -15,12 +15,11 @@ import os
 import platform
 import shutil
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import attrs
-import numpy as np
 import pandas as pd
 import torch
 from tqdm.auto import tqdm
@@ -29,19 +28,14 @@ from latentwire_core import LatentWire, QuantWireCodec
 from latentwire_core.interlingua import build_interlingua, slot_counts
 from latentwire_core.logs import configure_logging, get_logger
 from latentwire_core.message import (
-    FORMAT_VERSION,
-    HEADER_BYTES,
     encoder_fingerprint,
-    message_bytes,
 )
 from latentwire_core.registry import UnknownNameError
 from latentwire_core.soft_prompt import SoftPromptControl
 from latentwire_core.tasks import Example, compressed_text, get_task
-from latentwire_eval.diagnostics import embedding_diagnostics
 from latentwire_eval.evaluate import evaluate_method
 from latentwire_eval.gencache import GenerationCache
 from latentwire_eval.methods import METHODS, EvalContext, derangement
-from latentwire_eval.metrics import metric_fns
 from latentwire_eval.report import compute_metrics, write_report
 from latentwire_hf.checkpoint import latest_checkpoint, load_weights
 from latentwire_hf.data import DataError, load_train_eval
@@ -52,6 +46,7 @@ from latentwire_hf.objectives import ContentObjective, SoftPromptObjective, Task
 from latentwire_hf.pretrained import WireSpec, spec_from_core, write_spec
 from latentwire_hf.training import Trainer
 from runner.config import STAGES, Experiment, to_toml
+from runner.eval_extras import add_wire_bytes, embedding_report, squad_v2_references, wire_summary
 from runner.folder import RunFolder, RunFolderError, RunFolderMismatch, RunLock, read_manifest
 
 __all__ = ["STAGES", "Run", "RunFolderError", "RunFolderMismatch", "RunLock"]
@@ -558,12 +553,7 @@ class Run:
         combined = [k.combine(preds, self.task) for k in kinds.values() if k.scope == "combined"]
         if combined:
             preds = pd.concat([preds, *combined], ignore_index=True)
-        m_i = preds["example_id"].map(budgets)
-        preds["n_tokens"] = m_i
-        for prec in ("fp16", "int8", "int4"):  # the latent's wire at every precision, scales included
-            c = QuantWireCodec(attrs.evolve(self.exp.codec, precision=prec))
-            sizes = {m: message_bytes(c, n_tokens=int(m), d_z=w.d_z) for m in set(budgets.values())}
-            preds[f"latent_wire_bytes_{prec}"] = m_i.map(sizes)
+        add_wire_bytes(preds, budgets, self.exp.codec, d_z=w.d_z)
         preds.to_parquet(self.folder.predictions, index=False)
         metrics = compute_metrics(
             preds,
@@ -572,32 +562,22 @@ class Run:
             n_resamples=ev.bootstrap_resamples,
             seed=self.exp.seed,
         )
-        mean_m = float(np.mean(list(budgets.values())))
-        metrics["wire"] = {
-            "n_tokens": w.n_tokens if w.ratio <= 0 else mean_m,
-            "ratio": w.ratio,
-            "compress": w.compress,
-            "encoder": w.encoder,
-            "d_z": w.d_z,
-            "precision": self.exp.codec.precision,
-            "bytes": {p: float(preds[f"latent_wire_bytes_{p}"].mean()) for p in ("fp16", "int8", "int4")},
-            "message_format": FORMAT_VERSION,
-            "header_bytes": HEADER_BYTES,  # of every message's bytes above: header + CRC32
-        }
+        metrics["wire"] = wire_summary(self.exp, budgets, preds)
         if "latent" in ev.methods:
-            metrics["embedding_diagnostics"] = self._embedding_diagnostics(
-                evaluation, wire, ctx.codec, budgets
+            assert ctx.codec is not None
+            metrics["embedding_diagnostics"] = embedding_report(
+                evaluation,
+                wire,
+                ctx.codec,
+                budgets,
+                features=self.features(),
+                lms=self.lms(),
+                compress=w.compress,
+                device=self.device,
+                seed=self.exp.seed,
             )
         if self.task.scoring == "squad_v2":
-            metrics["no_answer_phrase"] = (
-                f"predictions equal to {self.task.no_answer!r} (normalised) are scored as the empty answer"
-            )
-            # the reference every v2 number must beat: abstain on every question
-            fns = metric_fns(self.task)
-            metrics["always_abstain"] = {
-                name: float(np.mean([fn("", self.task.golds(e)) for e in evaluation]))
-                for name, fn in fns.items()
-            } | {"n": len(evaluation), "no_answer_share": float(np.mean([not e.answers for e in evaluation]))}
+            metrics |= squad_v2_references(self.task, evaluation)
         self.folder.eval_metrics.write_text(json.dumps(metrics, indent=1))
         return {"n_predictions": len(preds)}
 
@@ -605,38 +585,6 @@ class Run:
         """The encoder fingerprint every message of this run carries (latentwire_core.message)."""
         assert self.wire_spec is not None, "build_wire() first"
         return encoder_fingerprint(wire.encoder, self.wire_spec.encoder_identity())
-
-    @torch.no_grad()
-    def _embedding_diagnostics(
-        self,
-        evaluation: list[Example],
-        wire: LatentWire,
-        codec: QuantWireCodec | None,
-        budgets: Mapping[str, int],
-    ) -> dict[str, Any]:
-        """Per reader: soft-token RMS and nearest-vocabulary cosine, before and after calibration,
-        on the first 64 evaluation examples as the reader receives them (after the codec)."""
-        w = self.exp.wire
-        assert codec is not None
-        chunk = evaluation[:64]
-        feats, mask = self.features().features([compressed_text(e, w.compress) for e in chunk])
-        counts = [budgets[e.id] for e in chunk]
-        cnt = torch.tensor(counts, dtype=torch.long, device=self.device)
-        z = wire.encode(feats.to(self.device), mask.to(self.device), cnt)
-        rx = codec.decode_rows(codec.encode_rows(z, cnt), counts, d_z=w.d_z)
-        out: dict[str, Any] = {"n_examples": len(chunk), "calibration": w.calibration}
-        for name, lm in self.lms().items():
-            raw = [wire.adapters(r[None].to(self.device), name)[0] for r in rx]
-            soft = [wire.to_model(r[None].to(self.device), name)[0] for r in rx]
-            out[name] = {
-                "received": embedding_diagnostics(
-                    soft, lm.embed, lm.vocab_size, lm.decode, seed=self.exp.seed
-                ),
-                "before_calibration": embedding_diagnostics(
-                    raw, lm.embed, lm.vocab_size, lm.decode, seed=self.exp.seed
-                ),
-            }
-        return out
 
     def _report(self) -> dict[str, Any]:
         f = self.folder

@@ -8,6 +8,8 @@ sqrt(d), so its weight matrix is the wrong reference). One gain per example, nev
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import torch
 from torch import nn
 
@@ -40,13 +42,14 @@ def calibrate_rms(
     return soft * (target_rms / example_rms(soft, counts, eps=eps))
 
 
-class Calibration(nn.Module):
+class Calibration(nn.Module, ABC):
     """One reader's calibration: soft tokens ``(B, M, d_model)`` -> the same, rescaled."""
 
+    @abstractmethod
     def forward(
         self, soft: torch.Tensor, *, target_rms: float, counts: torch.Tensor | None = None
     ) -> torch.Tensor:
-        raise NotImplementedError
+        """``soft`` rescaled toward ``target_rms``, measured over each row's first ``counts`` slots."""
 
 
 @CALIBRATIONS.register("none")

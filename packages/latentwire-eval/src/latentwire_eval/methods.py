@@ -26,6 +26,7 @@ they compute with when they run.
 from __future__ import annotations
 
 import random
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -146,7 +147,7 @@ class EvalContext:
         return compressed_text(e, self.compress)
 
 
-class Method:
+class Method(ABC):
     """One evaluation method for one reader. Subclasses set what fills the slot.
 
     Class attributes read by the config validator and the runner:
@@ -178,10 +179,11 @@ class Method:
 
     def fit(self) -> None:
         """Fit on ``ctx.train`` only (PCA, scorers); called once before :meth:`slots`."""
+        return None  # most methods have nothing to fit
 
+    @abstractmethod
     def slots(self, examples: Sequence[Example]) -> Slots:
         """The slot content of each example and its wire bytes."""
-        raise NotImplementedError
 
     def read(self, e: Example) -> str:
         """What the method read of ``e``'s compressed text (after any truncation)."""
@@ -198,19 +200,20 @@ class Method:
     @classmethod
     def reference_rows(cls, ctx: EvalContext, evaluation: Sequence[Example]) -> pd.DataFrame:
         """(``reference`` scope) rows answered without a reader."""
-        raise NotImplementedError
+        raise TypeError(f"{cls.name} has scope {cls.scope!r}: it answers through a reader, not alone")
 
     @classmethod
     def combine(cls, preds: pd.DataFrame, task: TaskSpec) -> pd.DataFrame:
         """(``combined`` scope) rows derived from the other methods' rows."""
-        raise NotImplementedError
+        raise TypeError(f"{cls.name} has scope {cls.scope!r}: it does not combine other methods' rows")
 
 
 class TokenMethod(Method):
     """A method whose slot is reader token ids (nothing crosses the wire)."""
 
+    @abstractmethod
     def ids(self, e: Example) -> list[int]:
-        raise NotImplementedError
+        """The reader token ids that fill ``e``'s slot."""
 
     def slots(self, examples: Sequence[Example]) -> Slots:
         return [self.ids(e) for e in examples], [0] * len(examples)

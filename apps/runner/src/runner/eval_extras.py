@@ -1,0 +1,99 @@
+"""What the evaluate stage adds to its predictions and metrics beyond the methods' own scores: the
+latent's message size at every precision, the wire's summary, the soft tokens' norm diagnostics and,
+for SQuAD v2, the abstain-always reference."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import attrs
+import numpy as np
+import pandas as pd
+import torch
+
+from latentwire_core import LatentWire, QuantWireCodec
+from latentwire_core.config import WireCodecConfig
+from latentwire_core.message import FORMAT_VERSION, HEADER_BYTES, message_bytes
+from latentwire_core.tasks import Example, TaskSpec, compressed_text
+from latentwire_eval.diagnostics import embedding_diagnostics
+from latentwire_eval.metrics import metric_fns
+from runner.config import Experiment
+
+__all__ = ["add_wire_bytes", "embedding_report", "squad_v2_references", "wire_summary"]
+
+PRECISIONS = ("fp16", "int8", "int4")
+
+
+def add_wire_bytes(
+    preds: pd.DataFrame, budgets: Mapping[str, int], codec: WireCodecConfig, *, d_z: int
+) -> None:
+    """Columns ``n_tokens`` (each example's M_i) and the latent's whole message at every precision."""
+    m_i = preds["example_id"].map(budgets)
+    preds["n_tokens"] = m_i
+    for prec in PRECISIONS:  # the latent's wire at every precision, scales included
+        c = QuantWireCodec(attrs.evolve(codec, precision=prec))
+        sizes = {m: message_bytes(c, n_tokens=int(m), d_z=d_z) for m in set(budgets.values())}
+        preds[f"latent_wire_bytes_{prec}"] = m_i.map(sizes)
+
+
+def wire_summary(exp: Experiment, budgets: Mapping[str, int], preds: pd.DataFrame) -> dict[str, Any]:
+    w = exp.wire
+    mean_m = float(np.mean(list(budgets.values())))
+    return {
+        "n_tokens": w.n_tokens if w.ratio <= 0 else mean_m,
+        "ratio": w.ratio,
+        "compress": w.compress,
+        "encoder": w.encoder,
+        "d_z": w.d_z,
+        "precision": exp.codec.precision,
+        "bytes": {p: float(preds[f"latent_wire_bytes_{p}"].mean()) for p in PRECISIONS},
+        "message_format": FORMAT_VERSION,
+        "header_bytes": HEADER_BYTES,  # of every message's bytes above: header + CRC32
+    }
+
+
+@torch.no_grad()
+def embedding_report(
+    evaluation: Sequence[Example],
+    wire: LatentWire,
+    codec: QuantWireCodec,
+    budgets: Mapping[str, int],
+    *,
+    features: Any,
+    lms: Mapping[str, Any],
+    compress: str,
+    device: str,
+    seed: int,
+) -> dict[str, Any]:
+    """Per reader: soft-token RMS and nearest-vocabulary cosine, before and after calibration,
+    on the first 64 evaluation examples as the reader receives them (after the codec)."""
+    chunk = list(evaluation[:64])
+    feats, mask = features.features([compressed_text(e, compress) for e in chunk])
+    counts = [budgets[e.id] for e in chunk]
+    cnt = torch.tensor(counts, dtype=torch.long, device=device)
+    z = wire.encode(feats.to(device), mask.to(device), cnt)
+    rx = codec.decode_rows(codec.encode_rows(z, cnt), counts, d_z=z.shape[-1])
+    out: dict[str, Any] = {"n_examples": len(chunk), "calibration": wire.cfg.calibration}
+    for name, lm in lms.items():
+        raw = [wire.adapters(r[None].to(device), name)[0] for r in rx]
+        soft = [wire.to_model(r[None].to(device), name)[0] for r in rx]
+        out[name] = {
+            "received": embedding_diagnostics(soft, lm.embed, lm.vocab_size, lm.decode, seed=seed),
+            "before_calibration": embedding_diagnostics(raw, lm.embed, lm.vocab_size, lm.decode, seed=seed),
+        }
+    return out
+
+
+def squad_v2_references(task: TaskSpec, evaluation: Sequence[Example]) -> dict[str, Any]:
+    """How the no-answer phrase is scored, and the reference every v2 number must beat: abstain always."""
+    fns = metric_fns(task)
+    return {
+        "no_answer_phrase": (
+            f"predictions equal to {task.no_answer!r} (normalised) are scored as the empty answer"
+        ),
+        "always_abstain": {
+            name: float(np.mean([fn("", task.golds(e)) for e in evaluation])) for name, fn in fns.items()
+        }
+        | {"n": len(evaluation), "no_answer_share": float(np.mean([not e.answers for e in evaluation]))},
+    }
