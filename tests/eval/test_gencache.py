@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -72,3 +73,31 @@ def test_a_damaged_cache_file_is_set_aside(tmp_path: Path) -> None:
     cache.put([(k, "x", 0.1)])
     assert cache.get([k]) == {k: ("x", pytest.approx(0.1))}
     assert path.with_suffix(".corrupt").is_file()
+
+
+def test_label_scores_of_text_prompts_are_cached_equal_and_skip_the_reader(tmp_path: Path, monkeypatch) -> None:
+    lm = FakeFrozenLM()
+    p = SlotPrompt(lm, get_task("sst2"))
+    exs = [
+        Example(id=f"s{i}", task="sst2", source=s, label=i % 2)
+        for i, s in enumerate(["a fine film", "dull", "it is a mess of a movie", "warm"])
+    ]
+
+    def text(chunk):
+        return [p.text_ids(e) for e in chunk], [0] * len(chunk)
+
+    cache = GenerationCache(tmp_path / "g.sqlite", "fake:1")
+    kw = {"method": "text", "batch_size": 4}
+    fresh = evaluate_method(p, exs, text, **kw)
+    first = evaluate_method(p, exs, text, cache=cache, **kw)
+    calls: list[int] = []
+    real = lm.hidden_states
+    monkeypatch.setattr(lm, "hidden_states", lambda *a, **k: calls.append(1) or real(*a, **k))
+    again = evaluate_method(p, exs, text, cache=cache, **kw)
+    assert calls == []  # every score came from the cache
+    for a, b, c in zip(fresh.rows, first.rows, again.rows, strict=True):
+        for k in ("output", "accuracy", "label_logprobs", "confidence", "nll_per_token", "first_token_acc1"):
+            assert a[k] == b[k] == c[k], k
+        assert c["latency_s"] > 0
+    with sqlite3.connect(tmp_path / "g.sqlite") as db:
+        assert db.execute("SELECT COUNT(*) FROM answers").fetchone() == (4,)

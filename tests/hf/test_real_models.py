@@ -83,3 +83,24 @@ def test_llmlingua_compresses_with_a_local_scorer_to_the_budget(tmp_path) -> Non
     # the head/context split matches the full text's tokenisation (no lone space token)
     assert head + full == lm.tokenize([f"Question: {q}\nContext: {ctx}"])[0]
     assert slot[len(head) :] != full[: 32 - len(head)]  # not plain truncation: llmlingua dropped tokens
+
+
+def test_llmlingua_compressions_are_kept_on_disk_with_their_time(tmp_path, monkeypatch) -> None:
+    from latentwire_eval.baselines import LLMLinguaBaseline
+    from latentwire_hf.models import cache_root
+
+    load_frozen_lm("smollm2-135m")  # converts once; its folder is the scorer
+    folder = cache_root() / "models" / "smollm2-135m"
+    store = tmp_path / "g.sqlite"
+    text = "it 's a charming and often affecting journey , though it drags in the middle . "
+    first = LLMLinguaBaseline(folder, tiktoken_cache=tmp_path / "tiktoken", store_path=store)
+    compressed = first.compress(text, 6)
+    assert first.replayed_seconds == 0.0  # computed here, nothing replayed
+    again = LLMLinguaBaseline(folder, tiktoken_cache=tmp_path / "tiktoken", store_path=store)
+    monkeypatch.setattr(
+        again.compressor, "compress_prompt", lambda *a, **k: pytest.fail("the scorer ran on a stored text")
+    )
+    assert again.compress(text, 6) == compressed
+    assert again.replayed_seconds > 0  # the stored compression time, reported in the rows' latency
+    with pytest.raises(BaseException, match="the scorer ran"):
+        again.compress(text, 5)  # another budget is another key

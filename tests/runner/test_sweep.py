@@ -107,6 +107,40 @@ def test_sweep_runs_resumes_and_aggregates_over_seeds(exp: Path, tmp_path: Path,
     assert before == after
 
 
+def test_points_differing_only_in_evaluation_keys_train_once(exp: Path, tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    args = ["sweep", str(exp), "--grid", "codec.precision=int8,int4", "--runs-dir", str(runs)]
+    assert main(args) == 0
+    root = runs / "study"
+    points = json.loads((root / "sweep.json").read_text())["points"]
+    assert [p.get("reuses_training_of") for p in points] == [None, points[0]["name"]]
+    lead, other = (json.loads((Path(p["dir"]) / "manifest.json").read_text()) for p in points)
+    stages = other["stages"]
+    for stage in ("prepare", "pretrain", "train"):
+        assert stages[stage]["adopted_from"] == points[0]["dir"] and stages[stage]["seconds"] == 0.0
+        assert stages[stage]["source_seconds"] == lead["stages"][stage]["seconds"]
+    assert "adopted_from" not in stages["evaluate"]  # each precision is evaluated on its own
+    a, b = (Path(p["dir"]) / "checkpoints" for p in points)
+    assert sorted(f.name for f in a.iterdir()) == sorted(f.name for f in b.iterdir())
+    # the same trained wire, sent at two precisions: int4 messages are smaller
+    preds = [pd.read_parquet(Path(p["dir"]) / "eval" / "predictions.parquet") for p in points]
+    lat = [df[df["method"] == "latent"]["wire_bytes"].mean() for df in preds]
+    assert lat[1] < lat[0]
+
+
+def test_reusing_training_of_a_run_that_differs_beyond_evaluation_is_refused(
+    exp: Path, tmp_path: Path, capsys
+) -> None:
+    runs = tmp_path / "runs"
+    assert main([str(exp), "--runs-dir", str(runs), "--stage", "prepare"]) == 0
+    capsys.readouterr()
+    code = main(
+        [str(exp), "--runs-dir", str(runs), "--set", "name=other", "--set", "wire.d_z=16"]
+        + ["--reuse-training", str(runs / "study")]
+    )
+    assert code == 2 and "differs beyond [codec]/[eval] (in wire)" in capsys.readouterr().err
+
+
 def test_slurm_script_runs_every_point_under_a_fake_sbatch(exp: Path, tmp_path: Path, capsys) -> None:
     runs = tmp_path / "runs"
     code = main(

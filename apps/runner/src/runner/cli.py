@@ -1,4 +1,4 @@
-"""``python -m runner experiment.toml [--set key=value ...] [--stage ...] [--fresh]``: one run."""
+"""``python -m runner experiment.toml [--set key=value ...] [--stage ...] [--fresh] [--reuse-training RUN_DIR]``: one run."""
 
 from __future__ import annotations
 
@@ -33,6 +33,14 @@ def run_main(argv: list[str]) -> int:
     )
     p.add_argument("--fresh", action="store_true", help="delete the run folder and start over")
     p.add_argument("--runs-dir", type=Path, default=None, help="override the experiment's runs_dir")
+    p.add_argument(
+        "--reuse-training",
+        type=Path,
+        default=None,
+        metavar="RUN_DIR",
+        help="take the finished prepare/pretrain/train stages of RUN_DIR, a run whose config differs "
+        "from this one only in [codec]/[eval] (a sweep does this for evaluation-only grid keys)",
+    )
     args = p.parse_args(argv)
     configure_logging(None)
     try:  # validation first: a bad file is refused before torch / transformers are imported
@@ -57,7 +65,7 @@ def run_main(argv: list[str]) -> int:
     )
     run: Run | None = None
     try:
-        run = Run(exp, fresh=args.fresh, root=args.runs_dir)
+        run = Run(exp, fresh=args.fresh, root=args.runs_dir, reuse_training=args.reuse_training)
         stages = tuple(s for s in STAGES if s in args.stage) if args.stage else STAGES
         run.run(stages)
     except expected as e:  # an expected failure is one line naming the file / key, exit 2

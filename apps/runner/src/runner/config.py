@@ -164,7 +164,8 @@ class EvalConfig:
     )  # 0: the latent's d_z (same numbers on the wire)
     pca_fit_examples: int = attrs.field(default=1000, validator=positive)
     llmlingua_scorer: str = "smollm2-135m"  # a causal LM folder or registry name, scored locally
-    # keep frozen readers' answers to all-token prompts (text baselines) across runs (latentwire_eval.gencache)
+    # keep frozen results of all-token prompts across runs (latentwire_eval.gencache): readers' answers
+    # and label scores for the text baselines, LLMLingua's compressions
     cache_generations: bool = True
 
 

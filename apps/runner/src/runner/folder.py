@@ -23,13 +23,16 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "EVAL_ONLY_TABLES",
     "STAGE_OUTPUTS",
+    "TRAINING_STAGES",
     "RunFolder",
     "RunFolderError",
     "RunFolderMismatch",
     "RunLock",
     "now",
     "rank_info",
+    "training_identity",
 ]
 
 # What each stage leaves behind; their digests go in the manifest and are checked when a stage is skipped.
@@ -38,6 +41,22 @@ STAGE_OUTPUTS: dict[str, tuple[str, ...]] = {
     "evaluate": ("eval/predictions.parquet", "eval/metrics.json"),
     "report": ("report/summary.md",),
 }
+
+
+# The stages that make the trained wire, and the folders they leave it in (adopt_training copies these).
+TRAINING_STAGES: dict[str, tuple[str, ...]] = {
+    "prepare": ("prepare",),
+    "pretrain": ("pretrain",),
+    "train": ("checkpoints", "train"),
+}
+# Config tables that only evaluation reads: runs differing only in them train the same wire.
+EVAL_ONLY_TABLES = ("codec", "eval")
+
+
+def training_identity(resolved_toml: str) -> dict[str, Any]:
+    """A resolved config without what does not change training (its name, ``[codec]``, ``[eval]``)."""
+    cfg = tomllib.loads(resolved_toml)
+    return {k: v for k, v in cfg.items() if k not in ("name", *EVAL_ONLY_TABLES)}
 
 
 def now() -> str:
@@ -275,6 +294,50 @@ class RunFolder:
             rel: sha256(self.dir / rel) for rel in STAGE_OUTPUTS.get(stage, ()) if (self.dir / rel).is_file()
         }
         self.save_manifest()
+
+    def adopt_training(self, src: Path, resolved_toml: str) -> list[str]:
+        """Take the finished training stages (``TRAINING_STAGES``) of the run in ``src`` instead of
+        training again; returns the stages adopted (those already done here are kept).
+
+        ``src`` must hold a run whose config equals this one but for its name, ``[codec]`` and
+        ``[eval]`` (a study's evaluation-only variants share one training). The stages' folders are
+        copied; each adopted stage records ``adopted_from`` and ``source_seconds`` (its own
+        ``seconds`` is 0: no compute was spent here). Stops at the first stage ``src`` has not finished.
+        """
+        source = RunFolder(src, read_only=True)
+        if not (source.experiment_toml.is_file() and source.manifest_path.is_file()):
+            raise RunFolderError(f"reuse training from {src}: not a run folder (no experiment.toml / manifest)")
+        theirs = source.experiment_toml.read_text(encoding="utf-8")
+        if training_identity(theirs) != training_identity(resolved_toml):
+            diff = sorted(
+                k
+                for k in set(training_identity(theirs)) | set(training_identity(resolved_toml))
+                if training_identity(theirs).get(k) != training_identity(resolved_toml).get(k)
+            )
+            raise RunFolderError(
+                f"reuse training from {src}: its config differs beyond [codec]/[eval] (in {', '.join(diff)})"
+            )
+        stages = read_manifest(source.manifest_path).get("stages", {})
+        adopted = []
+        for stage, folders in TRAINING_STAGES.items():
+            if self.stage_done(stage):
+                continue
+            entry = stages.get(stage, {})
+            if entry.get("status") != "done":
+                break
+            for rel in folders:
+                if (src / rel).is_dir():
+                    shutil.rmtree(self.dir / rel, ignore_errors=True)
+                    shutil.copytree(src / rel, self.dir / rel)
+            self.manifest["stages"][stage] = {
+                **entry,
+                "seconds": 0.0,
+                "source_seconds": entry.get("seconds"),
+                "adopted_from": str(src),
+            }
+            adopted.append(stage)
+        self.save_manifest()
+        return adopted
 
     def finish(self) -> None:
         self.manifest["finished"] = now()

@@ -58,7 +58,13 @@ class Run:
     """One experiment's run folder and its stages."""
 
     def __init__(
-        self, exp: Experiment, *, fresh: bool = False, root: Path | None = None, read_only: bool = False
+        self,
+        exp: Experiment,
+        *,
+        fresh: bool = False,
+        root: Path | None = None,
+        read_only: bool = False,
+        reuse_training: Path | None = None,
     ) -> None:
         self.exp = exp
         self.folder = RunFolder((root or Path(exp.runs_dir)) / exp.name, read_only=read_only)
@@ -101,6 +107,10 @@ class Run:
                     "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
                 },
             )
+            if reuse_training is not None and self.is_main:  # an evaluation-only variant of a finished run
+                adopted = self.folder.adopt_training(reuse_training, to_toml(exp))
+                log.info("adopted_training", source=str(reuse_training), stages=adopted)
+            self._barrier()
         self._lms: dict[str, HFFrozenLM] = {}
         self._features: Any = None
         self.wire_spec: WireSpec | None = None
@@ -465,6 +475,7 @@ class Run:
             partner=derangement(evaluation, self.exp.seed + 1),
             control=control,
             resolve_model=resolve_model,
+            cache_path=cache_root() / "generations.sqlite" if ev.cache_generations else None,
             options={
                 "kshot": ev.kshot,
                 "pca_rank": ev.pca_rank,
@@ -535,6 +546,7 @@ class Run:
                     progress=bar.update,
                     encoded=method.read,
                     cache=gen_cache(name, lm),
+                    replayed=method.replayed_seconds,
                 )
                 df = pd.DataFrame(res.rows)
                 df.to_parquet(out.with_suffix(".tmp"), index=False)

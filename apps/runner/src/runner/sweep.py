@@ -9,6 +9,10 @@ array task with ``accelerate launch`` inside, and prints the command that submit
 :func:`latentwire_eval.sweep.write_sweep_report`.
 
 Every point's config is validated before anything runs: a bad grid key or value fails naming it.
+Points that differ only in evaluation-only keys (``[codec]``, ``[eval]``, e.g. ``codec.precision``)
+train one wire: locally, the first such point trains and the others take its finished training
+stages (``python -m runner --reuse-training``) and only evaluate. SLURM array tasks run at once, so
+there each point trains its own.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from runner.config import ConfigError, load_experiment
-from runner.folder import RunFolder
+from runner.folder import EVAL_ONLY_TABLES, RunFolder
 
 __all__ = ["main", "plan"]
 
@@ -61,6 +65,7 @@ def plan(
     root = Path(runs_dir or base.runs_dir) / (sweep_name or base.name)
     points: list[dict[str, Any]] = []
     problems: list[str] = []
+    leaders: dict[tuple[Any, ...], str] = {}
     for combo in itertools.product(*grid.values()) if grid else [()]:
         params = dict(zip(grid, combo, strict=True))
         for seed in seeds:
@@ -71,15 +76,19 @@ def plan(
             except ConfigError as e:
                 problems.append(f"point {name}: {e}")
                 continue
-            points.append(
-                {
-                    "name": name,
-                    "params": params,
-                    "seed": seed,
-                    "overrides": overrides,
-                    "dir": str(root / name),
-                }
-            )
+            point: dict[str, Any] = {
+                "name": name,
+                "params": params,
+                "seed": seed,
+                "overrides": overrides,
+                "dir": str(root / name),
+            }
+            # points that differ only in evaluation-only keys ([codec], [eval]) train one wire
+            trains = (seed, tuple((k, v) for k, v in params.items() if k.split(".")[0] not in EVAL_ONLY_TABLES))
+            leader = leaders.setdefault(trains, name)
+            if leader != name:
+                point["reuses_training_of"] = leader
+            points.append(point)
     if problems:
         raise ConfigError("; ".join(dict.fromkeys(problems)))
     return root, points
@@ -87,6 +96,15 @@ def plan(
 
 def _status(run_dir: Path) -> str:
     return RunFolder(run_dir, read_only=True).status()
+
+
+def _trained(run_dir: Path) -> bool:
+    """Has the run in ``run_dir`` finished its train stage? (read-only; never raises)"""
+    try:
+        stages = json.loads((run_dir / "manifest.json").read_text()).get("stages", {})
+    except (OSError, ValueError):
+        return False
+    return bool(stages.get("train", {}).get("status") == "done")
 
 
 def _slurm(
@@ -170,7 +188,12 @@ def main(argv: list[str]) -> int:
             if _status(Path(pt["dir"])) == "done":
                 continue
             sets = [x for kv in pt["overrides"] for x in ("--set", kv)]
-            code = run_main([str(args.experiment), "--runs-dir", str(root), *sets])
+            reuse: list[str] = []
+            if pt.get("reuses_training_of"):
+                leader = root / pt["reuses_training_of"]
+                if _trained(leader):
+                    reuse = ["--reuse-training", str(leader)]
+            code = run_main([str(args.experiment), "--runs-dir", str(root), *sets, *reuse])
             if code != 0:
                 print(
                     f"error: point {pt['name']} failed (exit {code}); re-run the sweep to resume",

@@ -8,6 +8,7 @@ where the model has one, lets the constant prompt prefix run once.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -167,6 +168,75 @@ def _generate_cached(
     return raw, _clean(prompt, raw), lat
 
 
+def _cached_rows(
+    prompt: SlotPrompt,
+    slots: list[Segment],
+    tails: list[list[int]] | None,
+    cache: GenerationCache | None,
+    key: Callable[[int, list[int]], str],
+    compute: Callable[[list[int]], list[dict[str, Any]]],
+) -> tuple[list[dict[str, Any]], list[float | None]]:
+    """``compute(rows)`` (one JSON-able record per row) through ``cache`` when every slot is token
+    ids; ``key(row, prompt ids)`` names a row's record. The second list is each row's compute time
+    (cached rows: as measured when computed), or ``None``s when the cache was not used."""
+    if cache is None or any(isinstance(s, torch.Tensor) for s in slots):
+        return compute(list(range(len(slots)))), [None] * len(slots)
+    ids = [
+        [*prompt.before, *(int(t) for t in s), *(tails[i] if tails is not None else []), *prompt.after]
+        for i, s in enumerate(slots)
+    ]
+    keys = [key(i, x) for i, x in enumerate(ids)]
+    hit = cache.get(keys)
+    out: list[dict[str, Any]] = [json.loads(hit[k][0]) if k in hit else {} for k in keys]
+    lat: list[float | None] = [hit[k][1] if k in hit else None for k in keys]
+    miss = [i for i, k in enumerate(keys) if k not in hit]
+    if miss:
+        t0 = time.perf_counter()
+        fresh = compute(miss)
+        per = (time.perf_counter() - t0) / len(miss)
+        for i, rec in zip(miss, fresh, strict=True):
+            out[i], lat[i] = rec, per
+        cache.put([(keys[i], json.dumps(out[i]), per) for i in miss])
+    return out, lat
+
+
+def _label_scores(
+    prompt: SlotPrompt,
+    slots: list[Segment],
+    targets: list[list[int]],
+    tails: list[list[int]] | None,
+    cache: GenerationCache | None,
+    *,
+    gold_scores: bool,
+) -> tuple[list[dict[str, Any]], list[float | None]]:
+    """Each row's label log-probabilities (``label_logprobs``) and, with ``gold_scores``, the gold
+    answer's teacher-forced scores (:func:`sequence_scores`), through ``cache`` for token prompts.
+    Distinct first label tokens: one forward gives both; otherwise each verbaliser is scored whole."""
+    firsts = [ids[0] for ids in prompt.label_ids]
+    one_pass = gold_scores and len(set(firsts)) == len(firsts)
+
+    def sub(rows: list[int]) -> tuple[list[Segment], list[list[int]] | None]:
+        return [slots[i] for i in rows], [tails[i] for i in rows] if tails is not None else None
+
+    def compute(rows: list[int]) -> list[dict[str, Any]]:
+        sl, tl = sub(rows)
+        if one_pass:
+            return sequence_scores(prompt, sl, [targets[i] for i in rows], label_ids=firsts, tails=tl)
+        scores = _score_labels(prompt, sl, tl)
+        gold = sequence_scores(prompt, sl, [targets[i] for i in rows], tails=tl) if gold_scores else [{}] * len(rows)
+        return [{**g, "label_logprobs": list(sc)} for g, sc in zip(gold, scores, strict=True)]
+
+    version = "label-scores-v1" if one_pass else f"label-scores-full-v1-gold={gold_scores}"
+    return _cached_rows(
+        prompt,
+        slots,
+        tails,
+        cache,
+        lambda i, ids: cache.record_key(version, ids, targets[i], prompt.label_ids) if cache else "",
+        compute,
+    )
+
+
 @torch.no_grad()
 def answer_slots(prompt: SlotPrompt, slots: list[Segment], tails: list[list[int]] | None = None) -> list[str]:
     """The answers a reader gives for filled slots, as evaluation scores them: the best label
@@ -189,6 +259,7 @@ def evaluate_method(
     progress: Callable[[int], None] | None = None,
     encoded: Callable[[Example], str] | None = None,
     cache: GenerationCache | None = None,
+    replayed: Callable[[], float] | None = None,
 ) -> MethodResult:
     """Score ``method`` on ``examples`` for ``prompt``'s model.
 
@@ -198,7 +269,10 @@ def evaluate_method(
 
     Args:
         own_confidence: score each generated answer's own NLL (what ``joint`` picks by; one forward).
-        cache: answers of this reader to all-token prompts kept across runs (:mod:`.gencache`).
+        cache: answers (label scores, for a classification task) of this reader to all-token
+            prompts, kept across runs (:mod:`.gencache`).
+        replayed: seconds of slot computation served from a disk cache since the last call
+            (added to the batch's latency).
         encoded: the text this method actually read for an example (after any truncation);
             gives ``encoded_utf8_bytes`` and ``answer_in_slot`` (was a gold answer still there?).
     """
@@ -212,35 +286,31 @@ def evaluate_method(
         chunk = [examples[i] for i in order[start : start + batch_size]]
         t0 = time.perf_counter()
         slots, wire_bytes = slot_fn(chunk)
-        slot_s = (time.perf_counter() - t0) / len(chunk)
+        extra = replayed() if replayed is not None else 0.0  # cached slot contents: their compute time
+        slot_s = (time.perf_counter() - t0 + extra) / len(chunk)
         tails = prompt.tails(chunk)
         raw: list[str] = []
         cached_latency: list[float | None] = [None] * len(chunk)
         confidence: list[float]
         gold_sc: list[dict[str, Any]] = [{} for _ in chunk]
-        firsts = [ids[0] for ids in prompt.label_ids]
-        one_pass = task.kind == "classification" and gold_scores and len(set(firsts)) == len(firsts)
-        if one_pass:  # gold NLL and label scores from one teacher-forced forward
+        if task.kind == "classification":  # label scores (+ the gold answer's, one forward when it can)
             targets = [[*lm.tokenize([task.answer_text(e)])[0], prompt.eos] for e in chunk]
-            gold_sc = sequence_scores(prompt, slots, targets, label_ids=firsts, tails=tails)
-            scores = [g["label_logprobs"] for g in gold_sc]
-            outputs = [task.labels[max(range(len(s)), key=s.__getitem__)].strip() for s in scores]
-            confidence = [float(torch.softmax(torch.tensor(s), 0).max()) for s in scores]
-        elif task.kind == "classification":
-            scores = _score_labels(prompt, slots, tails)
+            recs, cached_latency = _label_scores(prompt, slots, targets, tails, cache, gold_scores=gold_scores)
+            scores = [r.pop("label_logprobs") for r in recs]
+            gold_sc = recs if gold_scores else gold_sc
             outputs = [task.labels[max(range(len(s)), key=s.__getitem__)].strip() for s in scores]
             confidence = [float(torch.softmax(torch.tensor(s), 0).max()) for s in scores]
         else:
             scores = [[] for _ in chunk]
             raw, outputs, cached_latency = _generate_cached(prompt, slots, task.max_new_tokens, tails, cache)
-        latency = (time.perf_counter() - t0) / len(chunk)
+        latency = (time.perf_counter() - t0 + extra) / len(chunk)
         if task.kind != "classification":
             if own_confidence:  # the model's own log-likelihood of its answer, for `joint`
                 own = [[*lm.tokenize([" " + o])[0], prompt.eos] for o in outputs]
                 confidence = [-r["nll"] for r in sequence_scores(prompt, slots, own, tails=tails)]
             else:
                 confidence = [float("nan")] * len(chunk)
-        if gold_scores and not one_pass:
+        if gold_scores and task.kind != "classification":
             targets = [[*lm.tokenize([task.answer_text(e)])[0], prompt.eos] for e in chunk]
             gold_sc = sequence_scores(prompt, slots, targets, tails=tails)
         raw = raw or list(outputs)

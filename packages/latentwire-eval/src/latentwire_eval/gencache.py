@@ -1,4 +1,5 @@
-"""Greedy answers of a frozen reader to an all-token prompt, kept on disk.
+"""Results of frozen parts for all-token prompts, kept on disk: greedy answers, label scores,
+LLMLingua compressions.
 
 A text prompt (``text``, ``no_context``, ``token_budget``, ``llmlingua``) is a list of token ids; a
 frozen reader's greedy answer to it depends only on those ids, the reader's weights and the
@@ -6,6 +7,11 @@ generation settings. Studies evaluate the same text baselines again and again (4
 ablations, seeds), so the answers are kept in one SQLite file per cache root, keyed by a SHA-256
 of (reader fingerprint, prompt ids, max_new_tokens, stop rule). The latency stored is the one
 measured when the answer was computed, and is reported as such.
+
+The same file keeps two other frozen results under their own keys (:meth:`GenerationCache.record_key`):
+a reader's teacher-forced label scores for a classification prompt (the one forward that scores
+the gold answer and every label), and LLMLingua's compression of a text toward a budget (keyed by
+the scorer's fingerprint and llmlingua's version; its stored seconds are the compression time).
 
 Soft-token prompts (latent, mean-pool) are never cached: their content is a tensor.
 Generation is batched, and batch padding can move a float by an ulp; a cached answer was
@@ -46,6 +52,11 @@ class GenerationCache:
 
     def key(self, ids: Sequence[int], *, max_new_tokens: int, stop_at_line: bool) -> str:
         blob = json.dumps([self.fingerprint, list(map(int, ids)), max_new_tokens, stop_at_line, "line-v1"])
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+    def record_key(self, kind: str, *parts: object) -> str:
+        """Key of a non-generation record (``kind`` names what it is and its format version)."""
+        blob = json.dumps([self.fingerprint, kind, *parts])
         return hashlib.sha256(blob.encode()).hexdigest()
 
     def get(self, keys: Sequence[str]) -> dict[str, tuple[str, float]]:

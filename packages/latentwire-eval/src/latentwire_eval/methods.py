@@ -106,6 +106,8 @@ class EvalContext:
         partner: whose latent each example receives under ``latent_shuffled``.
         control: the trained soft-prompt control (``text_soft_prompt``).
         resolve_model: a model name or folder -> a local model folder (``llmlingua``'s scorer).
+        cache_path: an SQLite file where frozen results (LLMLingua's compressions) are kept across
+            runs (:mod:`.gencache`); ``None``: nothing is kept.
         options: method settings from ``[eval]`` (``kshot``, ``pca_rank``, ``pca_fit_examples``,
             ``llmlingua_scorer``) and the wire's ``n_tokens``, ``ratio`` and ``d_z``.
     """
@@ -125,6 +127,7 @@ class EvalContext:
     control: SoftPromptControl | None = None
     resolve_model: Callable[[str], Path] | None = None
     options: Mapping[str, Any] = attrs.field(factory=dict)
+    cache_path: Path | None = None
     _prompts: dict[str, SlotPrompt] = attrs.field(factory=dict, init=False)
     _shared: dict[str, Any] = attrs.field(factory=dict, init=False)
 
@@ -188,6 +191,11 @@ class Method(ABC):
     def read(self, e: Example) -> str:
         """What the method read of ``e``'s compressed text (after any truncation)."""
         return self.lm_text(self.text_ids(e))
+
+    def replayed_seconds(self) -> float:
+        """Compute time of slot contents served from a disk cache since the last call (it is
+        added to the rows' latency, as measured when computed)."""
+        return 0.0
 
     # helpers shared by methods
     def text_ids(self, e: Example) -> list[int]:
@@ -307,9 +315,15 @@ class LLMLingua(TokenMethod):
             name = str(self.ctx.options.get("llmlingua_scorer", "smollm2-135m"))
             folder = self.ctx.resolve_model(name) if self.ctx.resolve_model else Path(name)
             cache = Path(str(self.ctx.options.get("tiktoken_cache", folder.parent / "tiktoken")))
-            return LLMLinguaBaseline(folder, tiktoken_cache=cache, device=self.ctx.device)
+            return LLMLinguaBaseline(
+                folder, tiktoken_cache=cache, device=self.ctx.device, store_path=self.ctx.cache_path
+            )
 
         self.lingua = self.ctx.shared("llmlingua", build)  # compressed texts are shared by readers
+
+    def replayed_seconds(self) -> float:
+        seconds, self.lingua.replayed_seconds = self.lingua.replayed_seconds, 0.0
+        return float(seconds)
 
     def ids(self, e: Example) -> list[int]:
         if self.ctx.compress == "context":

@@ -14,10 +14,12 @@ a folder or hub id whose config names custom code (``auto_map``) is refused, nev
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import importlib.util
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -122,6 +124,42 @@ def _tiny(arch: str) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     return model, tok
 
 
+@contextlib.contextmanager
+def _gguf_parsed_once() -> Iterator[None]:
+    """Within the block, transformers parses each GGUF file's metadata once.
+
+    Loading a GGUF model reads the file twice (config, then weights), and ``gguf``'s reader walks
+    every metadata item (for Gemma 3: 262k vocabulary strings) in Python, about 30 s each time on
+    a 2-core CPU. Here one reader per file is shared and the metadata-only result is reused (a deep
+    copy each time, so callers may change it)."""
+    import gguf
+    import transformers.modeling_gguf_pytorch_utils as gguf_utils
+
+    real_reader, real_load = gguf.GGUFReader, gguf_utils.load_gguf_checkpoint
+    readers: dict[str, Any] = {}
+    metadata: dict[str, Any] = {}
+
+    def reader(path: Any, mode: str = "r") -> Any:
+        key = f"{Path(path).resolve()}|{mode}"
+        if key not in readers:
+            readers[key] = real_reader(path, mode)
+        return readers[key]
+
+    def load(path: Any, return_tensors: bool = False, **kw: Any) -> Any:
+        if return_tensors or kw:
+            return real_load(path, return_tensors=return_tensors, **kw)
+        key = str(Path(path).resolve())
+        if key not in metadata:
+            metadata[key] = real_load(path, return_tensors=False)
+        return copy.deepcopy(metadata[key])
+
+    gguf.GGUFReader, gguf_utils.load_gguf_checkpoint = reader, load
+    try:
+        yield
+    finally:
+        gguf.GGUFReader, gguf_utils.load_gguf_checkpoint = real_reader, real_load
+
+
 def _gguf_cached(
     name: str, locate: Callable[[], tuple[Path, str]]
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
@@ -133,10 +171,11 @@ def _gguf_cached(
         return model, tok
     folder, filename = locate()
     log.info("converting_gguf", model=name, file=str(folder / filename), cache=str(target))
-    tok = AutoTokenizer.from_pretrained(folder, gguf_file=filename, trust_remote_code=False)
-    gguf_model = AutoModelForCausalLM.from_pretrained(
-        folder, gguf_file=filename, dtype=torch.float32, trust_remote_code=False
-    )
+    with _gguf_parsed_once():
+        tok = AutoTokenizer.from_pretrained(folder, gguf_file=filename, trust_remote_code=False)
+        gguf_model = AutoModelForCausalLM.from_pretrained(
+            folder, gguf_file=filename, dtype=torch.float32, trust_remote_code=False
+        )
     # A GGUF-loaded model refuses save_pretrained: rebuild from its config and copy the weights.
     fresh = AutoModelForCausalLM.from_config(gguf_model.config, dtype=torch.float32)
     missing, unexpected = fresh.load_state_dict(gguf_model.state_dict(), strict=False)
