@@ -9,14 +9,11 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
-import tomllib
 from pathlib import Path
 
-import tomli_w
-
+from experiments import experiment  # type: ignore[import-not-found]
 from runner.__main__ import main
 
-TINY = Path(__file__).resolve().parents[1] / "assets" / "tiny.toml"
 METHODS = ("text", "latent", "token_budget")
 MODELS = ("tiny-llama", "tiny-gemma3")
 _MADE: dict[tuple[str, int, bool], Path] = {}
@@ -26,12 +23,9 @@ _CACHE = Path(tempfile.mkdtemp(prefix="lw-dashboard-runs-"))
 def _run(name: str, n_tokens: int, finished: bool) -> Path:
     key = (name, n_tokens, finished)
     if key not in _MADE:
-        cfg = tomllib.loads(TINY.read_text())
-        cfg["name"] = name
-        cfg["wire"]["n_tokens"] = n_tokens
         root = _CACHE / f"{name}-{n_tokens}-{int(finished)}"
-        exp = root.parent / f"{root.name}.toml"
-        exp.write_text(tomli_w.dumps(cfg))
+        root.mkdir(parents=True)
+        exp = experiment(root, name=name, wire={"n_tokens": n_tokens})
         stages = [] if finished else ["--stage", "prepare", "--stage", "train"]
         assert main([str(exp), "--runs-dir", str(root), *stages]) == 0
         _MADE[key] = root / name

@@ -75,7 +75,9 @@ def test_a_damaged_cache_file_is_set_aside(tmp_path: Path) -> None:
     assert path.with_suffix(".corrupt").is_file()
 
 
-def test_label_scores_of_text_prompts_are_cached_equal_and_skip_the_reader(tmp_path: Path, monkeypatch) -> None:
+def test_label_scores_of_text_prompts_are_cached_equal_and_skip_the_reader(
+    tmp_path: Path, monkeypatch
+) -> None:
     lm = FakeFrozenLM()
     p = SlotPrompt(lm, get_task("sst2"))
     exs = [

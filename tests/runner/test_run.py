@@ -3,25 +3,18 @@
 from __future__ import annotations
 
 import json
-import tomllib
 from pathlib import Path
 
 import pandas as pd
 import pytest
-import tomli_w
 
+from experiments import experiment  # type: ignore[import-not-found]
 from runner.__main__ import main
-
-TINY = Path(__file__).resolve().parents[1] / "assets" / "tiny.toml"
 
 
 def _exp(tmp_path: Path, task: str = "sst2", name: str = "tiny") -> Path:
     """tests/assets/tiny.toml under another name and task."""
-    cfg = tomllib.loads(TINY.read_text())
-    cfg["name"], cfg["data"]["task"] = name, task
-    p = tmp_path / f"{name}.toml"
-    p.write_text(tomli_w.dumps(cfg))
-    return p
+    return experiment(tmp_path, name=name, data={"task": task})
 
 
 @pytest.mark.parametrize("task", ["sst2", "squad"])
@@ -122,51 +115,12 @@ def test_unknown_model_name_is_reported(tmp_path: Path, capsys) -> None:
     assert "unknown model 'gpt-7'; known:" in capsys.readouterr().err
 
 
-CONTENT = """
-name = "content"
-[data]
-task = "{task}"
-train_limit = 16
-eval_limit = 8
-[models]
-names = ["tiny-llama", "tiny-gemma3"]
-[features]
-source = "tiny-llama"
-layer = 1
-max_length = 64
-[wire]
-encoder = "lm_pool"
-encoder_layers = 1
-ratio = 4
-n_tokens = 32
-compress = "context"
-d_z = 16
-[pretrain]
-steps = 2
-batch_size = 4
-ckpt_every = 2
-log_every = 1
-encode_words = 10
-continue_words = 5
-[train]
-steps = 2
-batch_size = 4
-ckpt_every = 2
-log_every = 1
-[eval]
-methods = ["text", "text_soft_prompt", "no_context", "latent", "latent_shuffled", "token_budget", "mean_pool"]
-batch_size = 8
-bootstrap_resamples = 100
-"""
-
-
 @pytest.mark.parametrize("task", ["squad", "squad_v2"])
 def test_the_content_recipe_runs_end_to_end_with_its_controls(
     tmp_path: Path, data_dir: Path, task: str
 ) -> None:
     """Pretrain -> train -> control -> evaluate on tiny readers: variable M, question in text, controls."""
-    p = tmp_path / "content.toml"
-    p.write_text(CONTENT.format(task=task))
+    p = experiment(tmp_path, "content", data={"task": task})
     runs = tmp_path / "runs"
     assert main([str(p), "--runs-dir", str(runs)]) == 0
     run = runs / "content"

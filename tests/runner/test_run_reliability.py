@@ -8,39 +8,27 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from experiments import experiment, merge_tables  # type: ignore[import-not-found]
 from runner.__main__ import main
 from runner.config import ConfigError, load_experiment
 from runner.folder import RunLock
 
-TINY = """
-name = "rel"
-[data]
-task = "sst2"
-train_limit = 8
-eval_limit = 4
-{data_extra}
-[models]
-names = ["tiny-llama"]
-[wire]
-n_tokens = 2
-d_z = 8
-n_heads = 2
-[train]
-steps = 2
-batch_size = 4
-{train_extra}
-[eval]
-bootstrap_resamples = 50
-"""
+REL = {  # tests/assets/tiny.toml cut down: one reader, a 2 x 8 wire, 2 steps
+    "name": "rel",
+    "data": {"train_limit": 8, "eval_limit": 4},
+    "models": {"names": ["tiny-llama"]},
+    "wire": {"n_tokens": 2, "d_z": 8, "n_heads": 2},
+    "train": {"steps": 2, "batch_size": 4},
+    "eval": {"bootstrap_resamples": 50},
+}
 
 
-def _exp(tmp_path: Path, *, data_extra: str = "", train_extra: str = "") -> Path:
-    p = tmp_path / "rel.toml"
-    p.write_text(TINY.format(data_extra=data_extra, train_extra=train_extra))
-    return p
+def _exp(tmp_path: Path, *, data: dict[str, Any] | None = None, train: dict[str, Any] | None = None) -> Path:
+    return Path(experiment(tmp_path, **merge_tables(REL, {"data": data or {}, "train": train or {}})))
 
 
 def _one_line_error(capsys: pytest.CaptureFixture[str]) -> str:
@@ -61,14 +49,14 @@ def test_a_binary_toml_is_a_config_error(tmp_path: Path, capsys: pytest.CaptureF
 @pytest.mark.parametrize(
     ("extra", "match"),
     [
-        ("lr = inf", r"lr must be a finite number"),
-        ("lr = nan", r"lr must be a finite number"),
-        ("kd_temperature = -inf", r"kd_temperature must be a finite number"),
+        ({"lr": float("inf")}, r"lr must be a finite number"),
+        ({"lr": float("nan")}, r"lr must be a finite number"),
+        ({"kd_temperature": float("-inf")}, r"kd_temperature must be a finite number"),
     ],
 )
-def test_non_finite_values_are_refused_at_load(tmp_path: Path, extra: str, match: str) -> None:
+def test_non_finite_values_are_refused_at_load(tmp_path: Path, extra: dict[str, Any], match: str) -> None:
     with pytest.raises(ConfigError, match=match):
-        load_experiment(_exp(tmp_path, train_extra=extra))
+        load_experiment(_exp(tmp_path, train=extra))
 
 
 @pytest.mark.parametrize(
@@ -110,7 +98,7 @@ def test_an_empty_eval_split_is_refused_in_prepare_naming_the_file(
     data.mkdir(parents=True)
     (data / "dev.tsv").write_text("sentence\tlabel\n")
     (data / "train.tsv").write_text("sentence\tlabel\n" + "".join(f"movie {i}\t{i % 2}\n" for i in range(10)))
-    p = _exp(tmp_path, data_extra=f'data_dir = "{tmp_path / "data"}"')
+    p = _exp(tmp_path, data={"data_dir": str(tmp_path / "data")})
     assert main([str(p), "--runs-dir", str(tmp_path / "runs")]) == 2
     line = _one_line_error(capsys)
     assert "the eval split has 0 usable examples" in line and "min_eval" in line
@@ -200,7 +188,7 @@ def test_config_validation_imports_nothing_heavy(tmp_path: Path) -> None:
 def test_a_diverging_run_stops_with_a_named_error_and_keeps_the_last_good_checkpoint(
     tmp_path: Path, data_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    p = _exp(tmp_path, train_extra="lr = 1e30\nckpt_every = 1\nwarmup_steps = 0")
+    p = _exp(tmp_path, train={"lr": 1e30, "ckpt_every": 1, "warmup_steps": 0})
     assert main([str(p), "--runs-dir", str(tmp_path / "runs"), "--set", "train.steps=6"]) == 2
     line = _one_line_error(capsys)
     assert "non-finite" in line and "last good checkpoint" in line
@@ -221,7 +209,7 @@ def test_a_diverging_run_stops_with_a_named_error_and_keeps_the_last_good_checkp
 def test_a_checkpoint_that_cannot_be_used_is_one_line_exit_2(
     tmp_path: Path, data_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    p = _exp(tmp_path, train_extra="ckpt_every = 2")
+    p = _exp(tmp_path, train={"ckpt_every": 2})
     runs = tmp_path / "runs"
     assert main([str(p), "--runs-dir", str(runs), "--stage", "prepare", "--stage", "train"]) == 0
     (runs / "rel" / "checkpoints" / "step_000002" / "wire.safetensors").write_bytes(b"\0" * 64)

@@ -12,38 +12,23 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from experiments import experiment  # type: ignore[import-not-found]
 from runner.__main__ import main
 
-TINY = """
-name = "study"
-[data]
-task = "sst2"
-train_limit = 16
-eval_limit = 10
-[models]
-names = ["tiny-llama"]
-[features]
-max_length = 32
-[wire]
-n_tokens = 2
-d_z = 32
-[train]
-steps = 2
-batch_size = 4
-ckpt_every = 2
-log_every = 1
-[eval]
-methods = ["latent", "token_budget"]
-batch_size = 8
-bootstrap_resamples = 50
-"""
+STUDY = {  # tests/assets/tiny.toml, one reader, 2 steps, 10 dev sentences
+    "name": "study",
+    "data": {"train_limit": 16, "eval_limit": 10},
+    "models": {"names": ["tiny-llama"]},
+    "features": {"max_length": 32},
+    "wire": {"n_tokens": 2},
+    "train": {"steps": 2, "log_every": 1},
+    "eval": {"methods": ["latent", "token_budget"], "bootstrap_resamples": 50},
+}
 
 
 @pytest.fixture
 def exp(tmp_path: Path, data_dir: Path) -> Path:
-    p = tmp_path / "study.toml"
-    p.write_text(TINY)
-    return p
+    return Path(experiment(tmp_path, **STUDY))
 
 
 def test_dry_run_prints_the_plan_and_writes_nothing(exp: Path, tmp_path: Path, capsys) -> None:
@@ -135,8 +120,17 @@ def test_reusing_training_of_a_run_that_differs_beyond_evaluation_is_refused(
     assert main([str(exp), "--runs-dir", str(runs), "--stage", "prepare"]) == 0
     capsys.readouterr()
     code = main(
-        [str(exp), "--runs-dir", str(runs), "--set", "name=other", "--set", "wire.d_z=16"]
-        + ["--reuse-training", str(runs / "study")]
+        [
+            str(exp),
+            "--runs-dir",
+            str(runs),
+            "--set",
+            "name=other",
+            "--set",
+            "wire.d_z=16",
+            "--reuse-training",
+            str(runs / "study"),
+        ]
     )
     assert code == 2 and "differs beyond [codec]/[eval] (in wire)" in capsys.readouterr().err
 

@@ -12,46 +12,23 @@ import pandas as pd
 import pytest
 import torch
 
+from experiments import experiment  # type: ignore[import-not-found]
 from latentwire_hf.data import load_train_eval
 from latentwire_hf.pretrained import PretrainedWire, UnknownReaderError
 from runner.__main__ import main
 
-CONTENT = """
-name = "talk"
-[data]
-task = "squad"
-train_limit = 16
-eval_limit = 6
-[models]
-names = ["tiny-llama", "tiny-gemma3"]
-[features]
-source = "tiny-llama"
-layer = 1
-max_length = 64
-[wire]
-encoder = "lm_pool"
-encoder_layers = 1
-ratio = 4
-n_tokens = 32
-compress = "context"
-d_z = 16
-[train]
-steps = 2
-batch_size = 4
-ckpt_every = 2
-log_every = 1
-[eval]
-methods = ["latent"]
-batch_size = 8
-bootstrap_resamples = 50
-"""
+TALK = {  # tests/assets/content.toml, task training only, the latent evaluated
+    "name": "talk",
+    "data": {"eval_limit": 6},
+    "pretrain": {"steps": 0},
+    "eval": {"methods": ["latent"], "bootstrap_resamples": 50},
+}
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Path:
     tmp = tmp_path_factory.mktemp("talk")
-    p = tmp / "talk.toml"
-    p.write_text(CONTENT)
+    p = experiment(tmp, "content", **TALK)
     assert main([str(p), "--runs-dir", str(tmp / "runs")]) == 0
     return tmp / "runs" / "talk"
 
@@ -160,12 +137,7 @@ def test_adding_a_reader_trains_only_its_adapter_and_keeps_the_old_wire_bit_for_
 def test_a_standardized_encoder_is_fitted_on_training_texts_and_travels_with_the_wire(
     tmp_path: Path, data_dir: Path
 ) -> None:
-    p = tmp_path / "std.toml"
-    p.write_text(
-        CONTENT.replace('name = "talk"', 'name = "std"').replace(
-            "d_z = 16", "d_z = 16\nencoder_standardize = true"
-        )
-    )
+    p = experiment(tmp_path, "content", **{**TALK, "name": "std", "wire": {"encoder_standardize": True}})
     assert main([str(p), "--runs-dir", str(tmp_path / "runs"), "--stage", "prepare", "--stage", "train"]) == 0
     run = tmp_path / "runs" / "std"
     assert json.loads((run / "wire.json").read_text())["lm_encoder"]["standardize"] is True

@@ -306,7 +306,9 @@ class RunFolder:
         """
         source = RunFolder(src, read_only=True)
         if not (source.experiment_toml.is_file() and source.manifest_path.is_file()):
-            raise RunFolderError(f"reuse training from {src}: not a run folder (no experiment.toml / manifest)")
+            raise RunFolderError(
+                f"reuse training from {src}: not a run folder (no experiment.toml / manifest)"
+            )
         theirs = source.experiment_toml.read_text(encoding="utf-8")
         if training_identity(theirs) != training_identity(resolved_toml):
             diff = sorted(

@@ -84,7 +84,10 @@ def plan(
                 "dir": str(root / name),
             }
             # points that differ only in evaluation-only keys ([codec], [eval]) train one wire
-            trains = (seed, tuple((k, v) for k, v in params.items() if k.split(".")[0] not in EVAL_ONLY_TABLES))
+            trains = (
+                seed,
+                tuple((k, v) for k, v in params.items() if k.split(".")[0] not in EVAL_ONLY_TABLES),
+            )
             leader = leaders.setdefault(trains, name)
             if leader != name:
                 point["reuses_training_of"] = leader

@@ -6,8 +6,9 @@ Depends on torch, attrs and structlog only. Names are imported lazily (PEP 562):
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from latentwire_core.lazy import lazy_getattr
 
 if TYPE_CHECKING:
     from latentwire_core.adapters import ADAPTERS, AdapterBank, build_adapter
@@ -158,10 +159,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    """Import the defining module on first use of a public name."""
-    if name in _WHERE:
-        value = getattr(importlib.import_module(_WHERE[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'latentwire_core' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _WHERE, globals())  # import the defining module on first use

@@ -168,7 +168,10 @@ class LLMLinguaBaseline:
             import importlib.metadata
 
             h = hashlib.sha256()
-            for f in sorted(Path(scorer_folder).glob("*.safetensors")) + [Path(scorer_folder) / "config.json"]:
+            for f in [
+                *sorted(Path(scorer_folder).glob("*.safetensors")),
+                Path(scorer_folder) / "config.json",
+            ]:
                 with f.open("rb") as fh:
                     h.update(hashlib.file_digest(fh, "sha256").digest())
             version = importlib.metadata.version("llmlingua")
@@ -189,7 +192,9 @@ class LLMLinguaBaseline:
         t0 = time.perf_counter()
         # a single string is kept whole by llmlingua; sentences / clauses are what it filters
         pieces = [p for p in _SPLIT.split(text) if p.strip()] or [text]
-        self._cache[key] = str(self.compressor.compress_prompt(pieces, target_token=budget)["compressed_prompt"])
+        self._cache[key] = str(
+            self.compressor.compress_prompt(pieces, target_token=budget)["compressed_prompt"]
+        )
         if self.store is not None:
             self.store.put([(stored, self._cache[key], time.perf_counter() - t0)])
         return self._cache[key]

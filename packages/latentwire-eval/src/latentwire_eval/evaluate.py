@@ -223,7 +223,11 @@ def _label_scores(
         if one_pass:
             return sequence_scores(prompt, sl, [targets[i] for i in rows], label_ids=firsts, tails=tl)
         scores = _score_labels(prompt, sl, tl)
-        gold = sequence_scores(prompt, sl, [targets[i] for i in rows], tails=tl) if gold_scores else [{}] * len(rows)
+        gold = (
+            sequence_scores(prompt, sl, [targets[i] for i in rows], tails=tl)
+            if gold_scores
+            else [{}] * len(rows)
+        )
         return [{**g, "label_logprobs": list(sc)} for g, sc in zip(gold, scores, strict=True)]
 
     version = "label-scores-v1" if one_pass else f"label-scores-full-v1-gold={gold_scores}"
@@ -295,7 +299,9 @@ def evaluate_method(
         gold_sc: list[dict[str, Any]] = [{} for _ in chunk]
         if task.kind == "classification":  # label scores (+ the gold answer's, one forward when it can)
             targets = [[*lm.tokenize([task.answer_text(e)])[0], prompt.eos] for e in chunk]
-            recs, cached_latency = _label_scores(prompt, slots, targets, tails, cache, gold_scores=gold_scores)
+            recs, cached_latency = _label_scores(
+                prompt, slots, targets, tails, cache, gold_scores=gold_scores
+            )
             scores = [r.pop("label_logprobs") for r in recs]
             gold_sc = recs if gold_scores else gold_sc
             outputs = [task.labels[max(range(len(s)), key=s.__getitem__)].strip() for s in scores]
