@@ -9,6 +9,7 @@ from pathlib import Path
 
 from test_run import _exp  # type: ignore[import-not-found]
 
+from experiments import experiment  # type: ignore[import-not-found]
 from runner.__main__ import main
 
 REPO = Path(__file__).resolve().parents[2]
@@ -82,3 +83,31 @@ def test_efficiency_by_prompt_length_writes_its_figures_and_leaves_the_run_alone
     )  # ceil(48 / 4): the whole prompt at the ratio
     assert "TTFT" in (out / "efficiency_lengths.md").read_text()
     assert before == {p: p.stat().st_mtime_ns for p in run.rglob("*") if p.is_file()}  # read-only
+
+
+def test_quickstart_benchmark_times_a_cold_then_a_warm_run(tmp_path: Path, data_dir: Path) -> None:
+    exp = experiment(tmp_path, name="qs", eval={"methods": ["text", "latent", "token_budget"]})
+    out = tmp_path / "bench"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "benchmarks" / "quickstart.py"),
+            "--experiment",
+            str(exp),
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    data = json.loads((out / "quickstart_time.json").read_text())
+    for run in ("cold", "warm"):
+        assert data[run]["wall_seconds"] > 0
+        assert set(data[run]["stage_seconds"]) >= {"prepare", "train", "evaluate", "report"}
+        assert set(data[run]["evaluate_seconds_by_method"]) == {
+            f"{m} / {k}" for m in ("tiny-llama", "tiny-gemma3") for k in ("text", "latent", "token_budget")
+        }
+    assert data["warm_accuracy_equals_cold"] is True and data["device"].startswith("CPU")
+    assert "| cold |" in (out / "quickstart_time.md").read_text()

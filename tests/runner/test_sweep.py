@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from experiments import experiment  # type: ignore[import-not-found]
+from latentwire_core.message import HEADER_BYTES
 from runner.__main__ import main
 
 STUDY = {  # tests/assets/tiny.toml, one reader, 2 steps, 10 dev sentences
@@ -78,6 +79,11 @@ def test_sweep_runs_resumes_and_aggregates_over_seeds(exp: Path, tmp_path: Path,
     assert (res["ci_low"] <= res["mean"]).all() and (res["mean"] <= res["ci_high"]).all()
     lat = res[res["method"] == "latent"].set_index("param:wire.n_tokens")
     assert lat.loc[2, "wire_bytes"] > lat.loc[1, "wire_bytes"]  # the wire grows with M
+    # payload: the latent's message without its frame; a text method's UTF-8 text as it read it
+    assert (lat["payload_bytes"] == lat["wire_bytes"] - HEADER_BYTES).all()
+    tb = res[res["method"] == "token_budget"]
+    assert (tb["wire_bytes"] == 0).all() and (tb["payload_bytes"] > 0).all()
+    assert (tb["payload_bytes"] <= tb["prompt_utf8_bytes"]).all()
     tests = pd.read_csv(root / "report" / "tests.csv")
     assert (tests["n"] == 20).all() and (tests["n_seeds"] == 2).all()  # pooled over 2 seeds x 10 examples
     assert "p_holm" in tests and (tests["p_holm"] >= tests["p_value"] - 1e-12).all()

@@ -4,8 +4,9 @@ Each point of a sweep is an ordinary run folder; this module only reads their
 ``eval/metrics.json`` and ``eval/predictions.parquet`` and writes the sweep's report:
 
 * ``results.csv``: one row per (point's settings, reader, method): the headline metric's mean over
-  seeds with a t-interval across seeds (n_seeds >= 2), its per-seed values, wire bytes and token
-  compression;
+  seeds with a t-interval across seeds (n_seeds >= 2), its per-seed values, wire bytes (whole
+  message), payload bytes (the latent's numbers and scales without the frame; a text method's UTF-8
+  text as read), the text's UTF-8 bytes and token compression;
 * ``tests.csv``: latent vs each baseline at the same settings, per reader, paired by (seed, example)
   and pooled over seeds (cluster bootstrap by (seed, article) where there are articles), Holm over
   the whole family;
@@ -49,9 +50,12 @@ def aggregate_sweep(
             continue
         m = json.loads(mpath.read_text())
         headline = m["headline"]
+        header = float(m.get("wire", {}).get("header_bytes", 0))
         for r in m["results"]:
             if r["metric"] != headline or r.get("subset", "all") != "all":
                 continue
+            wire = float(r.get("wire_bytes") or 0.0)
+            text = r.get("encoded_utf8_bytes")
             rows.append(
                 {
                     "settings": _settings(pt["params"]),
@@ -61,7 +65,13 @@ def aggregate_sweep(
                     "method": r["method"],
                     "value": r["value"],
                     "n": r["n"],
-                    "wire_bytes": r.get("wire_bytes") or 0.0,
+                    "wire_bytes": wire,
+                    # what crosses per example without the message frame: the latent's quantised
+                    # numbers and scales; a text method's UTF-8 text as it read it
+                    "payload_bytes": wire - header
+                    if wire > 0
+                    else (float(text) if text is not None else None),
+                    "prompt_utf8_bytes": r.get("prompt_utf8_bytes"),
                     "slot_tokens": r.get("slot_tokens"),
                     "token_compression": r.get("token_compression"),
                 }
@@ -99,6 +109,8 @@ def aggregate_sweep(
                 ),
                 "n_per_seed": int(g["n"].iloc[0]),
                 "wire_bytes": float(g["wire_bytes"].mean()),
+                "payload_bytes": _mean(g["payload_bytes"]),
+                "prompt_utf8_bytes": _mean(g["prompt_utf8_bytes"]),
                 "slot_tokens": float(g["slot_tokens"].mean()) if g["slot_tokens"].notna().any() else None,
                 "token_compression": float(g["token_compression"].dropna().mean())
                 if g["token_compression"].notna().any()
@@ -108,6 +120,11 @@ def aggregate_sweep(
     results = pd.DataFrame(out)
     tests = _pooled_tests(pd.concat(preds, ignore_index=True), headline, n_resamples, seed) if preds else None
     return results, tests if tests is not None else pd.DataFrame()
+
+
+def _mean(col: pd.Series) -> float | None:
+    vals = pd.to_numeric(col, errors="coerce").dropna()
+    return float(vals.mean()) if len(vals) else None
 
 
 def _pooled_tests(preds: pd.DataFrame, metric: str, n_resamples: int, seed: int) -> pd.DataFrame:
@@ -156,7 +173,11 @@ def _plots(results: pd.DataFrame, out: Path) -> list[str]:
 
     names = []
     for x, label, fname in (
-        ("wire_bytes", "wire bytes per example (log)", "quality_vs_bytes.png"),
+        (
+            "payload_bytes",
+            "bytes per example, log (latent: quantised numbers + scales; text methods: UTF-8 read)",
+            "quality_vs_bytes.png",
+        ),
         ("token_compression", "token compression (text tokens / slot tokens)", "quality_vs_compression.png"),
     ):
         sub = results[results[x].notna() & (results[x] > 0)]
@@ -169,7 +190,7 @@ def _plots(results: pd.DataFrame, out: Path) -> list[str]:
             if g["ci_low"].notna().all():
                 yerr = np.vstack([g["mean"] - g["ci_low"], g["ci_high"] - g["mean"]])
             ax.errorbar(g[x], g["mean"], yerr=yerr, marker="o", capsize=3, label=f"{method} · {model}")
-        if x == "wire_bytes":
+        if x == "payload_bytes":
             ax.set_xscale("log")
         ax.set_xlabel(label)
         ax.set_ylabel(f"{results['metric'].iloc[0]} (mean over seeds, 95% t-CI)")
@@ -179,6 +200,10 @@ def _plots(results: pd.DataFrame, out: Path) -> list[str]:
         plt.close(fig)
         names.append(fname)
     return names
+
+
+def _num(x: Any) -> bool:
+    return x is not None and bool(np.isfinite(float(x))) and float(x) > 0
 
 
 def write_sweep_report(
@@ -198,17 +223,24 @@ def write_sweep_report(
         f"{len({p['name'] for p in points})} points; metric {metric}, mean over seeds with a 95% t-interval "
         f"across seeds (up to {done} seeds; n examples per seed in the table).",
         "",
+        "Bytes per example: *message* is the latent's whole wire message (frame included); *payload* is "
+        "what it carries without the frame (quantised numbers and scales) or, for a text method, the "
+        "UTF-8 bytes of the text it read; *text* is the example's whole compressed text in UTF-8.",
+        "",
         "| settings | reader | method | "
         + metric
-        + " [95% CI] | seeds | n/seed | wire bytes | token compression |",
-        "|---|---|---|---|---|---|---|---|",
+        + " [95% CI] | seeds | n/seed | message | payload | text | token compression |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results.itertuples():
         ci = f"[{r.ci_low:.3f}, {r.ci_high:.3f}]" if np.isfinite(r.ci_low) else "[–]"
-        tc = f"{r.token_compression:.2f}×" if r.token_compression else "–"
+        tc = f"{r.token_compression:.2f}×" if _num(r.token_compression) else "–"
         wb = f"{r.wire_bytes:.0f}" if r.wire_bytes else "–"
+        pb = f"{r.payload_bytes:.1f}" if _num(r.payload_bytes) else "–"
+        tb = f"{r.prompt_utf8_bytes:.1f}" if _num(r.prompt_utf8_bytes) else "–"
         lines.append(
-            f"| {r.settings} | {r.model} | {r.method} | {r.mean:.3f} {ci} | {r.n_seeds} | {r.n_per_seed} | {wb} | {tc} |"
+            f"| {r.settings} | {r.model} | {r.method} | {r.mean:.3f} {ci} | {r.n_seeds} | {r.n_per_seed} "
+            f"| {wb} | {pb} | {tb} | {tc} |"
         )
     if not tests.empty:
         lines += [
