@@ -6,6 +6,7 @@ The cold run gets a fresh ``LATENTWIRE_CACHE`` (so the GGUF files are assembled 
 MiniLM features computed, and nothing is kept from an earlier run) and a fresh runs folder; the
 warm run repeats the same experiment into another fresh run folder with the cache the cold run
 left (converted weights, features, the text baselines' label scores and LLMLingua's compressions).
+``--keep DIR`` copies the cold run's folder to ``DIR`` (it is an ordinary quickstart run).
 Each is ``python -m runner`` in a subprocess, as the README's main command runs it. Prints a table
 and writes ``quickstart_time.json`` and ``quickstart_time.md`` (device named) to ``--out``
 (default ``results/quickstart/benchmark``): each run's wall time, its stages' times, and how long
@@ -19,6 +20,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -94,6 +96,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--experiment", type=Path, default=ROOT / "experiments" / "quickstart.toml")
     ap.add_argument("--out", type=Path, default=ROOT / "results" / "quickstart" / "benchmark")
+    ap.add_argument("--keep", type=Path, default=None, help="copy the cold run's folder here (e.g. runs/)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="lw-quickstart-bench-") as tmp:
         cache = Path(tmp) / "cache"
@@ -101,6 +104,9 @@ def main() -> None:
         print(f"cold: {cold['wall_seconds']:.0f} s {cold['stage_seconds']}", flush=True)
         warm = _run(args.experiment.resolve(), Path(tmp) / "warm", cache)
         print(f"warm: {warm['wall_seconds']:.0f} s {warm['stage_seconds']}", flush=True)
+        if args.keep is not None:
+            for run_dir in (Path(tmp) / "cold").iterdir():
+                shutil.copytree(run_dir, args.keep / run_dir.name, dirs_exist_ok=True)
     same = cold["accuracy"] == warm["accuracy"]
     result = {
         "experiment": str(args.experiment),

@@ -96,6 +96,8 @@ def test_quickstart_benchmark_times_a_cold_then_a_warm_run(tmp_path: Path, data_
             str(exp),
             "--out",
             str(out),
+            "--keep",
+            str(tmp_path / "kept"),
         ],
         capture_output=True,
         text=True,
@@ -111,3 +113,4 @@ def test_quickstart_benchmark_times_a_cold_then_a_warm_run(tmp_path: Path, data_
         }
     assert data["warm_accuracy_equals_cold"] is True and data["device"].startswith("CPU")
     assert "| cold |" in (out / "quickstart_time.md").read_text()
+    assert (tmp_path / "kept" / "qs" / "report" / "summary.md").is_file()  # the cold run, kept

@@ -8,8 +8,8 @@ Each point of a sweep is an ordinary run folder; this module only reads their
   message), payload bytes (the latent's numbers and scales without the frame; a text method's UTF-8
   text as read), the text's UTF-8 bytes and token compression;
 * ``tests.csv``: latent vs each baseline at the same settings, per reader, paired by (seed, example)
-  and pooled over seeds (cluster bootstrap by (seed, article) where there are articles), Holm over
-  the whole family;
+  and pooled over seeds (cluster bootstrap by example, or by article where there are articles, with
+  every seed's copy of it resampled together: the seeds read the same texts), Holm over the whole family;
 * ``summary.md``: the table a paper would print, the tests, and ``quality_vs_bytes.png`` /
   ``quality_vs_compression.png`` (one curve per method and reader).
 """
@@ -140,7 +140,8 @@ def _pooled_tests(preds: pd.DataFrame, metric: str, n_resamples: int, seed: int)
             pair = wide[["latent", base]].dropna()
             if pair.empty:
                 continue
-            clusters = [f"{s}/{groups.loc[(s, e)]}" for s, e in pair.index]
+            # every seed reads the same sentences / articles: resample them whole, all seeds together
+            clusters = [str(groups.loc[(s, e)]) for s, e in pair.index]
             res = paired_bootstrap(
                 pair["latent"].to_numpy(),
                 pair[base].to_numpy(),
