@@ -106,7 +106,8 @@ def main() -> None:
         print(f"warm: {warm['wall_seconds']:.0f} s {warm['stage_seconds']}", flush=True)
         if args.keep is not None:
             for run_dir in (Path(tmp) / "cold").iterdir():
-                shutil.copytree(run_dir, args.keep / run_dir.name, dirs_exist_ok=True)
+                if run_dir.is_dir():  # the run folder (beside it: the runner's lock file)
+                    shutil.copytree(run_dir, args.keep / run_dir.name, dirs_exist_ok=True)
     same = cold["accuracy"] == warm["accuracy"]
     result = {
         "experiment": str(args.experiment),

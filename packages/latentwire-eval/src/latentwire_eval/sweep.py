@@ -167,12 +167,16 @@ def _pooled_tests(preds: pd.DataFrame, metric: str, n_resamples: int, seed: int)
 
 
 def _plots(results: pd.DataFrame, out: Path) -> list[str]:
+    """One panel per reader. A text method's points (one per budget) are joined by a line; a wire
+    method's points differ in more than their size (M, d_z, precision), so they stand alone, each
+    labelled with its grid values."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     names = []
+    readers = [m for m in dict.fromkeys(results["model"]) if m != "no reader"]
     for x, label, fname in (
         (
             "payload_bytes",
@@ -182,20 +186,38 @@ def _plots(results: pd.DataFrame, out: Path) -> list[str]:
         ("token_compression", "token compression (text tokens / slot tokens)", "quality_vs_compression.png"),
     ):
         sub = results[results[x].notna() & (results[x] > 0)]
-        if sub.empty:
+        if sub.empty or not readers:
             continue
-        fig, ax = plt.subplots(figsize=(7, 4.5))
-        for (model, method), g in sub.groupby(["model", "method"], sort=False):
-            g = g.sort_values(x)
-            yerr = None
-            if g["ci_low"].notna().all():
-                yerr = np.vstack([g["mean"] - g["ci_low"], g["ci_high"] - g["mean"]])
-            ax.errorbar(g[x], g["mean"], yerr=yerr, marker="o", capsize=3, label=f"{method} · {model}")
-        if x == "payload_bytes":
-            ax.set_xscale("log")
-        ax.set_xlabel(label)
-        ax.set_ylabel(f"{results['metric'].iloc[0]} (mean over seeds, 95% t-CI)")
-        ax.legend(fontsize=7)
+        fig, axes = plt.subplots(1, len(readers), figsize=(6.5 * len(readers), 4.8), squeeze=False)
+        for ax, model in zip(axes[0], readers, strict=True):
+            for method, g in sub[sub["model"] == model].groupby("method", sort=False):
+                g = g.sort_values(x)
+                yerr = None
+                if g["ci_low"].notna().all():
+                    yerr = np.vstack([g["mean"] - g["ci_low"], g["ci_high"] - g["mean"]])
+                wire = bool((g["wire_bytes"] > 0).all()) and g["settings"].nunique() > 1
+                ax.errorbar(
+                    g[x],
+                    g["mean"],
+                    yerr=yerr,
+                    marker="o",
+                    capsize=3,
+                    label=method,
+                    ls="none" if wire else "-",
+                )
+                if wire and method == "latent":
+                    params = [c for c in g.columns if c.startswith("param:")]
+                    for _, r in g.iterrows():  # e.g. "1/32/int4": the point's grid values
+                        tag = "/".join(str(r[c]) for c in params) or str(r["settings"])
+                        ax.annotate(
+                            tag, (r[x], r["mean"]), fontsize=6, xytext=(3, 3), textcoords="offset points"
+                        )
+            if x == "payload_bytes":
+                ax.set_xscale("log")
+            ax.set_title(model)
+            ax.set_xlabel(label, fontsize=8)
+            ax.set_ylabel(f"{results['metric'].iloc[0]} (mean over seeds, 95% t-CI)")
+            ax.legend(fontsize=7)
         fig.tight_layout()
         fig.savefig(out / fname, dpi=120)
         plt.close(fig)
