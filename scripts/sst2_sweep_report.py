@@ -137,7 +137,9 @@ def main() -> None:
     if not pts:
         raise SystemExit(f"no finished point under {args.runs}/{{{','.join(SWEEPS)}}}")
     args.out.mkdir(parents=True, exist_ok=True)
-    summary = write_sweep_report(args.out, pts, title="SST-2: M x d_z x precision, 3 seeds", n_resamples=10000)
+    summary = write_sweep_report(
+        args.out, pts, title="SST-2: M x d_z x precision, 3 seeds", n_resamples=10000
+    )
     summary.write_text(summary.read_text() + byte_matched(pts, args.out))
     for pt in pts:
         dst = args.out / "points" / pt["name"]

@@ -51,10 +51,9 @@ def test_latency_benchmark_writes_its_figures(tmp_path: Path, data_dir: Path) ->
 def test_efficiency_by_prompt_length_writes_its_figures_and_leaves_the_run_alone(
     tmp_path: Path, data_dir: Path
 ) -> None:
-    from test_wire_cli import CONTENT  # type: ignore[import-not-found]  # a tiny lm_pool context wire
+    from test_wire_cli import TALK  # type: ignore[import-not-found]  # a tiny lm_pool context wire
 
-    exp = tmp_path / "talk.toml"
-    exp.write_text(CONTENT)
+    exp = experiment(tmp_path, "content", **TALK)
     runs = tmp_path / "runs"
     assert main([str(exp), "--runs-dir", str(runs), "--stage", "prepare", "--stage", "train"]) == 0
     run = runs / "talk"
