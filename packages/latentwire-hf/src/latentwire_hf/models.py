@@ -139,7 +139,7 @@ def _gguf_parsed_once() -> Iterator[None]:
     readers: dict[str, Any] = {}
     metadata: dict[str, Any] = {}
 
-    def reader(path: Any, mode: str = "r") -> Any:
+    def reader(path: Any, mode: Any = "r") -> Any:
         key = f"{Path(path).resolve()}|{mode}"
         if key not in readers:
             readers[key] = real_reader(path, mode)
@@ -153,11 +153,18 @@ def _gguf_parsed_once() -> Iterator[None]:
             metadata[key] = real_load(path, return_tensors=False)
         return copy.deepcopy(metadata[key])
 
-    gguf.GGUFReader, gguf_utils.load_gguf_checkpoint = reader, load
+    def patch(reader_fn: Any, load_fn: Any) -> None:
+        for module, name, value in (
+            (gguf, "GGUFReader", reader_fn),
+            (gguf_utils, "load_gguf_checkpoint", load_fn),
+        ):
+            setattr(module, name, value)
+
+    patch(reader, load)
     try:
         yield
     finally:
-        gguf.GGUFReader, gguf_utils.load_gguf_checkpoint = real_reader, real_load
+        patch(real_reader, real_load)
 
 
 def _gguf_cached(
