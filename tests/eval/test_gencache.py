@@ -20,22 +20,30 @@ def _examples() -> list[Example]:
     ]
 
 
+def _fresh_cached_again(p, exs, cache, monkeypatch, member: str, **kw):
+    """Evaluate ``text`` without the cache, with it (filling it), then again with ``lm.<member>``
+    counting calls: returns the three results and the calls of the last."""
+
+    def text(chunk):
+        return [p.text_ids(e) for e in chunk], [0] * len(chunk)
+
+    fresh = evaluate_method(p, exs, text, method="text", **kw)
+    first = evaluate_method(p, exs, text, method="text", cache=cache, **kw)
+    calls: list[int] = []
+    real = getattr(p.lm, member)
+    monkeypatch.setattr(p.lm, member, lambda *a, **k: calls.append(1) or real(*a, **k))
+    again = evaluate_method(p, exs, text, method="text", cache=cache, **kw)
+    return fresh, first, again, calls
+
+
 def test_cached_answers_equal_fresh_ones_and_skip_the_reader(tmp_path: Path, monkeypatch) -> None:
     lm = FakeFrozenLM()
     p = SlotPrompt(lm, get_task("squad"), compress="context")
     exs = _examples()
 
-    def text(chunk):
-        return [p.text_ids(e) for e in chunk], [0] * len(chunk)
-
     cache = GenerationCache(tmp_path / "g.sqlite", "fake:1")
-    kw = {"method": "text", "batch_size": 3, "gold_scores": False, "own_confidence": False}
-    fresh = evaluate_method(p, exs, text, **kw)
-    first = evaluate_method(p, exs, text, cache=cache, **kw)
-    calls: list[int] = []
-    real = lm.generate
-    monkeypatch.setattr(lm, "generate", lambda *a, **k: calls.append(1) or real(*a, **k))
-    again = evaluate_method(p, exs, text, cache=cache, **kw)
+    kw = {"batch_size": 3, "gold_scores": False, "own_confidence": False}
+    fresh, first, again, calls = _fresh_cached_again(p, exs, cache, monkeypatch, "generate", **kw)
     assert calls == []  # every answer came from the cache
     for a, b, c in zip(fresh.rows, first.rows, again.rows, strict=True):
         assert a["raw_output"] == b["raw_output"] == c["raw_output"] and a["f1"] == c["f1"]
@@ -85,17 +93,10 @@ def test_label_scores_of_text_prompts_are_cached_equal_and_skip_the_reader(
         for i, s in enumerate(["a fine film", "dull", "it is a mess of a movie", "warm"])
     ]
 
-    def text(chunk):
-        return [p.text_ids(e) for e in chunk], [0] * len(chunk)
-
     cache = GenerationCache(tmp_path / "g.sqlite", "fake:1")
-    kw = {"method": "text", "batch_size": 4}
-    fresh = evaluate_method(p, exs, text, **kw)
-    first = evaluate_method(p, exs, text, cache=cache, **kw)
-    calls: list[int] = []
-    real = lm.hidden_states
-    monkeypatch.setattr(lm, "hidden_states", lambda *a, **k: calls.append(1) or real(*a, **k))
-    again = evaluate_method(p, exs, text, cache=cache, **kw)
+    fresh, first, again, calls = _fresh_cached_again(
+        p, exs, cache, monkeypatch, "hidden_states", batch_size=4
+    )
     assert calls == []  # every score came from the cache
     for a, b, c in zip(fresh.rows, first.rows, again.rows, strict=True):
         for k in ("output", "accuracy", "label_logprobs", "confidence", "nll_per_token", "first_token_acc1"):
