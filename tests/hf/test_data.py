@@ -170,3 +170,30 @@ def test_a_task_declared_by_its_spec_alone_loads_from_jsonl(
     exp = tmp_path / "x.toml"
     exp.write_text('name = "x"\n[data]\ntask = "yesno"\n')
     assert load_experiment(exp).data.task == "yesno"
+
+
+@pytest.mark.parametrize("task", ["sst2", "squad"])
+def test_validation_split_is_carved_from_train_after_the_training_examples(task: str, data_dir: Path) -> None:
+    # the training examples do not change; the validation ones come after them in the training file,
+    # share no id, text or article with them, and none is in the official evaluation split
+    train, dev, _ = load_train_eval(task, data_dir=data_dir, train_limit=40, eval_limit=20)
+    train_v, val, _ = load_train_eval(
+        task, data_dir=data_dir, train_limit=40, eval_limit=20, eval_split="validation"
+    )
+    assert [e.id for e in train_v] == [e.id for e in train]
+    assert len(val) == 20
+    assert not {e.id for e in val} & {e.id for e in train} and not {e.source for e in val} & {
+        e.source for e in train
+    }
+    assert not {e.group for e in val if e.group} & {e.group for e in train if e.group}
+    every_train = [e.id for e in load_examples(task, "train", data_dir=data_dir)]
+    assert {e.id for e in val} <= set(every_train[40:]) and not {e.id for e in val} & {e.id for e in dev}
+    again = load_train_eval(task, data_dir=data_dir, train_limit=40, eval_limit=20, eval_split="validation")[
+        1
+    ]
+    assert [e.id for e in again] == [e.id for e in val]  # the same draw for the same seed
+
+
+def test_unknown_eval_split_is_refused(data_dir: Path) -> None:
+    with pytest.raises(ValueError, match="eval_split must be 'eval' or 'validation', got 'test'"):
+        load_train_eval("sst2", data_dir=data_dir, eval_split="test")  # type: ignore[arg-type]

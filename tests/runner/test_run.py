@@ -56,6 +56,26 @@ def test_full_run_produces_the_run_folder_contract(tmp_path: Path, data_dir: Pat
     assert "stage_done" in events
 
 
+def test_a_run_evaluated_on_the_validation_split_never_reads_the_eval_split(
+    tmp_path: Path, data_dir: Path
+) -> None:
+    # [data] eval_split = "validation": evaluation examples are held-out training sentences (after the
+    # first train_limit), the report says so, and the training examples are those of an ordinary run
+    from latentwire_hf.data import load_examples
+
+    runs = tmp_path / "runs"
+    exp = experiment(tmp_path, name="val", data={"eval_split": "validation"}, eval={"methods": ["latent"]})
+    assert main([str(exp), "--runs-dir", str(runs)]) == 0
+    preds = pd.read_parquet(runs / "val" / "eval" / "predictions.parquet")
+    train_ids = [e.id for e in load_examples("sst2", "train", data_dir=data_dir)]
+    dev_ids = {e.id for e in load_examples("sst2", "eval", data_dir=data_dir)}
+    used = set(preds["example_id"])
+    assert len(used) == 12 and used <= set(train_ids[24:]) and not used & dev_ids
+    assert json.loads((runs / "val" / "eval" / "metrics.json").read_text())["eval_split"] == "validation"
+    assert "validation split carved from train" in (runs / "val" / "report" / "summary.md").read_text()
+    assert json.loads((runs / "val" / "prepare" / "data.json").read_text())["n_train"] == 24
+
+
 def test_rerun_skips_finished_stages_and_fresh_starts_over(tmp_path: Path, data_dir: Path) -> None:
     runs, exp = tmp_path / "runs", _exp(tmp_path)
     assert main([str(exp), "--runs-dir", str(runs), "--stage", "prepare", "--stage", "train"]) == 0

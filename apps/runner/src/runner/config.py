@@ -62,6 +62,10 @@ class DataConfig:
     on_error: str = attrs.field(default="raise", validator=one_of("raise", "skip"))
     # draw eval_limit examples across the whole split with the seed, or take the file's first ones
     eval_sampling: str = attrs.field(default="seeded", validator=one_of("seeded", "prefix"))
+    # "eval": the task's evaluation split (SST-2 / SQuAD dev); "validation": held-out training
+    # examples after the first train_limit (disjoint in ids, texts and articles), for choosing
+    # hyper-parameters or a wire without fitting the evaluation split
+    eval_split: str = attrs.field(default="eval", validator=one_of("eval", "validation"))
     min_eval: int = attrs.field(default=1, validator=positive)  # refuse a run that gets fewer eval examples
     min_train: int = attrs.field(default=1, validator=positive)  # ... or fewer training examples
 

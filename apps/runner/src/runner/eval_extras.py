@@ -1,10 +1,12 @@
-"""What the evaluate stage adds to its predictions and metrics beyond the methods' own scores: the
-latent's message size at every precision, the wire's summary, the soft tokens' norm diagnostics and,
-for SQuAD v2, the abstain-always reference."""
+"""What the evaluate stage needs beside the methods themselves: each example's budget M_i, model
+folders for the methods that load a model by name, and what it adds to its predictions and metrics
+beyond the methods' own scores: the latent's message size at every precision, the wire's summary,
+the soft tokens' norm diagnostics and, for SQuAD v2, the abstain-always reference."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -18,11 +20,41 @@ from latentwire_core.message import FORMAT_VERSION, HEADER_BYTES, message_bytes
 from latentwire_core.tasks import Example, TaskSpec, compressed_text
 from latentwire_eval.diagnostics import embedding_diagnostics
 from latentwire_eval.metrics import metric_fns
-from runner.config import Experiment
+from latentwire_hf.models import KNOWN_MODELS, cache_root, load_causal_lm
+from runner.config import Experiment, WireSection
 
-__all__ = ["add_wire_bytes", "embedding_report", "squad_v2_references", "wire_summary"]
+__all__ = [
+    "add_wire_bytes",
+    "embedding_report",
+    "example_budgets",
+    "resolve_model",
+    "squad_v2_references",
+    "wire_summary",
+]
 
 PRECISIONS = ("fp16", "int8", "int4")
+
+
+def example_budgets(
+    examples: Sequence[Example], wire: LatentWire, features: Any, spec: WireSection
+) -> dict[str, int]:
+    """Soft tokens per example (``M_i``): the budget every method gets for that example."""
+    if spec.ratio <= 0:
+        return {e.id: spec.n_tokens for e in examples}
+    out: dict[str, int] = {}
+    for i in range(0, len(examples), 64):
+        chunk = examples[i : i + 64]
+        _, mask = features.features([compressed_text(e, spec.compress) for e in chunk])
+        out.update(zip([e.id for e in chunk], wire.counts(mask).tolist(), strict=True))
+    return out
+
+
+def resolve_model(name: str) -> Path:
+    """A model folder for a name: a registry name is converted into the cache once; else the path."""
+    folder = cache_root() / "models" / name
+    if name in KNOWN_MODELS and not folder.is_dir():
+        load_causal_lm(name)
+    return folder if folder.is_dir() else Path(name)
 
 
 def add_wire_bytes(

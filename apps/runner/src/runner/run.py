@@ -41,12 +41,19 @@ from latentwire_hf.checkpoint import latest_checkpoint, load_weights
 from latentwire_hf.data import DataError, load_train_eval
 from latentwire_hf.features import build_feature_source
 from latentwire_hf.frozen_lm import HFFrozenLM, load_frozen_lm
-from latentwire_hf.models import KNOWN_MODELS, cache_root, load_causal_lm, resolve_model_name
+from latentwire_hf.models import cache_root, load_causal_lm, resolve_model_name
 from latentwire_hf.objectives import ContentObjective, SoftPromptObjective, TaskObjective, content_items
 from latentwire_hf.pretrained import WireSpec, spec_from_core, write_spec
 from latentwire_hf.training import Trainer
 from runner.config import STAGES, Experiment, to_toml
-from runner.eval_extras import add_wire_bytes, embedding_report, squad_v2_references, wire_summary
+from runner.eval_extras import (
+    add_wire_bytes,
+    embedding_report,
+    example_budgets,
+    resolve_model,
+    squad_v2_references,
+    wire_summary,
+)
 from runner.folder import RunFolder, RunFolderError, RunFolderMismatch, RunLock, read_manifest
 
 __all__ = ["STAGES", "Run", "RunFolderError", "RunFolderMismatch", "RunLock"]
@@ -183,6 +190,7 @@ class Run:
                 on_error="skip" if d.on_error == "skip" else "raise",
                 eval_sampling="prefix" if d.eval_sampling == "prefix" else "seeded",
                 seed=self.exp.seed,
+                eval_split="validation" if d.eval_split == "validation" else "eval",
             )
             for split, got, floor, limit in (
                 ("eval", len(evaluation), d.min_eval, d.eval_limit),
@@ -394,19 +402,6 @@ class Run:
             "trained_readers": sorted(readers),
         }
 
-    def _budgets(self, evaluation: list[Example], wire: LatentWire) -> dict[str, int]:
-        """Soft tokens per example (``M_i``): the budget every method gets for that example."""
-        w = self.exp.wire
-        if w.ratio <= 0:
-            return {e.id: w.n_tokens for e in evaluation}
-        out: dict[str, int] = {}
-        fs = self.features()
-        for i in range(0, len(evaluation), 64):
-            chunk = evaluation[i : i + 64]
-            _, mask = fs.features([compressed_text(e, w.compress) for e in chunk])
-            out.update(zip([e.id for e in chunk], wire.counts(mask).tolist(), strict=True))
-        return out
-
     def soft_prompt_control(self) -> SoftPromptControl:
         """The control's module: M = the wire's (fixed) M, or its mean M over the training split."""
         w = self.exp.wire
@@ -453,16 +448,10 @@ class Run:
         train, evaluation = self.data()
         ev, w = self.exp.eval, self.exp.wire
 
-        def resolve_model(name: str) -> Path:  # a registry name is converted into the cache once
-            folder = cache_root() / "models" / name
-            if name in KNOWN_MODELS and not folder.is_dir():
-                load_causal_lm(name)
-            return folder if folder.is_dir() else Path(name)
-
         return EvalContext(
             task=self.task,
             train=train,
-            budgets=self._budgets(evaluation, wire) if wire is not None else {},
+            budgets=example_budgets(evaluation, wire, self.features(), w) if wire is not None else {},
             compress=w.compress,
             max_text_tokens=ev.max_text_tokens,
             seed=self.exp.seed,
@@ -575,6 +564,7 @@ class Run:
             seed=self.exp.seed,
         )
         metrics["wire"] = wire_summary(self.exp, budgets, preds)
+        metrics["eval_split"] = self.exp.data.eval_split
         if "latent" in ev.methods:
             assert ctx.codec is not None
             metrics["embedding_diagnostics"] = embedding_report(

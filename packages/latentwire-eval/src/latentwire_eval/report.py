@@ -304,6 +304,12 @@ def write_report(
         f"Config: `experiment.toml`."
     )
     lines.append("")
+    if metrics.get("eval_split") == "validation":
+        lines.append(
+            'Evaluated on a **validation split carved from train** (`[data] eval_split = "validation"`), '
+            "not on the task's evaluation split: these numbers are for choosing, not for reporting."
+        )
+        lines.append("")
     stages = manifest.get("stages", {})
     if stages:
         timed = [f"{k} {v['seconds']} s" for k, v in stages.items() if "seconds" in v]

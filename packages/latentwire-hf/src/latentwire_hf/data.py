@@ -420,6 +420,7 @@ def load_train_eval(
     on_error: OnError = "raise",
     eval_sampling: Literal["seeded", "prefix"] = "seeded",
     seed: int = 0,
+    eval_split: Literal["eval", "validation"] = "eval",
 ) -> tuple[list[Example], list[Example], LoadReport]:
     """Both splits, with train examples that also occur in eval (same id or text) removed.
 
@@ -430,22 +431,44 @@ def load_train_eval(
     Some official splits share texts (TREC train/test share 10 questions; the two
     offline XSum subsets share 90 articles), so leakage is removed here, counted in
     the report and logged, before ``train_limit`` is applied.
+
+    ``eval_split = "validation"`` evaluates on a validation split carved from train instead (for
+    choosing hyper-parameters, checkpoints or a wire without looking at the evaluation split): the
+    training examples are the same ``train_limit`` ones, and the validation examples are drawn (as
+    above) from the training examples after them, minus any that share an id, a text or a group
+    (a SQuAD article) with the training ones.
     """
+    if eval_split not in ("eval", "validation"):
+        raise ValueError(f"eval_split must be 'eval' or 'validation', got {eval_split!r}")
     report = LoadReport()
     full_eval = load_examples(task, "eval", data_dir=data_dir, on_error=on_error, report=report)
-    if eval_limit is None or eval_limit >= len(full_eval):
-        evaluation = full_eval
-    elif eval_sampling == "prefix":
-        evaluation = full_eval[:eval_limit]
-    else:
-        keep = sorted(random.Random(seed).sample(range(len(full_eval)), eval_limit))
-        evaluation = [full_eval[i] for i in keep]
     ids, texts = {e.id for e in full_eval}, {e.source for e in full_eval}
     train_all = load_examples(task, "train", data_dir=data_dir, on_error=on_error, report=report)
-    train = [e for e in train_all if e.id not in ids and e.source not in texts]
-    report.dropped_overlap = len(train_all) - len(train)
+    pool = [e for e in train_all if e.id not in ids and e.source not in texts]
+    report.dropped_overlap = len(train_all) - len(pool)
     if report.dropped_overlap:
         log.info("train_eval_overlap_removed", task=task, dropped=report.dropped_overlap)
-    train = train[:train_limit] if train_limit is not None else train
+    train = pool[:train_limit] if train_limit is not None else pool
+    if eval_split == "validation":
+        held = pool[len(train) :]
+        t_ids, t_texts = {e.id for e in train}, {e.source for e in train}
+        t_groups = {e.group for e in train if e.group}
+        full_eval = [
+            e
+            for e in held
+            if e.id not in t_ids and e.source not in t_texts and not (e.group and e.group in t_groups)
+        ]
+        log.info("validation_from_train", task=task, held_out=len(held), usable=len(full_eval))
+    evaluation = _draw(full_eval, eval_limit, eval_sampling, seed)
     check_disjoint(train, evaluation)
     return train, evaluation, report
+
+
+def _draw(examples: list[Example], limit: int | None, sampling: str, seed: int) -> list[Example]:
+    """``limit`` examples: the first ones (``prefix``) or drawn with ``seed``, kept in file order."""
+    if limit is None or limit >= len(examples):
+        return examples
+    if sampling == "prefix":
+        return examples[:limit]
+    keep = sorted(random.Random(seed).sample(range(len(examples)), limit))
+    return [examples[i] for i in keep]
