@@ -15,6 +15,7 @@ import pytest
 from experiments import experiment  # type: ignore[import-not-found]
 from latentwire_core.message import HEADER_BYTES
 from runner.__main__ import main
+from runner.folder import training_identity
 
 STUDY = {  # tests/assets/tiny.toml, one reader, 2 steps, 10 dev sentences
     "name": "study",
@@ -138,7 +139,29 @@ def test_reusing_training_of_a_run_that_differs_beyond_evaluation_is_refused(
             str(runs / "study"),
         ]
     )
-    assert code == 2 and "differs beyond [codec]/[eval] (in wire)" in capsys.readouterr().err
+    assert code == 2 and "differs beyond [codec]/[eval] and the evaluation examples (in wire)" in (
+        capsys.readouterr().err
+    )
+
+
+def test_a_wire_chosen_on_validation_is_evaluated_on_the_eval_split_without_training_again(
+    exp: Path, tmp_path: Path
+) -> None:
+    # eval_split only chooses the evaluation examples: the eval-split run takes the validation run's
+    # trained wire (pretrain, train) and prepares its own evaluation examples
+    runs = tmp_path / "runs"
+    assert main([str(exp), "--runs-dir", str(runs), "--set", 'data.eval_split="validation"']) == 0
+    val = runs / "study"
+    assert main([str(exp), "--runs-dir", str(runs), "--set", "name=test", "--reuse-training", str(val)]) == 0
+    stages = json.loads((runs / "test" / "manifest.json").read_text())["stages"]
+    assert stages["train"]["adopted_from"] == str(val) and "adopted_from" not in stages["prepare"]
+    a, b = (pd.read_parquet(r / "eval" / "predictions.parquet") for r in (val, runs / "test"))
+    assert not set(a["example_id"]) & set(b["example_id"])
+    ckpts = sorted(f.name for f in (val / "checkpoints").iterdir())
+    assert ckpts == sorted(f.name for f in (runs / "test" / "checkpoints").iterdir())
+    # an older run folder that lacks a key added since (here eval_split) compares at its default
+    old = (val / "experiment.toml").read_text().replace('eval_split = "validation"\n', "")
+    assert training_identity(old) == training_identity((runs / "test" / "experiment.toml").read_text())
 
 
 def test_slurm_script_runs_every_point_under_a_fake_sbatch(exp: Path, tmp_path: Path, capsys) -> None:

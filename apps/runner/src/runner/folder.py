@@ -51,12 +51,32 @@ TRAINING_STAGES: dict[str, tuple[str, ...]] = {
 }
 # Config tables that only evaluation reads: runs differing only in them train the same wire.
 EVAL_ONLY_TABLES = ("codec", "eval")
+# ... and the [data] keys that only choose the evaluation examples (the training examples are the
+# first train_limit of the training file either way, e.g. eval_split = "eval" or "validation")
+EVAL_ONLY_DATA_KEYS = ("eval_limit", "eval_sampling", "min_eval", "eval_split")
+
+
+def _resolved(resolved_toml: str) -> dict[str, Any]:
+    """A run's resolved config with every key it lacks at today's default (a run folder written
+    before a key existed ran with what is now that key's default)."""
+    from runner.config import Experiment, to_dict
+
+    defaults = to_dict(Experiment(name="defaults"))
+    cfg = tomllib.loads(resolved_toml)
+    return {
+        k: {**defaults[k], **v} if isinstance(v, dict) and isinstance(defaults.get(k), dict) else v
+        for k, v in cfg.items()
+    }
 
 
 def training_identity(resolved_toml: str) -> dict[str, Any]:
-    """A resolved config without what does not change training (its name, ``[codec]``, ``[eval]``)."""
-    cfg = tomllib.loads(resolved_toml)
-    return {k: v for k, v in cfg.items() if k not in ("name", *EVAL_ONLY_TABLES)}
+    """A resolved config without what does not change training: its name, ``[codec]``, ``[eval]``
+    and the [data] keys that choose the evaluation examples (``EVAL_ONLY_DATA_KEYS``)."""
+    cfg = _resolved(resolved_toml)
+    out = {k: v for k, v in cfg.items() if k not in ("name", *EVAL_ONLY_TABLES)}
+    if isinstance(out.get("data"), dict):
+        out["data"] = {k: v for k, v in out["data"].items() if k not in EVAL_ONLY_DATA_KEYS}
+    return out
 
 
 def now() -> str:
@@ -300,9 +320,13 @@ class RunFolder:
         training again; returns the stages adopted (those already done here are kept).
 
         ``src`` must hold a run whose config equals this one but for its name, ``[codec]`` and
-        ``[eval]`` (a study's evaluation-only variants share one training). The stages' folders are
-        copied; each adopted stage records ``adopted_from`` and ``source_seconds`` (its own
-        ``seconds`` is 0: no compute was spent here). Stops at the first stage ``src`` has not finished.
+        ``[eval]`` and the [data] keys that choose evaluation examples (a study's evaluation-only
+        variants share one training; a wire chosen on the validation split is evaluated on the
+        evaluation split without training again). The stages' folders are copied; each adopted stage
+        records ``adopted_from`` and ``source_seconds`` (its own ``seconds`` is 0: no compute was
+        spent here). ``prepare`` (which records the evaluation examples) is adopted only when the
+        whole ``[data]`` table agrees; else it runs here. Stops at the first stage ``src`` has not
+        finished.
         """
         source = RunFolder(src, read_only=True)
         if not (source.experiment_toml.is_file() and source.manifest_path.is_file()):
@@ -317,7 +341,8 @@ class RunFolder:
                 if training_identity(theirs).get(k) != training_identity(resolved_toml).get(k)
             )
             raise RunFolderError(
-                f"reuse training from {src}: its config differs beyond [codec]/[eval] (in {', '.join(diff)})"
+                f"reuse training from {src}: its config differs beyond [codec]/[eval] and the evaluation "
+                f"examples (in {', '.join(diff)})"
             )
         stages = read_manifest(source.manifest_path).get("stages", {})
         adopted = []
@@ -327,6 +352,8 @@ class RunFolder:
             entry = stages.get(stage, {})
             if entry.get("status") != "done":
                 break
+            if stage == "prepare" and _resolved(theirs).get("data") != _resolved(resolved_toml).get("data"):
+                continue  # other evaluation examples: this run prepares its own (features are cached)
             for rel in folders:
                 if (src / rel).is_dir():
                     shutil.rmtree(self.dir / rel, ignore_errors=True)

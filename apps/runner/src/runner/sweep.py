@@ -28,9 +28,15 @@ from pathlib import Path
 from typing import Any
 
 from runner.config import ConfigError, load_experiment
-from runner.folder import EVAL_ONLY_TABLES, RunFolder
+from runner.folder import EVAL_ONLY_DATA_KEYS, EVAL_ONLY_TABLES, RunFolder
 
 __all__ = ["main", "plan"]
+
+
+def _evaluation_only(key: str) -> bool:
+    """A grid key that changes what is evaluated but not the trained wire."""
+    table, _, rest = key.partition(".")
+    return table in EVAL_ONLY_TABLES or (table == "data" and rest in EVAL_ONLY_DATA_KEYS)
 
 
 def _grid(items: list[str]) -> dict[str, list[str]]:
@@ -86,7 +92,7 @@ def plan(
             # points that differ only in evaluation-only keys ([codec], [eval]) train one wire
             trains = (
                 seed,
-                tuple((k, v) for k, v in params.items() if k.split(".")[0] not in EVAL_ONLY_TABLES),
+                tuple((k, v) for k, v in params.items() if not _evaluation_only(k)),
             )
             leader = leaders.setdefault(trains, name)
             if leader != name:
