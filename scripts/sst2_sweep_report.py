@@ -2,9 +2,11 @@
 
     .venv/bin/python scripts/sst2_sweep_report.py [--runs runs] [--out results/sst2-sweep]
 
-Reads ``<runs>/sst2-sweep-m`` (M x precision x seeds at d_z = 32) and ``<runs>/sst2-sweep-dz``
-(d_z x precision x seeds at M = 1); every point gets its full settings (M, d_z, precision, read
-from its own resolved experiment.toml) so the two sweeps form one table. Writes the sweep report
+Reads ``<runs>/sst2-sweep-m`` (M x precision x seeds at d_z = 32), ``<runs>/sst2-sweep-dz``
+(d_z = 64, 256 x precision x seeds at M = 1) and ``<runs>/sst2-sweep-dz-m`` (M = 2, 4, 8 x d_z = 64,
+256 x precision x seeds); every point gets its full settings (M, d_z, precision, read from its own
+resolved experiment.toml) so the sweeps form one table. ``report/table_int4.md`` is the compact
+table the README prints (int4 rows; int8 is in results.csv). Writes the sweep report
 (:func:`latentwire_eval.sweep.write_sweep_report`) to ``<out>/report/`` and copies each point's
 resolved TOML, manifest (commit, device, stage times), metrics, summary and training log to
 ``<out>/points/<sweep>/<point>/``.
@@ -22,7 +24,7 @@ from typing import Any
 from latentwire_core.message import HEADER_BYTES as HEADER
 from latentwire_eval.sweep import write_sweep_report
 
-SWEEPS = ("sst2-sweep-m", "sst2-sweep-dz")
+SWEEPS = ("sst2-sweep-m", "sst2-sweep-dz", "sst2-sweep-dz-m")
 FILES = {
     "experiment.toml": "experiment.toml",
     "manifest.json": "manifest.json",
@@ -128,6 +130,47 @@ def byte_matched(pts: list[dict[str, Any]], out: Path, n_resamples: int = 10000)
     return "\n".join(lines) + "\n"
 
 
+def compact_table(out: Path, precision: str = "int4") -> str:
+    """One row per (M, d_z) at ``precision``: payload (message) bytes, each reader's latent with its
+    95% CI over seeds, the text baselines at the same M, and latent - token budget with its Holm p."""
+    import pandas as pd
+
+    res = pd.read_csv(out / "report" / "results.csv")
+    tests = pd.read_csv(out / "report" / "tests.csv")
+    res = res[res["param:precision"] == precision]
+    readers = list(dict.fromkeys(res[res["method"] == "latent"]["model"]))
+    short = {m: m.split("-")[0] for m in readers}
+    head = (
+        "| M | d_z | payload B (message B) | "
+        + " | ".join(f"latent {short[m]} [95% CI]" for m in readers)
+        + " | token budget | LLMLingua | latent − token budget, p Holm |"
+    )
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for (m, dz), g in res.groupby(["param:M", "param:d_z"]):
+        cell = {(r.model, r.method): r for r in g.itertuples()}
+        lat = [cell.get((r, "latent")) for r in readers]
+        if any(x is None for x in lat):
+            continue
+        payload = f"{lat[0].payload_bytes:.0f} ({lat[0].wire_bytes:.0f})"
+        cis = [f"{x.mean:.3f} [{x.ci_low:.3f}, {x.ci_high:.3f}]" for x in lat]
+
+        def per_reader(method: str) -> str:
+            return " / ".join(f"{cell[(r, method)].mean:.3f}" if (r, method) in cell else "–" for r in readers)
+
+        t = tests[(tests.settings == g.settings.iloc[0]) & (tests.latent_vs == "token_budget")]
+        diffs = " / ".join(
+            f"{row.diff:+.3f}, {row.p_holm:.2g}" for r in readers for row in t[t.model == r].itertuples()
+        )
+        lines.append(
+            f"| {m} | {dz} | {payload} | "
+            + " | ".join(cis)
+            + f" | {per_reader('token_budget')} | {per_reader('llmlingua')} | {diffs} |"
+        )
+    text = "\n".join(lines) + "\n"
+    (out / "report" / f"table_{precision}.md").write_text(text)
+    return text
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--runs", type=Path, default=Path("runs"))
@@ -141,6 +184,7 @@ def main() -> None:
         args.out, pts, title="SST-2: M x d_z x precision, 3 seeds", n_resamples=10000
     )
     summary.write_text(summary.read_text() + byte_matched(pts, args.out))
+    compact_table(args.out)
     for pt in pts:
         dst = args.out / "points" / pt["name"]
         dst.mkdir(parents=True, exist_ok=True)
