@@ -154,8 +154,10 @@ def compact_table(out: Path, precision: str = "int4") -> str:
         payload = f"{lat[0].payload_bytes:.0f} ({lat[0].wire_bytes:.0f})"
         cis = [f"{x.mean:.3f} [{x.ci_low:.3f}, {x.ci_high:.3f}]" for x in lat]
 
-        def per_reader(method: str) -> str:
-            return " / ".join(f"{cell[(r, method)].mean:.3f}" if (r, method) in cell else "–" for r in readers)
+        def per_reader(method: str, cell: dict[tuple[str, str], Any] = cell) -> str:
+            return " / ".join(
+                f"{cell[(r, method)].mean:.3f}" if (r, method) in cell else "–" for r in readers
+            )
 
         t = tests[(tests.settings == g.settings.iloc[0]) & (tests.latent_vs == "token_budget")]
         diffs = " / ".join(
