@@ -38,8 +38,9 @@ def run_main(argv: list[str]) -> int:
         type=Path,
         default=None,
         metavar="RUN_DIR",
-        help="take the finished prepare/pretrain/train stages of RUN_DIR, a run whose config differs "
-        "from this one only in [codec]/[eval] (a sweep does this for evaluation-only grid keys)",
+        help="take the finished training stages of RUN_DIR, a run whose config differs "
+        "from this one only in [codec]/[eval] and the [data] keys that pick evaluation examples (a sweep "
+        "does this for evaluation-only grid keys)",
     )
     args = p.parse_args(argv)
     configure_logging(None)
@@ -74,6 +75,7 @@ def run_main(argv: list[str]) -> int:
     finally:
         if run is not None and run.lock is not None:
             run.lock.release()
+        configure_logging(None)  # close the run's log.jsonl (a sweep runs many runs in one process)
     print(f"run folder: {run.dir}", file=sys.stderr)
     if run.folder.summary.is_file():
         print(run.folder.summary.read_text())
