@@ -1,6 +1,6 @@
 """The add-a-reader study: a reader trained onto a frozen encoder against the jointly trained one.
 
-    python scripts/add_reader_study.py --joint runs/quickstart --alone runs/quickstart-smollm2 \\
+    python scripts/add_reader_study.py --joint runs/quickstart-m8 --alone runs/quickstart-smollm2 \\
         --added runs/quickstart-add-gemma3 --old smollm2-135m --new gemma3-270m \\
         --out results/quickstart-add-reader
 
