@@ -175,20 +175,21 @@ def test_a_task_declared_by_its_spec_alone_loads_from_jsonl(
 @pytest.mark.parametrize("task", ["sst2", "squad"])
 def test_validation_split_is_carved_from_train_after_the_training_examples(task: str, data_dir: Path) -> None:
     # the training examples do not change; the validation ones come after them in the training file,
-    # share no id, text or article with them, and none is in the official evaluation split
-    train, dev, _ = load_train_eval(task, data_dir=data_dir, train_limit=40, eval_limit=20)
+    # share no id, text or article with them, and none is in the official evaluation split (sized for the
+    # tiny SQuAD slice too: 6 articles of 8 questions, so 24 training questions leave 3 articles)
+    train, dev, _ = load_train_eval(task, data_dir=data_dir, train_limit=24, eval_limit=16)
     train_v, val, _ = load_train_eval(
-        task, data_dir=data_dir, train_limit=40, eval_limit=20, eval_split="validation"
+        task, data_dir=data_dir, train_limit=24, eval_limit=16, eval_split="validation"
     )
     assert [e.id for e in train_v] == [e.id for e in train]
-    assert len(val) == 20
+    assert len(val) == 16
     assert not {e.id for e in val} & {e.id for e in train} and not {e.source for e in val} & {
         e.source for e in train
     }
     assert not {e.group for e in val if e.group} & {e.group for e in train if e.group}
     every_train = [e.id for e in load_examples(task, "train", data_dir=data_dir)]
-    assert {e.id for e in val} <= set(every_train[40:]) and not {e.id for e in val} & {e.id for e in dev}
-    again = load_train_eval(task, data_dir=data_dir, train_limit=40, eval_limit=20, eval_split="validation")[
+    assert {e.id for e in val} <= set(every_train[24:]) and not {e.id for e in val} & {e.id for e in dev}
+    again = load_train_eval(task, data_dir=data_dir, train_limit=24, eval_limit=16, eval_split="validation")[
         1
     ]
     assert [e.id for e in again] == [e.id for e in val]  # the same draw for the same seed
