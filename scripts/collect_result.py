@@ -14,6 +14,24 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
+# A study point's evidence (what scripts/sst2_sweep_report.py and scripts/quickstart_wire_choice.py copy
+# under results/ per run): the resolved TOML, manifest, metrics, summary and training log.
+EVIDENCE = {
+    "experiment.toml": "experiment.toml",
+    "manifest.json": "manifest.json",
+    "eval/metrics.json": "metrics.json",
+    "report/summary.md": "summary.md",
+    "train/metrics.jsonl": "train_metrics.jsonl",
+}
+
+
+def copy_evidence(run: Path, dst: Path) -> None:
+    """Copy the :data:`EVIDENCE` files ``run`` has into ``dst`` (flat names)."""
+    dst.mkdir(parents=True, exist_ok=True)
+    for src, name in EVIDENCE.items():
+        if (run / src).is_file():
+            shutil.copy(run / src, dst / name)
+
 
 def collect(run: Path, out: Path) -> Path:
     manifest = json.loads((run / "manifest.json").read_text())

@@ -21,11 +21,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+
+from collect_result import copy_evidence
 
 CANDIDATES: dict[str, list[str]] = {
     "m8-d256-int8": ["wire.n_tokens=8", "wire.d_z=256", 'codec.precision="int8"'],
@@ -34,13 +35,6 @@ CANDIDATES: dict[str, list[str]] = {
 LARGE, SMALL = "m8-d256-int8", "m1-d32-int4"
 MARGIN = 0.03
 VALIDATION = ['data.eval_split="validation"', 'eval.methods=["text", "latent", "token_budget"]']
-FILES = {
-    "experiment.toml": "experiment.toml",
-    "manifest.json": "manifest.json",
-    "eval/metrics.json": "metrics.json",
-    "report/summary.md": "summary.md",
-    "train/metrics.jsonl": "train_metrics.jsonl",
-}
 
 
 def run(name: str, overrides: list[str], runs: Path, reuse: Path | None) -> Path:
@@ -124,11 +118,7 @@ def main() -> None:
     ]
     (args.out / "choice.md").write_text("\n".join(lines) + "\n")
     for name, d in dirs.items():
-        dst = args.out / name
-        dst.mkdir(parents=True, exist_ok=True)
-        for src, fname in FILES.items():
-            if (d / src).is_file():
-                shutil.copy(d / src, dst / fname)
+        copy_evidence(d, args.out / name)
     print((args.out / "choice.md").read_text())
 
 

@@ -16,22 +16,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import tomllib
 from pathlib import Path
 from typing import Any
+
+from collect_result import copy_evidence
 
 from latentwire_core.message import HEADER_BYTES as HEADER
 from latentwire_eval.sweep import write_sweep_report
 
 SWEEPS = ("sst2-sweep-m", "sst2-sweep-dz", "sst2-sweep-dz-m")
-FILES = {
-    "experiment.toml": "experiment.toml",
-    "manifest.json": "manifest.json",
-    "eval/metrics.json": "metrics.json",
-    "report/summary.md": "summary.md",
-    "train/metrics.jsonl": "train_metrics.jsonl",
-}
 
 
 def points(runs: Path) -> list[dict[str, Any]]:
@@ -188,11 +182,7 @@ def main() -> None:
     summary.write_text(summary.read_text() + byte_matched(pts, args.out))
     compact_table(args.out)
     for pt in pts:
-        dst = args.out / "points" / pt["name"]
-        dst.mkdir(parents=True, exist_ok=True)
-        for src, name in FILES.items():
-            if (Path(pt["dir"]) / src).is_file():
-                shutil.copy(Path(pt["dir"]) / src, dst / name)
+        copy_evidence(Path(pt["dir"]), args.out / "points" / pt["name"])
     print(summary.read_text())
 
 
