@@ -5,7 +5,7 @@
 Builds the experiment's ``lm_pool`` encoder untrained (the trunk's own layers, a fresh projection),
 runs it on the first ``--n`` distinct *training* contexts and reports, for the pooled slots before the
 projection (after the trunk's final norm) and for ``Z`` after it, with and without
-``encoder_standardize`` (fitted on those texts): the mean pairwise cosine between slots, the share of
+``[wire.lm_encoder] standardize`` (fitted on those texts): the mean pairwise cosine between slots, the share of
 their energy in the mean vector, and the largest dimensions' mean magnitude against the median one.
 """
 
@@ -49,8 +49,10 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
     exp = load_experiment(args.experiment)
-    if exp.wire.encoder != "lm_pool":
-        raise SystemExit(f"{args.experiment}: [wire] encoder is {exp.wire.encoder!r}, not 'lm_pool'")
+    if exp.wire.encoder.kind != "lm_pool":
+        raise SystemExit(
+            f"{args.experiment}: [wire.encoder] kind is {exp.wire.encoder.kind!r}, not 'lm_pool'"
+        )
     from latentwire_core.interlingua import build_interlingua
     from latentwire_hf.data import load_examples
     from latentwire_hf.features import build_feature_source
@@ -64,8 +66,8 @@ def main() -> None:
     cfg = w.to_core(source.feature_dim, content_tokens=False).interlingua
     torch.manual_seed(exp.seed)
     trunk, _ = load_causal_lm(f.source, seed=exp.seed)
-    parts = {"lm": trunk, "start_layer": f.layer, "n_layers": w.encoder_layers, "causal": w.encoder_causal}
-    enc = build_interlingua(cfg, **parts, standardize=True).eval()
+    parts = {**w.lm_encoder.encoder_kwargs(f.layer), "standardize": True}
+    enc = build_interlingua(cfg, lm=trunk, **parts).eval()
     counts = slot_counts(mask, n_tokens=cfg.n_tokens, ratio=cfg.ratio)
     pooled = enc._pooled(feats, mask, counts)
     real = torch.arange(pooled.shape[1])[None] < counts[:, None]

@@ -29,8 +29,8 @@ from typing import Any
 from collect_result import copy_evidence
 
 CANDIDATES: dict[str, list[str]] = {
-    "m8-d256-int8": ["wire.n_tokens=8", "wire.d_z=256", 'codec.precision="int8"'],
-    "m1-d32-int4": ["wire.n_tokens=1", "wire.d_z=32", 'codec.precision="int4"'],
+    "m8-d256-int8": ["wire.encoder.n_tokens=8", "wire.encoder.d_z=256", 'codec.precision="int8"'],
+    "m1-d32-int4": ["wire.encoder.n_tokens=1", "wire.encoder.d_z=32", 'codec.precision="int4"'],
 }
 LARGE, SMALL = "m8-d256-int8", "m1-d32-int4"
 MARGIN = 0.03

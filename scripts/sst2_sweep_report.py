@@ -24,6 +24,7 @@ from collect_result import copy_evidence
 
 from latentwire_core.message import HEADER_BYTES as HEADER
 from latentwire_eval.sweep import write_sweep_report
+from runner.config import migrate_wire
 
 SWEEPS = ("sst2-sweep-m", "sst2-sweep-dz", "sst2-sweep-dz-m")
 
@@ -38,10 +39,10 @@ def points(runs: Path) -> list[dict[str, Any]]:
             run = Path(pt["dir"])
             if not (run / "eval" / "metrics.json").is_file():
                 continue
-            cfg = tomllib.loads((run / "experiment.toml").read_text())
+            cfg, _ = migrate_wire(tomllib.loads((run / "experiment.toml").read_text()))
             params = {
-                "M": cfg["wire"]["n_tokens"],
-                "d_z": cfg["wire"]["d_z"],
+                "M": cfg["wire"]["encoder"]["n_tokens"],
+                "d_z": cfg["wire"]["encoder"]["d_z"],
                 "precision": cfg["codec"]["precision"],
             }
             out.append({"name": f"{sweep}/{pt['name']}", "dir": run, "params": params, "seed": pt["seed"]})

@@ -78,9 +78,9 @@ def test_the_runner_config_accepts_the_new_names(max_pool: str, clipped: str, tm
     from runner.config import load_experiment
 
     p = tmp_path / "x.toml"
-    p.write_text(f'name = "x"\n[wire]\nencoder = "{max_pool}"\ncalibration = "{clipped}"\n')
+    p.write_text(f'name = "x"\n[wire]\ncalibration = "{clipped}"\n[wire.encoder]\nkind = "{max_pool}"\n')
     exp = load_experiment(p)
-    assert (exp.wire.encoder, exp.wire.calibration) == (max_pool, clipped)
+    assert (exp.wire.encoder.kind, exp.wire.calibration) == (max_pool, clipped)
 
 
 def test_a_new_metric_is_scored_and_reported(monkeypatch: pytest.MonkeyPatch) -> None:

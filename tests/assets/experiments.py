@@ -1,6 +1,6 @@
 """The tiny experiment files of the end-to-end tests (``tests/assets/<base>.toml``), varied per test.
 
-``experiment(tmp_path, "tiny", name="study", wire={"n_tokens": 2})`` writes ``tiny.toml`` with those
+``experiment(tmp_path, "tiny", name="study", wire={"encoder": {"n_tokens": 2}})`` writes ``tiny.toml`` with those
 changes to ``tmp_path/study.toml`` and returns its path. A change to a table merges into it key by
 key (``data={"task": "squad"}`` keeps the other ``[data]`` keys); a top-level value replaces.
 """

@@ -85,6 +85,10 @@ def test_config_range_errors_name_the_field() -> None:
         InterlinguaConfig(n_tokens=0)
     with pytest.raises(ValueError, match="kind must be one of"):
         InterlinguaConfig(kind="nope")
+    with pytest.raises(ValueError, match="'n_tokens' must be <= 4096"):
+        InterlinguaConfig(n_tokens=4097)
+    with pytest.raises(ValueError, match=r"dropout must be in \[0, 1\)"):
+        InterlinguaConfig(dropout=1.0)
 
 
 @given(st.floats(0.01, 10.0), st.integers(1, 4))

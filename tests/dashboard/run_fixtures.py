@@ -25,7 +25,7 @@ def _run(name: str, n_tokens: int, finished: bool) -> Path:
     if key not in _MADE:
         root = _CACHE / f"{name}-{n_tokens}-{int(finished)}"
         root.mkdir(parents=True)
-        exp = experiment(root, name=name, wire={"n_tokens": n_tokens})
+        exp = experiment(root, name=name, wire={"encoder": {"n_tokens": n_tokens}})
         stages = [] if finished else ["--stage", "prepare", "--stage", "train"]
         assert main([str(exp), "--runs-dir", str(root), *stages]) == 0
         _MADE[key] = root / name

@@ -161,7 +161,7 @@ def test_a_registered_method_is_validated_and_run_by_the_runner(
     exp = tmp_path / "x.toml"
     exp.write_text(
         'name = "x"\n[data]\ntask = "sst2"\ntrain_limit = 16\neval_limit = 6\n'
-        '[models]\nnames = ["tiny-llama"]\n[features]\nmax_length = 32\n[wire]\nn_tokens = 2\nd_z = 16\n'
+        '[models]\nnames = ["tiny-llama"]\n[features]\nmax_length = 32\n[wire.encoder]\nn_tokens = 2\nd_z = 16\n'
         "[train]\nsteps = 2\nbatch_size = 4\n"
         f'[eval]\nmethods = ["text", "{first_word}"]\nbatch_size = 8\nbootstrap_resamples = 100\n'
     )

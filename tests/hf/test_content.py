@@ -288,3 +288,21 @@ def test_the_hf_encoder_kind_is_known_to_config_validation_without_torch() -> No
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "['lm_pool', 'mean_pool', 'perceiver'] False", out.stderr
+
+
+def test_lm_encoder_config_gives_the_encoder_its_arguments_as_wire_json_stores_them(tmp_path: Path) -> None:
+    """``LMEncoderConfig.encoder_kwargs`` is what wire.json's ``lm_encoder`` holds and what
+    ``LMPoolEncoder`` takes; ``standardize`` appears only when on, so earlier wires keep their
+    identity (and fingerprint)."""
+    from latentwire_hf.config import LMEncoderConfig
+
+    plain = LMEncoderConfig(n_layers=1).encoder_kwargs(1)
+    assert plain == {"start_layer": 1, "n_layers": 1, "causal": False, "train": "full", "lora_rank": 8}
+    kw = LMEncoderConfig(n_layers=1, causal=True, standardize=True).encoder_kwargs(1)
+    assert kw == {**plain, "causal": True, "standardize": True}
+    model, _ = KNOWN_MODELS["tiny-llama"]()
+    cfg = InterlinguaConfig(kind="lm_pool", d_in=model.config.hidden_size, d_z=16, n_tokens=4, ratio=2.0)
+    enc = LMPoolEncoder(cfg, lm=model, **kw)
+    assert enc.causal and enc.standardize and len(enc._layer_list()) == 1
+    with pytest.raises(ValueError, match="train must be one of"):
+        LMEncoderConfig(train="half")

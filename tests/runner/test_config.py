@@ -1,10 +1,14 @@
 from __future__ import annotations
 
 import tomllib
+import warnings
 from pathlib import Path
 
+import attrs
 import pytest
 
+from latentwire_core.config import InterlinguaConfig
+from latentwire_hf.config import LMEncoderConfig
 from runner.config import ConfigError, Experiment, load_experiment, to_toml
 
 REPO = Path(__file__).resolve().parents[2]
@@ -55,11 +59,23 @@ def _write(tmp_path: Path, text: str) -> Path:
         ),
         ('name = "x"\n[train]\nsteps = 1.5\n', r"'train\.steps' must be an integer"),
         ('name = "x"\n[train]\nlr = -1.0\n', r"exp\.toml: \[train\] lr must be > 0, got -1\.0"),
-        ('name = "x"\n[wire]\nn_tokens = 0\n', r"\[wire\] n_tokens must be > 0"),
+        ('name = "x"\n[wire.encoder]\nn_tokens = 0\n', r"\[wire\.encoder\] n_tokens must be > 0"),
+        ('name = "x"\n[wire.encoder]\nn_tokens = 5000\n', r"\[wire\.encoder\] 'n_tokens' must be <= 4096"),
         (
-            'name = "x"\n[wire]\nencoder = "qformer"\n',
-            r"encoder must be one of \['lm_pool', 'mean_pool', 'perceiver'\]",
+            'name = "x"\n[wire.encoder]\nkind = "qformer"\n',
+            r"kind must be one of \['lm_pool', 'mean_pool', 'perceiver'\]",
         ),
+        (
+            'name = "x"\n[wire.encoder]\nd_z = 30\n',
+            r"\[wire\.encoder\] d_z \(30\) must be divisible by n_heads",
+        ),
+        ('name = "x"\n[wire.encoder]\nd_in = 384\n', r"'\[wire\.encoder\]\.d_in' is not settable"),
+        (
+            'name = "x"\n[wire.encoder]\nd_zz = 8\n',
+            r"unknown key 'wire\.encoder\.d_zz'; allowed here: d_z, dropout, kind, mlp_ratio, n_heads, n_tokens, ratio$",
+        ),
+        ('name = "x"\n[wire.lm_encoder]\ntrain = "half"\n', r"\[wire\.lm_encoder\] train must be one of"),
+        ('name = "x"\n[wire]\nd_z = 8\n[wire.encoder]\nd_z = 16\n', r"the same setting twice"),
         ('name = "x"\n[codec]\nprecision = "int3"\n', r"\[codec\] precision must be one of"),
         ('name = "x"\n[data]\ntask = "mnli"\n', r"\[data\] task must be one of"),
         ('name = "x"\n[eval]\nmethods = ["text", "magic"]\n', r"methods must be a non-empty list"),
@@ -82,8 +98,10 @@ def test_missing_file(tmp_path: Path) -> None:
 
 def test_overrides(tmp_path: Path) -> None:
     p = _write(tmp_path, 'name = "x"\n')
-    exp = load_experiment(p, ["train.steps=7", "wire.encoder=mean_pool", "models.names=['tiny-llama']"])
-    assert exp.train.steps == 7 and exp.wire.encoder == "mean_pool" and exp.models.names == ("tiny-llama",)
+    exp = load_experiment(p, ["train.steps=7", "wire.encoder.kind=mean_pool", "models.names=['tiny-llama']"])
+    assert (
+        exp.train.steps == 7 and exp.wire.encoder.kind == "mean_pool" and exp.models.names == ("tiny-llama",)
+    )
     with pytest.raises(ConfigError, match=r"unknown key 'train\.stepz'"):
         load_experiment(p, ["train.stepz=7"])
     with pytest.raises(ConfigError, match="expected key=value"):
@@ -93,7 +111,7 @@ def test_overrides(tmp_path: Path) -> None:
 def test_every_problem_of_a_config_is_reported_at_once(tmp_path: Path) -> None:
     p = _write(
         tmp_path,
-        '[train]\nlr = -1.0\nsteps = "many"\nbogus = 1\n[wire]\nd_z = 0\n[eval]\nmethods = ["telepathy"]\n',
+        '[train]\nlr = -1.0\nsteps = "many"\nbogus = 1\n[wire.encoder]\nd_z = 0\n[eval]\nmethods = ["telepathy"]\n',
     )
     with pytest.raises(ConfigError) as e:
         load_experiment(p)
@@ -111,6 +129,39 @@ def test_every_problem_of_a_config_is_reported_at_once(tmp_path: Path) -> None:
 
 
 def test_standardize_needs_the_lm_pool_encoder(tmp_path: Path) -> None:
-    p = _write(tmp_path, 'name = "x"\n[wire]\nencoder = "perceiver"\nencoder_standardize = true\n')
-    with pytest.raises(ConfigError, match=r"encoder_standardize needs encoder = 'lm_pool'"):
+    p = _write(
+        tmp_path, 'name = "x"\n[wire.encoder]\nkind = "perceiver"\n[wire.lm_encoder]\nstandardize = true\n'
+    )
+    with pytest.raises(ConfigError, match=r"lm_encoder.standardize needs encoder.kind = 'lm_pool'"):
         load_experiment(p)
+
+
+def test_the_flat_wire_layout_of_older_files_reads_as_the_nested_one(tmp_path: Path) -> None:
+    """Experiment files and run folders written before [wire.encoder] existed keep loading: each flat
+    [wire] key moves to its table (with a FutureWarning naming it), and old ``--set`` keys too."""
+    flat = _write(
+        tmp_path,
+        'name = "x"\n[features]\nsource = "smollm2-135m"\nlayer = 8\n[wire]\nencoder = "lm_pool"\n'
+        'encoder_layers = 3\nencoder_train = "lora"\nlora_rank = 4\nencoder_causal = true\n'
+        "encoder_standardize = true\nratio = 4\nn_tokens = 64\nd_z = 128\nn_heads = 2\ndropout = 0.1\n"
+        'compress = "context"\n[data]\ntask = "squad"\n',
+    )
+    with pytest.warns(FutureWarning, match=r"\[wire\]\.encoder_layers -> \[wire\.lm_encoder\]\.n_layers"):
+        old = load_experiment(flat)
+    nested = tmp_path / "nested.toml"
+    nested.write_text(to_toml(old))
+    assert "encoder_layers" not in nested.read_text() and "d_in" not in nested.read_text()
+    assert load_experiment(nested) == old
+    assert old.wire.encoder == InterlinguaConfig(
+        kind="lm_pool", ratio=4.0, n_tokens=64, d_z=128, n_heads=2, dropout=0.1
+    )
+    assert old.wire.lm_encoder == LMEncoderConfig(
+        n_layers=3, train="lora", lora_rank=4, causal=True, standardize=True
+    )
+    with pytest.warns(FutureWarning, match=r"--set wire\.d_z -> wire\.encoder\.d_z"):
+        assert load_experiment(
+            nested, ["wire.d_z=64", "wire.encoder=mean_pool", "wire.encoder_standardize=false"]
+        ).wire.encoder == attrs.evolve(old.wire.encoder, d_z=64, kind="mean_pool")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # today's layout warns of nothing
+        load_experiment(nested, ["wire.encoder.d_z=64"])

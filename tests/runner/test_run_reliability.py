@@ -21,7 +21,7 @@ REL = {  # tests/assets/tiny.toml cut down: one reader, a 2 x 8 wire, 2 steps
     "name": "rel",
     "data": {"train_limit": 8, "eval_limit": 4},
     "models": {"names": ["tiny-llama"]},
-    "wire": {"n_tokens": 2, "d_z": 8, "n_heads": 2},
+    "wire": {"encoder": {"n_tokens": 2, "d_z": 8, "n_heads": 2}},
     "train": {"steps": 2, "batch_size": 4},
     "eval": {"bootstrap_resamples": 50},
 }
@@ -62,10 +62,13 @@ def test_non_finite_values_are_refused_at_load(tmp_path: Path, extra: dict[str, 
 @pytest.mark.parametrize(
     ("body", "match"),
     [
-        ('name = "x"\n[wire]\nn_tokens = 100000\n', r"'n_tokens' must be <= 4096"),
-        ('name = "x"\n[wire]\nd_z = 100000000\n', r"'d_z' must be <= 16384"),
-        ('name = "x"\n[wire]\nd_z = 30\nn_heads = 4\n', r"d_z \(30\) must be divisible by n_heads \(4\)"),
-        ('name = "x"\n[wire]\ndropout = 1.5\n', r"dropout must be in \[0, 1\)"),
+        ('name = "x"\n[wire.encoder]\nn_tokens = 100000\n', r"'n_tokens' must be <= 4096"),
+        ('name = "x"\n[wire.encoder]\nd_z = 100000000\n', r"'d_z' must be <= 16384"),
+        (
+            'name = "x"\n[wire.encoder]\nd_z = 30\nn_heads = 4\n',
+            r"d_z \(30\) must be divisible by n_heads \(4\)",
+        ),
+        ('name = "x"\n[wire.encoder]\ndropout = 1.5\n', r"dropout must be in \[0, 1\)"),
     ],
 )
 def test_ranges_that_protect_the_machine_fail_at_load(tmp_path: Path, body: str, match: str) -> None:
@@ -225,7 +228,7 @@ train_limit = 64
 eval_limit = 4
 [models]
 names = ["tiny-llama"]
-[wire]
+[wire.encoder]
 n_tokens = 2
 d_z = 8
 n_heads = 2

@@ -7,14 +7,17 @@ import os
 import stat
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pandas as pd
 import pytest
+import tomli_w
 
 from experiments import experiment  # type: ignore[import-not-found]
 from latentwire_core.message import HEADER_BYTES
 from runner.__main__ import main
+from runner.config import LEGACY_WIRE_KEYS
 from runner.folder import training_identity
 
 STUDY = {  # tests/assets/tiny.toml, one reader, 2 steps, 10 dev sentences
@@ -22,7 +25,7 @@ STUDY = {  # tests/assets/tiny.toml, one reader, 2 steps, 10 dev sentences
     "data": {"train_limit": 16, "eval_limit": 10},
     "models": {"names": ["tiny-llama"]},
     "features": {"max_length": 32},
-    "wire": {"n_tokens": 2},
+    "wire": {"encoder": {"n_tokens": 2}},
     "train": {"steps": 2, "log_every": 1},
     "eval": {"methods": ["latent", "token_budget"], "bootstrap_resamples": 50},
 }
@@ -40,7 +43,7 @@ def test_dry_run_prints_the_plan_and_writes_nothing(exp: Path, tmp_path: Path, c
             "sweep",
             str(exp),
             "--grid",
-            "wire.n_tokens=1,2",
+            "wire.encoder.n_tokens=1,2",
             "--grid",
             "codec.precision=int8,int4",
             "--seeds",
@@ -57,28 +60,37 @@ def test_dry_run_prints_the_plan_and_writes_nothing(exp: Path, tmp_path: Path, c
 
 def test_a_bad_grid_key_or_value_fails_before_any_work(exp: Path, tmp_path: Path, capsys) -> None:
     runs = tmp_path / "runs"
-    assert main(["sweep", str(exp), "--grid", "wire.n_tokns=1,2", "--runs-dir", str(runs)]) == 2
+    assert main(["sweep", str(exp), "--grid", "wire.encoder.n_tokns=1,2", "--runs-dir", str(runs)]) == 2
     assert "n_tokns" in capsys.readouterr().err
-    assert main(["sweep", str(exp), "--grid", "wire.n_tokens=1,-3", "--runs-dir", str(runs)]) == 2
+    assert main(["sweep", str(exp), "--grid", "wire.encoder.n_tokens=1,-3", "--runs-dir", str(runs)]) == 2
     assert "n_tokens" in capsys.readouterr().err
-    assert main(["sweep", str(exp), "--grid", "wire.n_tokens", "--runs-dir", str(runs)]) == 2
+    assert main(["sweep", str(exp), "--grid", "wire.encoder.n_tokens", "--runs-dir", str(runs)]) == 2
     assert main(["sweep", str(exp), "--seeds", "a,b", "--runs-dir", str(runs)]) == 2
     assert not runs.exists()
 
 
 def test_sweep_runs_resumes_and_aggregates_over_seeds(exp: Path, tmp_path: Path, capsys) -> None:
     runs = tmp_path / "runs"
-    args = ["sweep", str(exp), "--grid", "wire.n_tokens=1,2", "--seeds", "0,1", "--runs-dir", str(runs)]
+    args = [
+        "sweep",
+        str(exp),
+        "--grid",
+        "wire.encoder.n_tokens=1,2",
+        "--seeds",
+        "0,1",
+        "--runs-dir",
+        str(runs),
+    ]
     assert main(args) == 0
     root = runs / "study"
     manifest = json.loads((root / "sweep.json").read_text())
-    assert manifest["grid"] == {"wire.n_tokens": ["1", "2"]} and len(manifest["points"]) == 4
+    assert manifest["grid"] == {"wire.encoder.n_tokens": ["1", "2"]} and len(manifest["points"]) == 4
     for pt in manifest["points"]:
         assert (Path(pt["dir"]) / "report" / "summary.md").is_file()
     res = pd.read_csv(root / "report" / "results.csv")
     assert set(res["method"]) == {"latent", "token_budget"} and (res["n_seeds"] == 2).all()
     assert (res["ci_low"] <= res["mean"]).all() and (res["mean"] <= res["ci_high"]).all()
-    lat = res[res["method"] == "latent"].set_index("param:wire.n_tokens")
+    lat = res[res["method"] == "latent"].set_index("param:wire.encoder.n_tokens")
     assert lat.loc[2, "wire_bytes"] > lat.loc[1, "wire_bytes"]  # the wire grows with M
     # payload: the latent's message without its frame; a text method's UTF-8 text as it read it
     assert (lat["payload_bytes"] == lat["wire_bytes"] - HEADER_BYTES).all()
@@ -134,7 +146,7 @@ def test_reusing_training_of_a_run_that_differs_beyond_evaluation_is_refused(
             "--set",
             "name=other",
             "--set",
-            "wire.d_z=16",
+            "wire.encoder.d_z=16",
             "--reuse-training",
             str(runs / "study"),
         ]
@@ -162,6 +174,16 @@ def test_a_wire_chosen_on_validation_is_evaluated_on_the_eval_split_without_trai
     # an older run folder that lacks a key added since (here eval_split) compares at its default
     old = (val / "experiment.toml").read_text().replace('eval_split = "validation"\n', "")
     assert training_identity(old) == training_identity((runs / "test" / "experiment.toml").read_text())
+    # ... and one written in the flat [wire] layout (before [wire.encoder] / [wire.lm_encoder])
+    cfg = tomllib.loads(old)
+    wire = cfg["wire"]
+    tables = {"encoder": wire.pop("encoder"), "lm_encoder": wire.pop("lm_encoder")}
+    for flat, (table, key) in LEGACY_WIRE_KEYS.items():
+        wire[flat] = tables[table].pop(key)
+    assert tables == {"encoder": {"mlp_ratio": 2}, "lm_encoder": {}}  # mlp_ratio: not a flat key
+    flat_toml = tomli_w.dumps(cfg)
+    assert "n_tokens" in flat_toml and "[wire.encoder]" not in flat_toml
+    assert training_identity(flat_toml) == training_identity((runs / "test" / "experiment.toml").read_text())
 
 
 def test_slurm_script_runs_every_point_under_a_fake_sbatch(exp: Path, tmp_path: Path, capsys) -> None:
@@ -171,7 +193,7 @@ def test_slurm_script_runs_every_point_under_a_fake_sbatch(exp: Path, tmp_path: 
             "sweep",
             str(exp),
             "--grid",
-            "wire.n_tokens=1,2",
+            "wire.encoder.n_tokens=1,2",
             "--runs-dir",
             str(runs),
             "--launcher",
@@ -207,7 +229,17 @@ def test_slurm_script_runs_every_point_under_a_fake_sbatch(exp: Path, tmp_path: 
     for name in ("n_tokens=1__seed=0", "n_tokens=2__seed=0"):
         assert (root / name / "eval" / "metrics.json").is_file()
     assert (
-        main(["sweep", str(exp), "--grid", "wire.n_tokens=1,2", "--runs-dir", str(runs), "--report-only"])
+        main(
+            [
+                "sweep",
+                str(exp),
+                "--grid",
+                "wire.encoder.n_tokens=1,2",
+                "--runs-dir",
+                str(runs),
+                "--report-only",
+            ]
+        )
         == 0
     )
     assert (root / "report" / "results.csv").is_file()
@@ -220,7 +252,16 @@ def test_dashboard_shows_a_real_sweep_and_its_points_content_probe(
 
     app = Path(__file__).resolve().parents[2] / "apps" / "dashboard" / "src" / "dashboard" / "app.py"
     runs = tmp_path / "runs"
-    args = ["sweep", str(exp), "--grid", "wire.n_tokens=1,2", "--seeds", "0,1", "--runs-dir", str(runs)]
+    args = [
+        "sweep",
+        str(exp),
+        "--grid",
+        "wire.encoder.n_tokens=1,2",
+        "--seeds",
+        "0,1",
+        "--runs-dir",
+        str(runs),
+    ]
     assert main(args) == 0
     monkeypatch.setenv("LATENTWIRE_RUNS", str(runs))  # holds only the sweep folder
     at = AppTest.from_file(str(app), default_timeout=60).run()

@@ -87,9 +87,10 @@ names = {names}
 [features]
 max_length = 32
 [wire]
+init_from = "{init_from}"
+[wire.encoder]
 n_tokens = 2
 d_z = 32
-init_from = "{init_from}"
 [train]
 steps = 2
 batch_size = 4
@@ -137,7 +138,9 @@ def test_adding_a_reader_trains_only_its_adapter_and_keeps_the_old_wire_bit_for_
 def test_a_standardized_encoder_is_fitted_on_training_texts_and_travels_with_the_wire(
     tmp_path: Path, data_dir: Path
 ) -> None:
-    p = experiment(tmp_path, "content", **{**TALK, "name": "std", "wire": {"encoder_standardize": True}})
+    p = experiment(
+        tmp_path, "content", **{**TALK, "name": "std", "wire": {"lm_encoder": {"standardize": True}}}
+    )
     assert main([str(p), "--runs-dir", str(tmp_path / "runs"), "--stage", "prepare", "--stage", "train"]) == 0
     run = tmp_path / "runs" / "std"
     assert json.loads((run / "wire.json").read_text())["lm_encoder"]["standardize"] is True

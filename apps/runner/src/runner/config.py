@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import tomllib
 import typing
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,6 @@ from latentwire_core._validators import non_negative, one_of, positive, register
 from latentwire_core.config import (
     ADAPTERS,
     CALIBRATIONS,
-    INTERLINGUAS,
     InterlinguaConfig,
     LatentWireConfig,
     WireCodecConfig,
@@ -31,9 +31,9 @@ from latentwire_core.config import (
 from latentwire_core.registry import UnknownNameError
 from latentwire_core.tasks import COMPRESS, TASKS
 from latentwire_eval.methods import METHODS, check_methods
-from latentwire_hf.config import PretrainConfig, TrainConfig, resolve_model_name
+from latentwire_hf.config import LMEncoderConfig, PretrainConfig, TrainConfig, resolve_model_name
 
-__all__ = ["METHODS", "STAGES", "ConfigError", "Experiment", "load_experiment", "to_toml"]
+__all__ = ["METHODS", "STAGES", "ConfigError", "Experiment", "load_experiment", "migrate_wire", "to_toml"]
 
 STAGES = ("prepare", "pretrain", "train", "control", "evaluate", "report")
 
@@ -91,33 +91,23 @@ class FeaturesConfig:
 
 @attrs.frozen(kw_only=True)
 class WireSection:
-    """``[wire]``: the encoder, M, what is compressed, the adapters and calibration.
+    """``[wire]``: what is compressed, the shared encoder, the readers' adapters and calibration.
 
-    ``ratio = x > 0`` gives each example ``M = ceil(n / x)`` soft tokens for its ``n`` compressed
-    tokens, at most ``n_tokens``; ``ratio = 0`` keeps M fixed at ``n_tokens``. ``compress =
-    "context"`` keeps a QA question in plain text and puts only the context on the wire.
-    ``encoder = "lm_pool"`` trains ``encoder_layers`` layers of the ``[features]`` LM above its
-    frozen first ``features.layer`` layers (``encoder_train = "full"`` or ``"lora"``).
+    ``[wire.encoder]`` is core's :class:`~latentwire_core.config.InterlinguaConfig` (``kind``,
+    ``n_tokens``, ``ratio``, ``d_z``, ``n_heads``, ``mlp_ratio``, ``dropout``); its ``d_in`` is not a
+    key: :meth:`to_core` sets it to the ``[features]`` width. ``ratio = x > 0`` gives each example
+    ``M = ceil(n / x)`` soft tokens for its ``n`` compressed tokens, at most ``n_tokens``; ``ratio =
+    0`` keeps M fixed at ``n_tokens``. ``[wire.lm_encoder]`` is ``latentwire_hf``'s
+    :class:`~latentwire_hf.config.LMEncoderConfig`, read when ``encoder.kind = "lm_pool"``: it trains
+    ``n_layers`` layers of the ``[features]`` LM above its frozen first ``features.layer`` layers.
+    ``compress = "context"`` keeps a QA question in plain text and puts only the context on the wire.
     """
 
-    encoder: str = attrs.field(default="perceiver", validator=registered(INTERLINGUAS))
-    n_tokens: int = attrs.field(
-        default=8, validator=attrs.validators.and_(positive, attrs.validators.le(4096))
-    )
-    ratio: float = attrs.field(default=0.0, validator=non_negative)
     compress: str = attrs.field(default="source", validator=one_of(*COMPRESS))
-    d_z: int = attrs.field(default=256, validator=attrs.validators.and_(positive, attrs.validators.le(16384)))
-    n_heads: int = attrs.field(default=4, validator=positive)
+    encoder: InterlinguaConfig = attrs.field(factory=InterlinguaConfig)
+    lm_encoder: LMEncoderConfig = attrs.field(factory=LMEncoderConfig)
     adapter: str = attrs.field(default="mlp", validator=registered(ADAPTERS))
     calibration: str = attrs.field(default="rms", validator=registered(CALIBRATIONS))
-    dropout: float = attrs.field(default=0.0, validator=non_negative)
-    encoder_layers: int = attrs.field(default=2, validator=positive)
-    encoder_train: str = attrs.field(default="full", validator=one_of("full", "lora"))
-    encoder_causal: bool = False
-    # lm_pool: centre and scale each pooled dimension by training-text statistics, fitted once
-    # before training (a mid-depth LM state is mostly one direction shared by every text)
-    encoder_standardize: bool = False
-    lora_rank: int = attrs.field(default=8, validator=positive)
     # a trained run folder (or saved wire): its encoder and its readers' adapters are loaded and
     # frozen; only the readers new to this run are trained (adding a reader with the encoder frozen)
     init_from: str = ""
@@ -127,32 +117,72 @@ class WireSection:
             raise ValueError(
                 f"init_from: {self.init_from}/wire.json not found (a run folder or a saved wire)"
             )
-        if self.dropout >= 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
-        if self.encoder == "perceiver" and self.d_z % self.n_heads:
-            raise ValueError(f"d_z ({self.d_z}) must be divisible by n_heads ({self.n_heads})")
-        if self.encoder_standardize and self.encoder != "lm_pool":
-            raise ValueError(f"encoder_standardize needs encoder = 'lm_pool', got {self.encoder!r}")
-        if self.ratio > 0 and self.encoder == "perceiver":
+        if self.lm_encoder.standardize and self.encoder.kind != "lm_pool":
             raise ValueError(
-                "ratio needs a pooling encoder (mean_pool or lm_pool); the perceiver has fixed M"
+                f"lm_encoder.standardize needs encoder.kind = 'lm_pool', got {self.encoder.kind!r}"
+            )
+        if self.encoder.ratio > 0 and self.encoder.kind == "perceiver":
+            raise ValueError(
+                "encoder.ratio needs a pooling encoder (mean_pool or lm_pool); the perceiver has fixed M"
             )
 
     def to_core(self, d_in: int, *, content_tokens: bool = False) -> LatentWireConfig:
         return LatentWireConfig(
-            interlingua=InterlinguaConfig(
-                kind=self.encoder,
-                d_in=d_in,
-                d_z=self.d_z,
-                n_tokens=self.n_tokens,
-                ratio=self.ratio,
-                n_heads=self.n_heads,
-                dropout=self.dropout,
-            ),
+            interlingua=attrs.evolve(self.encoder, d_in=d_in),
             adapter_kind=self.adapter,
             calibration=self.calibration,
             content_tokens=content_tokens,
         )
+
+
+# The flat [wire] layout of run folders and experiment files written before 2026-11-26, and where
+# each of its keys lives now. migrate_wire reads it into today's nested tables.
+LEGACY_WIRE_KEYS: dict[str, tuple[str, str]] = {
+    "encoder": ("encoder", "kind"),  # a string then; a table now
+    "n_tokens": ("encoder", "n_tokens"),
+    "ratio": ("encoder", "ratio"),
+    "d_z": ("encoder", "d_z"),
+    "n_heads": ("encoder", "n_heads"),
+    "dropout": ("encoder", "dropout"),
+    "encoder_layers": ("lm_encoder", "n_layers"),
+    "encoder_train": ("lm_encoder", "train"),
+    "encoder_causal": ("lm_encoder", "causal"),
+    "encoder_standardize": ("lm_encoder", "standardize"),
+    "lora_rank": ("lm_encoder", "lora_rank"),
+}
+
+
+def _legacy(key: str, value: Any) -> bool:
+    return key in LEGACY_WIRE_KEYS and not (key == "encoder" and isinstance(value, dict))
+
+
+def migrate_wire(data: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """``data`` (a parsed experiment file) with a flat ``[wire]`` table moved into ``[wire.encoder]``
+    and ``[wire.lm_encoder]``, and one line per moved key (none when it is already nested).
+
+    Raises:
+        ConfigError: a key is given in both layouts with different values.
+    """
+    wire = data.get("wire")
+    if not isinstance(wire, dict) or not any(_legacy(k, v) for k, v in wire.items()):
+        return data, []
+    out = {k: v for k, v in wire.items() if not _legacy(k, v)}
+    moved = []
+    for key, value in wire.items():
+        if not _legacy(key, value):
+            continue
+        table, field = LEGACY_WIRE_KEYS[key]
+        sub = out.setdefault(table, {})
+        if not isinstance(sub, dict):
+            raise ConfigError(f"[wire].{table} must be a table, got {sub!r}")
+        if field in sub and sub[field] != value:
+            raise ConfigError(
+                f"[wire].{key} = {value!r} and [wire.{table}].{field} = {sub[field]!r}: "
+                f"the same setting twice; keep [wire.{table}].{field}"
+            )
+        out[table] = {**sub, field: value}
+        moved.append(f"[wire].{key} -> [wire.{table}].{field}")
+    return {**data, "wire": out}, moved
 
 
 @attrs.frozen(kw_only=True)
@@ -199,14 +229,14 @@ class Experiment:
             raise ValueError(
                 f"wire.compress = 'context' needs a QA task with contexts, not {self.data.task!r}"
             )
-        if self.wire.encoder == "lm_pool":
+        if self.wire.encoder.kind == "lm_pool":
             if self.features.source in ("minilm-l6",) or self.features.source.startswith(
                 "sentence-transformers/"
             ):
-                raise ValueError("wire.encoder = 'lm_pool' needs [features].source to be a causal LM")
+                raise ValueError("wire.encoder.kind = 'lm_pool' needs [features].source to be a causal LM")
             if self.features.layer < 0:
                 raise ValueError(
-                    "wire.encoder = 'lm_pool' needs [features].layer >= 0 (the frozen lower layers)"
+                    "wire.encoder.kind = 'lm_pool' needs [features].layer >= 0 (the frozen lower layers)"
                 )
         if self.train.kd_weight > 0 and self.train.max_text_tokens < self.eval.max_text_tokens:
             raise ValueError(
@@ -299,6 +329,14 @@ def _converter() -> cattrs.Converter:
 _CONVERTER = _converter()
 
 
+# fields of the nested library configs that the runner sets itself (refused in load_experiment)
+_NOT_SETTABLE: dict[type, tuple[str, ...]] = {
+    InterlinguaConfig: ("d_in",),
+    TrainConfig: ("seed",),
+    PretrainConfig: ("seed",),
+}
+
+
 def _messages(exc: BaseException, path: tuple[str, ...]) -> list[str]:
     """Every problem in a cattrs error tree, each naming its TOML key."""
 
@@ -311,7 +349,8 @@ def _messages(exc: BaseException, path: tuple[str, ...]) -> list[str]:
         out = [m for e, note in with_notes for m in _messages(e, (*path, note.name))]
         return out + [m for e in without for m in _messages(e, path)]
     if isinstance(exc, ForbiddenExtraKeysError):
-        allowed = ", ".join(sorted(f.name for f in attrs.fields(exc.cl)))
+        hidden = _NOT_SETTABLE.get(exc.cl, ())
+        allowed = ", ".join(sorted(f.name for f in attrs.fields(exc.cl) if f.name not in hidden))
         where = f"{key}." if key else ""
         return [f"unknown key '{where}{k}'; allowed here: {allowed}" for k in sorted(exc.extra_fields)]
     if isinstance(exc, _WrongType):
@@ -343,18 +382,37 @@ def load_experiment(path: Path, overrides: typing.Sequence[str] = ()) -> Experim
         raise ConfigError(f"{path}: not a UTF-8 text file (byte {e.start}); is it a TOML file?") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: malformed TOML: {e}") from None
+    try:
+        data, moved = migrate_wire(data)
+    except ConfigError as e:
+        raise ConfigError(f"{path}: {e}") from None
     for item in overrides:
         key, eq, raw = item.partition("=")
         if not eq or not key:
             raise ConfigError(f"--set {item!r}: expected key=value, e.g. train.lr=3e-4")
         node = data
         parts = key.strip().split(".")
+        value = _parse_value(raw.strip())
+        if len(parts) == 2 and parts[0] == "wire" and _legacy(parts[1], value):
+            moved.append(f"--set {parts[0]}.{parts[1]} -> wire.{'.'.join(LEGACY_WIRE_KEYS[parts[1]])}")
+            parts = ["wire", *LEGACY_WIRE_KEYS[parts[1]]]
         for p in parts[:-1]:
             node = node.setdefault(p, {})
             if not isinstance(node, dict):
                 raise ConfigError(f"--set {item!r}: {p} is not a table")
-        node[parts[-1]] = _parse_value(raw.strip())
+        node[parts[-1]] = value
+    if moved:
+        warnings.warn(
+            f"{path}: the flat [wire] layout is read as today's nested one ({'; '.join(moved)}); "
+            "the run folder's experiment.toml is written nested",
+            FutureWarning,
+            stacklevel=2,
+        )
     errors: list[str] = []
+    encoder = data.get("wire", {}).get("encoder") if isinstance(data.get("wire"), dict) else None
+    if isinstance(encoder, dict) and "d_in" in encoder:
+        errors.append("'[wire.encoder].d_in' is not settable; it is the [features] source's width")
+        data["wire"] = {**data["wire"], "encoder": {k: v for k, v in encoder.items() if k != "d_in"}}
     for sec in ("train", "pretrain"):
         if isinstance(data.get(sec), dict) and "seed" in data[sec]:
             errors.append(f"'[{sec}].seed' is not settable; the top-level 'seed' seeds everything")
@@ -393,5 +451,6 @@ def to_toml(exp: Experiment) -> str:
     """The resolved config as TOML (what ran, defaults included)."""
     d = to_dict(exp)
     d["train"].pop("seed", None)  # derived from the top-level seed
+    d["wire"]["encoder"].pop("d_in", None)  # the [features] width, set when the wire is built
     d["pretrain"].pop("seed", None)
     return "# resolved experiment: exactly what ran\n" + tomli_w.dumps(d)

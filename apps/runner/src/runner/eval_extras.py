@@ -39,8 +39,8 @@ def example_budgets(
     examples: Sequence[Example], wire: LatentWire, features: Any, spec: WireSection
 ) -> dict[str, int]:
     """Soft tokens per example (``M_i``): the budget every method gets for that example."""
-    if spec.ratio <= 0:
-        return {e.id: spec.n_tokens for e in examples}
+    if spec.encoder.ratio <= 0:
+        return {e.id: spec.encoder.n_tokens for e in examples}
     out: dict[str, int] = {}
     for i in range(0, len(examples), 64):
         chunk = examples[i : i + 64]
@@ -70,14 +70,14 @@ def add_wire_bytes(
 
 
 def wire_summary(exp: Experiment, budgets: Mapping[str, int], preds: pd.DataFrame) -> dict[str, Any]:
-    w = exp.wire
+    w, enc = exp.wire, exp.wire.encoder
     mean_m = float(np.mean(list(budgets.values())))
     return {
-        "n_tokens": w.n_tokens if w.ratio <= 0 else mean_m,
-        "ratio": w.ratio,
+        "n_tokens": enc.n_tokens if enc.ratio <= 0 else mean_m,
+        "ratio": enc.ratio,
         "compress": w.compress,
-        "encoder": w.encoder,
-        "d_z": w.d_z,
+        "encoder": enc.kind,
+        "d_z": enc.d_z,
         "precision": exp.codec.precision,
         "bytes": {p: float(preds[f"latent_wire_bytes_{p}"].mean()) for p in PRECISIONS},
         "message_format": FORMAT_VERSION,

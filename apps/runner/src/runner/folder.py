@@ -56,17 +56,23 @@ EVAL_ONLY_TABLES = ("codec", "eval")
 EVAL_ONLY_DATA_KEYS = ("eval_limit", "eval_sampling", "min_eval", "eval_split")
 
 
-def _resolved(resolved_toml: str) -> dict[str, Any]:
-    """A run's resolved config with every key it lacks at today's default (a run folder written
-    before a key existed ran with what is now that key's default)."""
-    from runner.config import Experiment, to_dict
+def _with_defaults(cfg: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
+    out = dict(cfg)
+    for k, v in defaults.items():
+        if k not in out:
+            out[k] = v
+        elif isinstance(out[k], dict) and isinstance(v, dict):
+            out[k] = _with_defaults(out[k], v)
+    return out
 
-    defaults = to_dict(Experiment(name="defaults"))
-    cfg = tomllib.loads(resolved_toml)
-    return {
-        k: {**defaults[k], **v} if isinstance(v, dict) and isinstance(defaults.get(k), dict) else v
-        for k, v in cfg.items()
-    }
+
+def _resolved(resolved_toml: str) -> dict[str, Any]:
+    """A run's resolved config in today's layout (``migrate_wire``), with every key it lacks at
+    today's default (a run folder written before a key existed ran with what is now its default)."""
+    from runner.config import Experiment, migrate_wire, to_toml
+
+    cfg, _ = migrate_wire(tomllib.loads(resolved_toml))
+    return _with_defaults(cfg, tomllib.loads(to_toml(Experiment(name="defaults"))))
 
 
 def training_identity(resolved_toml: str) -> dict[str, Any]:
@@ -179,7 +185,7 @@ def read_manifest(path: Path) -> dict[str, Any]:
 def _same_config(path: Path, resolved_toml: str) -> bool:
     """The folder's resolved TOML holds the same values (however it was formatted when written)."""
     try:
-        return bool(tomllib.loads(path.read_text(encoding="utf-8")) == tomllib.loads(resolved_toml))
+        return _resolved(path.read_text(encoding="utf-8")) == _resolved(resolved_toml)
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise RunFolderError(f"{path}: unreadable ({e}); run with --fresh to start over") from None
 

@@ -225,35 +225,14 @@ class Run:
         torch.manual_seed(self.exp.seed)
         w = self.exp.wire
         cfg = w.to_core(self.features().feature_dim, content_tokens=self.exp.pretrain.steps > 0)
+        f = self.exp.features
+        lm_encoder = w.lm_encoder.encoder_kwargs(f.layer) if w.encoder.kind == "lm_pool" else None
         encoder = None
-        if w.encoder == "lm_pool":  # a fresh copy of the LM: the feature source dropped its upper layers
-            trunk, _ = load_causal_lm(self.exp.features.source, seed=self.exp.seed)
-            encoder = build_interlingua(
-                cfg.interlingua,
-                lm=trunk,
-                start_layer=self.exp.features.layer,
-                n_layers=w.encoder_layers,
-                causal=w.encoder_causal,
-                train=w.encoder_train,
-                lora_rank=w.lora_rank,
-                standardize=w.encoder_standardize,
-            )
+        if lm_encoder is not None:  # a fresh copy of the LM: the feature source dropped its upper layers
+            trunk, _ = load_causal_lm(f.source, seed=self.exp.seed)
+            encoder = build_interlingua(cfg.interlingua, lm=trunk, **lm_encoder)
             del trunk
         models = {n: (lm.d_model, lm.embed_rms) for n, lm in self.lms().items()}
-        f = self.exp.features
-        lm_encoder = (
-            {
-                "start_layer": f.layer,
-                "n_layers": w.encoder_layers,
-                "causal": w.encoder_causal,
-                "train": w.encoder_train,
-                "lora_rank": w.lora_rank,
-                # only when on, so the identity (and fingerprint) of earlier wires stays as it was
-                **({"standardize": True} if w.encoder_standardize else {}),
-            }
-            if w.encoder == "lm_pool"
-            else None
-        )
         spec = spec_from_core(
             cfg,
             features={"source": f.source, "layer": f.layer, "max_length": f.max_length},
@@ -270,7 +249,7 @@ class Run:
         return LatentWire(cfg, models, encoder=encoder)
 
     def fit_standardization(self, wire: LatentWire) -> None:
-        """``[wire] encoder_standardize``: set the encoder's per-dimension statistics from training texts
+        """``[wire.lm_encoder] standardize``: set the encoder's per-dimension statistics from training texts
         (the first 256 distinct ones, in order; never an evaluation text). Called on a fresh wire only:
         a checkpoint or an ``init_from`` source carries its own."""
         encoder: Any = wire.encoder
@@ -355,8 +334,8 @@ class Run:
             features=fs,
             items=items,
             cfg=pc,
-            n_tokens=self.exp.wire.n_tokens,
-            ratio=self.exp.wire.ratio,
+            n_tokens=self.exp.wire.encoder.n_tokens,
+            ratio=self.exp.wire.encoder.ratio,
         )
         trainer = Trainer(
             wire=wire,
@@ -404,12 +383,12 @@ class Run:
 
     def soft_prompt_control(self) -> SoftPromptControl:
         """The control's module: M = the wire's (fixed) M, or its mean M over the training split."""
-        w = self.exp.wire
-        m = w.n_tokens
-        if w.ratio > 0:
+        w, enc = self.exp.wire, self.exp.wire.encoder
+        m = enc.n_tokens
+        if enc.ratio > 0:
             train, _ = self.data()
             _, mask = self.features().features([compressed_text(e, w.compress) for e in train[:512]])
-            m = max(1, round(float(slot_counts(mask, n_tokens=w.n_tokens, ratio=w.ratio).float().mean())))
+            m = max(1, round(float(slot_counts(mask, n_tokens=enc.n_tokens, ratio=enc.ratio).float().mean())))
         return SoftPromptControl({n: (lm.d_model, lm.embed_rms) for n, lm in self.lms().items()}, m)
 
     def _control(self) -> dict[str, Any]:
@@ -427,8 +406,8 @@ class Run:
             examples=train,
             cfg=cfg,
             compress=w.compress,
-            n_tokens=w.n_tokens,
-            ratio=w.ratio,
+            n_tokens=w.encoder.n_tokens,
+            ratio=w.encoder.ratio,
         )
         objective = SoftPromptObjective(task_obj, max_text_tokens=self.exp.eval.max_text_tokens)
         trainer = Trainer(
@@ -472,9 +451,9 @@ class Run:
                 "llmlingua_scorer": ev.llmlingua_scorer,
                 "tiktoken_cache": str(cache_root() / "tiktoken"),
                 "features_source": self.exp.features.source,
-                "n_tokens": w.n_tokens,
-                "ratio": w.ratio,
-                "d_z": w.d_z,
+                "n_tokens": w.encoder.n_tokens,
+                "ratio": w.encoder.ratio,
+                "d_z": w.encoder.d_z,
             },
         )
 
@@ -554,7 +533,7 @@ class Run:
         combined = [k.combine(preds, self.task) for k in kinds.values() if k.scope == "combined"]
         if combined:
             preds = pd.concat([preds, *combined], ignore_index=True)
-        add_wire_bytes(preds, budgets, self.exp.codec, d_z=w.d_z)
+        add_wire_bytes(preds, budgets, self.exp.codec, d_z=w.encoder.d_z)
         preds.to_parquet(self.folder.predictions, index=False)
         metrics = compute_metrics(
             preds,

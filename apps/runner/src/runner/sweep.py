@@ -45,7 +45,7 @@ def _grid(items: list[str]) -> dict[str, list[str]]:
         key, eq, raw = item.partition("=")
         values = [v.strip() for v in raw.split(",") if v.strip()] if eq else []
         if not key.strip() or not values:
-            raise ConfigError(f"--grid {item!r}: expected key=v1,v2,..., e.g. wire.ratio=4,16")
+            raise ConfigError(f"--grid {item!r}: expected key=v1,v2,..., e.g. wire.encoder.ratio=4,16")
         if key.strip() in ("name", "seed", "runs_dir"):
             raise ConfigError(
                 f"--grid {item!r}: {key.strip()} is set by the sweep itself (use --seeds for seeds)"

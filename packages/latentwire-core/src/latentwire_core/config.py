@@ -49,8 +49,10 @@ class InterlinguaConfig:
     kind: str = attrs.field(default="perceiver", validator=registered(INTERLINGUAS))
     ratio: float = attrs.field(default=0.0, validator=non_negative)
     d_in: int = attrs.field(default=384, validator=positive)
-    d_z: int = attrs.field(default=256, validator=positive)
-    n_tokens: int = attrs.field(default=8, validator=positive)
+    d_z: int = attrs.field(default=256, validator=attrs.validators.and_(positive, attrs.validators.le(16384)))
+    n_tokens: int = attrs.field(
+        default=8, validator=attrs.validators.and_(positive, attrs.validators.le(4096))
+    )
     n_heads: int = attrs.field(default=4, validator=positive)
     mlp_ratio: int = attrs.field(default=2, validator=positive)
     dropout: float = attrs.field(default=0.0, validator=non_negative)
@@ -58,6 +60,8 @@ class InterlinguaConfig:
     def __attrs_post_init__(self) -> None:
         if self.d_z % self.n_heads:
             raise ValueError(f"d_z ({self.d_z}) must be divisible by n_heads ({self.n_heads})")
+        if self.dropout >= 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
 
 
 @attrs.frozen(kw_only=True)

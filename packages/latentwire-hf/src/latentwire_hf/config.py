@@ -9,6 +9,7 @@ declared here too (the encoder's module registers it when first used).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import attrs
 
@@ -16,7 +17,14 @@ from latentwire_core._validators import non_negative, one_of, positive
 from latentwire_core.config import INTERLINGUAS
 from latentwire_core.registry import UnknownNameError
 
-__all__ = ["KNOWN_ENCODERS", "KNOWN_MODEL_NAMES", "PretrainConfig", "TrainConfig", "resolve_model_name"]
+__all__ = [
+    "KNOWN_ENCODERS",
+    "KNOWN_MODEL_NAMES",
+    "LMEncoderConfig",
+    "PretrainConfig",
+    "TrainConfig",
+    "resolve_model_name",
+]
 
 INTERLINGUAS.declare_module("latentwire_hf.lm_encoder", "INTERLINGUAS")
 
@@ -36,6 +44,39 @@ def resolve_model_name(name: str) -> str:
     raise UnknownNameError(
         f"unknown model {name!r}; known: {known}; or give a hub id 'org/name' or a local folder"
     )
+
+
+@attrs.frozen(kw_only=True)
+class LMEncoderConfig:
+    """The ``lm_pool`` encoder's trainable layers: copies of a causal LM's layers above the frozen
+    ones whose states are cached as features (the first copied layer is the features' layer).
+
+    Args:
+        n_layers: how many layers are copied and trained.
+        train: ``full`` (every copied weight trains) or ``lora`` (``peft`` LoRA of ``lora_rank``).
+        causal: keep the LM's causal attention instead of full attention among real tokens.
+        standardize: centre and scale each pooled dimension by training-text statistics, fitted
+            once before training (a mid-depth LM state is mostly one direction shared by every text).
+        lora_rank: the LoRA rank when ``train = "lora"``.
+    """
+
+    n_layers: int = attrs.field(default=2, validator=positive)
+    train: str = attrs.field(default="full", validator=one_of("full", "lora"))
+    causal: bool = False
+    standardize: bool = False
+    lora_rank: int = attrs.field(default=8, validator=positive)
+
+    def encoder_kwargs(self, start_layer: int) -> dict[str, Any]:
+        """``LMPoolEncoder``'s keyword arguments, as ``wire.json`` stores them (``lm_encoder``)."""
+        return {
+            "start_layer": start_layer,
+            "n_layers": self.n_layers,
+            "causal": self.causal,
+            "train": self.train,
+            "lora_rank": self.lora_rank,
+            # only when on, so the identity (and fingerprint) of earlier wires stays as it was
+            **({"standardize": True} if self.standardize else {}),
+        }
 
 
 @attrs.frozen(kw_only=True)
