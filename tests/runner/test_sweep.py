@@ -69,18 +69,19 @@ def test_a_bad_grid_key_or_value_fails_before_any_work(exp: Path, tmp_path: Path
     assert not runs.exists()
 
 
+def _m_sweep(exp: Path, runs: Path, *extra: str) -> list[str]:
+    """``runner sweep`` over M = 1, 2 (seed 0 unless ``extra`` says otherwise)."""
+    return ["sweep", str(exp), "--grid", "wire.encoder.n_tokens=1,2", "--runs-dir", str(runs), *extra]
+
+
+def _two_by_two(exp: Path, runs: Path) -> list[str]:
+    """M = 1, 2 x seeds 0, 1."""
+    return _m_sweep(exp, runs, "--seeds", "0,1")
+
+
 def test_sweep_runs_resumes_and_aggregates_over_seeds(exp: Path, tmp_path: Path, capsys) -> None:
     runs = tmp_path / "runs"
-    args = [
-        "sweep",
-        str(exp),
-        "--grid",
-        "wire.encoder.n_tokens=1,2",
-        "--seeds",
-        "0,1",
-        "--runs-dir",
-        str(runs),
-    ]
+    args = _two_by_two(exp, runs)
     assert main(args) == 0
     root = runs / "study"
     manifest = json.loads((root / "sweep.json").read_text())
@@ -189,19 +190,7 @@ def test_a_wire_chosen_on_validation_is_evaluated_on_the_eval_split_without_trai
 def test_slurm_script_runs_every_point_under_a_fake_sbatch(exp: Path, tmp_path: Path, capsys) -> None:
     runs = tmp_path / "runs"
     code = main(
-        [
-            "sweep",
-            str(exp),
-            "--grid",
-            "wire.encoder.n_tokens=1,2",
-            "--runs-dir",
-            str(runs),
-            "--launcher",
-            "slurm",
-            "--launch",
-            sys.executable,
-            "--sbatch=--gres=gpu:1",
-        ]
+        _m_sweep(exp, runs, "--launcher", "slurm", "--launch", sys.executable, "--sbatch=--gres=gpu:1")
     )
     assert code == 0
     root = runs / "study"
@@ -228,20 +217,7 @@ def test_slurm_script_runs_every_point_under_a_fake_sbatch(exp: Path, tmp_path: 
     assert done.returncode == 0, done.stderr.decode()[-2000:]
     for name in ("n_tokens=1__seed=0", "n_tokens=2__seed=0"):
         assert (root / name / "eval" / "metrics.json").is_file()
-    assert (
-        main(
-            [
-                "sweep",
-                str(exp),
-                "--grid",
-                "wire.encoder.n_tokens=1,2",
-                "--runs-dir",
-                str(runs),
-                "--report-only",
-            ]
-        )
-        == 0
-    )
+    assert main(_m_sweep(exp, runs, "--report-only")) == 0
     assert (root / "report" / "results.csv").is_file()
 
 
@@ -252,16 +228,7 @@ def test_dashboard_shows_a_real_sweep_and_its_points_content_probe(
 
     app = Path(__file__).resolve().parents[2] / "apps" / "dashboard" / "src" / "dashboard" / "app.py"
     runs = tmp_path / "runs"
-    args = [
-        "sweep",
-        str(exp),
-        "--grid",
-        "wire.encoder.n_tokens=1,2",
-        "--seeds",
-        "0,1",
-        "--runs-dir",
-        str(runs),
-    ]
+    args = _two_by_two(exp, runs)
     assert main(args) == 0
     monkeypatch.setenv("LATENTWIRE_RUNS", str(runs))  # holds only the sweep folder
     at = AppTest.from_file(str(app), default_timeout=60).run()
