@@ -26,6 +26,7 @@ import torch
 from latentwire_eval.methods import METHODS
 from latentwire_hf.checkpoint import latest_checkpoint, load_weights
 from runner.config import load_experiment
+from runner.folder import git_dirty, git_revision, now
 from runner.run import Run
 
 
@@ -48,6 +49,7 @@ def main() -> None:
     ap.add_argument("--new-tokens", type=int, default=8, help="tokens generated per example")
     ap.add_argument("--out", type=Path, default=None, help="default: RUN_DIR/report")
     args = ap.parse_args()
+    t_start = time.perf_counter()
     exp = load_experiment(args.run_dir / "experiment.toml")
     run = Run(exp, root=args.run_dir.parent, read_only=True)
     _, evaluation = run.data()
@@ -117,13 +119,19 @@ def main() -> None:
         "torch_threads": torch.get_num_threads(),
         "new_tokens": args.new_tokens,
         "batch": args.batch,
+        "run": str(args.run_dir),
+        "git_revision": git_revision(),  # the code that measured
+        "git_dirty": git_dirty(),
+        "finished": now(),
+        "wall_s": round(time.perf_counter() - t_start, 1),
     }
     out = args.out or run.folder.report_dir
     out.mkdir(parents=True, exist_ok=True)
     (out / "efficiency.json").write_text(json.dumps({"meta": meta, "results": results}, indent=1))
     lines = [
         f"Efficiency on {meta['device']}, {meta['torch_threads']} threads, {args.new_tokens} new tokens, "
-        f"{len(exs)} examples (encoder time included for latent).",
+        f"{len(exs)} examples (encoder time included for latent); run `{meta['run']}`, measured by "
+        f"`{meta['git_revision']}` (dirty: {meta['git_dirty']}), {meta['finished']}, {meta['wall_s']} s.",
         "",
         f"| model | method | TTFT b=1 (s) | latency b=1 (s) | latency b={args.batch} (s/ex) | examples/s | peak MB |",
         "|---|---|---|---|---|---|---|",

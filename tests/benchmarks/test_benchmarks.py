@@ -43,6 +43,8 @@ def test_latency_benchmark_writes_its_figures(tmp_path: Path, data_dir: Path) ->
     for r in data["results"]:
         assert r["ttft_s_batch1"] > 0 and r["throughput_examples_per_s"] > 0 and r["peak_memory_mb"] > 0
     assert "TTFT" in (runs / "tiny" / "report" / "efficiency.md").read_text()
+    assert data["meta"]["run"] == str(runs / "tiny") and data["meta"]["wall_s"] > 0  # provenance
+    assert len(data["meta"]["git_revision"] or "0" * 40) == 40
     after = {p: t for p, t in ((p, p.stat().st_mtime_ns) for p in (runs / "tiny").rglob("*") if p.is_file())}
     report = {p for p in after if p.parent.name == "report"}
     assert {p: t for p, t in after.items() if p not in report} == before  # manifest and log untouched
