@@ -185,6 +185,11 @@ def test_a_wire_chosen_on_validation_is_evaluated_on_the_eval_split_without_trai
     flat_toml = tomli_w.dumps(cfg)
     assert "n_tokens" in flat_toml and "[wire.encoder]" not in flat_toml
     assert training_identity(flat_toml) == training_identity((runs / "test" / "experiment.toml").read_text())
+    # a run folder written in the flat layout resumes under today's code (its config is the same)
+    (val / "experiment.toml").write_text(
+        tomli_w.dumps({**cfg, "data": {**cfg["data"], "eval_split": "validation"}})
+    )
+    assert main([str(exp), "--runs-dir", str(runs), "--set", 'data.eval_split="validation"']) == 0
 
 
 def test_slurm_script_runs_every_point_under_a_fake_sbatch(exp: Path, tmp_path: Path, capsys) -> None:
