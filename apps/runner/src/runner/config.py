@@ -330,11 +330,12 @@ _CONVERTER = _converter()
 
 
 # fields of the nested library configs that the runner sets itself (refused in load_experiment)
-_NOT_SETTABLE: dict[type, tuple[str, ...]] = {
-    InterlinguaConfig: ("d_in",),
-    TrainConfig: ("seed",),
-    PretrainConfig: ("seed",),
-}
+# (table, its config class, key, why): refused in the file, left out of the "allowed here" lists
+_NOT_SETTABLE: tuple[tuple[tuple[str, ...], type, str, str], ...] = (
+    (("wire", "encoder"), InterlinguaConfig, "d_in", "it is the [features] source's width"),
+    (("train",), TrainConfig, "seed", "the top-level 'seed' seeds everything"),
+    (("pretrain",), PretrainConfig, "seed", "the top-level 'seed' seeds everything"),
+)
 
 
 def _messages(exc: BaseException, path: tuple[str, ...]) -> list[str]:
@@ -349,7 +350,7 @@ def _messages(exc: BaseException, path: tuple[str, ...]) -> list[str]:
         out = [m for e, note in with_notes for m in _messages(e, (*path, note.name))]
         return out + [m for e in without for m in _messages(e, path)]
     if isinstance(exc, ForbiddenExtraKeysError):
-        hidden = _NOT_SETTABLE.get(exc.cl, ())
+        hidden = {key for _, cl, key, _ in _NOT_SETTABLE if cl is exc.cl}
         allowed = ", ".join(sorted(f.name for f in attrs.fields(exc.cl) if f.name not in hidden))
         where = f"{key}." if key else ""
         return [f"unknown key '{where}{k}'; allowed here: {allowed}" for k in sorted(exc.extra_fields)]
@@ -409,14 +410,13 @@ def load_experiment(path: Path, overrides: typing.Sequence[str] = ()) -> Experim
             stacklevel=2,
         )
     errors: list[str] = []
-    encoder = data.get("wire", {}).get("encoder") if isinstance(data.get("wire"), dict) else None
-    if isinstance(encoder, dict) and "d_in" in encoder:
-        errors.append("'[wire.encoder].d_in' is not settable; it is the [features] source's width")
-        data["wire"] = {**data["wire"], "encoder": {k: v for k, v in encoder.items() if k != "d_in"}}
-    for sec in ("train", "pretrain"):
-        if isinstance(data.get(sec), dict) and "seed" in data[sec]:
-            errors.append(f"'[{sec}].seed' is not settable; the top-level 'seed' seeds everything")
-            data[sec] = {k: v for k, v in data[sec].items() if k != "seed"}
+    for table, _, key, why in _NOT_SETTABLE:
+        where: Any = data
+        for part in table:
+            where = where.get(part) if isinstance(where, dict) else None
+        if isinstance(where, dict) and key in where:
+            errors.append(f"'[{'.'.join(table)}].{key}' is not settable; {why}")
+            del where[key]  # so the other problems are reported too
     if "name" not in data:
         errors.append("missing required key 'name'")
         data = {**data, "name": "unnamed"}  # so the other problems are reported too

@@ -340,16 +340,14 @@ class RunFolder:
                 f"reuse training from {src}: not a run folder (no experiment.toml / manifest)"
             )
         theirs = source.experiment_toml.read_text(encoding="utf-8")
-        if training_identity(theirs) != training_identity(resolved_toml):
-            diff = sorted(
-                k
-                for k in set(training_identity(theirs)) | set(training_identity(resolved_toml))
-                if training_identity(theirs).get(k) != training_identity(resolved_toml).get(k)
-            )
+        other, mine = training_identity(theirs), training_identity(resolved_toml)
+        if other != mine:
+            diff = sorted(k for k in set(other) | set(mine) if other.get(k) != mine.get(k))
             raise RunFolderError(
                 f"reuse training from {src}: its config differs beyond [codec]/[eval] and the evaluation "
                 f"examples (in {', '.join(diff)})"
             )
+        same_data = _resolved(theirs).get("data") == _resolved(resolved_toml).get("data")
         stages = read_manifest(source.manifest_path).get("stages", {})
         adopted = []
         for stage, folders in TRAINING_STAGES.items():
@@ -358,7 +356,7 @@ class RunFolder:
             entry = stages.get(stage, {})
             if entry.get("status") != "done":
                 break
-            if stage == "prepare" and _resolved(theirs).get("data") != _resolved(resolved_toml).get("data"):
+            if stage == "prepare" and not same_data:
                 continue  # other evaluation examples: this run prepares its own (features are cached)
             for rel in folders:
                 if (src / rel).is_dir():
