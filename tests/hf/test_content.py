@@ -6,31 +6,20 @@ from pathlib import Path
 
 import pytest
 import torch
+from tiny_wire import TEXTS
+from tiny_wire import content_setup as _content_setup
+from tiny_wire import feature_source as _feature_source
 
-from latentwire_core import IGNORE, InterlinguaConfig, LatentWire, LatentWireConfig, gather_at, kd_positions
+from latentwire_core import IGNORE, InterlinguaConfig, LatentWire, gather_at, kd_positions
 from latentwire_core.prompting import SlotPrompt
 from latentwire_core.slots import with_eos
 from latentwire_core.tasks import Example, get_task
 from latentwire_hf.checkpoint import latest_checkpoint
-from latentwire_hf.features import CachedFeatureSource, LMHiddenFeatureSource
+from latentwire_hf.features import LMHiddenFeatureSource
 from latentwire_hf.lm_encoder import LMPoolEncoder
 from latentwire_hf.models import KNOWN_MODELS
-from latentwire_hf.objectives import ContentObjective, PretrainConfig, TeacherCache, content_items
+from latentwire_hf.objectives import PretrainConfig, TeacherCache, content_items
 from latentwire_hf.training import Trainer
-
-TEXTS = [
-    "The Broncos defeated the Panthers to win the game in Santa Clara on February seventh of that year.",
-    "Tesla was born in Smiljan and later moved to New York where he worked on alternating current.",
-    "The river flows through three countries before it reaches the sea near the old harbour town.",
-    "Oxygen is a chemical element with symbol O and atomic number eight in the periodic table.",
-]
-
-
-def _feature_source(tmp: Path, layer: int = 1) -> CachedFeatureSource:
-    model, tok = KNOWN_MODELS["tiny-llama"]()
-    return CachedFeatureSource(
-        LMHiddenFeatureSource(model, tok, name="tiny-llama", layer=layer, max_length=64), tmp
-    )
 
 
 def test_layer_k_features_equal_hugging_face_hidden_states(tmp_path: Path) -> None:
@@ -100,24 +89,6 @@ def test_lm_pool_trains_copies_and_leaves_the_lm_alone() -> None:
     assert trainable and all("lora_" in n or n.startswith(("norm", "proj")) for n in trainable)
     with pytest.raises(ValueError, match="do not fit"):
         LMPoolEncoder(cfg, lm=lm, start_layer=1, n_layers=2)
-
-
-def _content_setup(tmp: Path, lms: dict) -> tuple[LatentWire, ContentObjective, PretrainConfig]:
-    fs = _feature_source(tmp)
-    pc = PretrainConfig(
-        steps=4, batch_size=2, ckpt_every=2, log_every=1, encode_words=6, continue_words=4, rec_fraction=0.5
-    )
-    items = content_items(TEXTS, pc)
-    torch.manual_seed(0)
-    lm_src, _ = KNOWN_MODELS["tiny-llama"]()
-    cfg = LatentWireConfig(
-        interlingua=InterlinguaConfig(kind="lm_pool", d_in=32, d_z=16, n_tokens=16, ratio=4.0),
-        content_tokens=True,
-    )
-    enc = LMPoolEncoder(cfg.interlingua, lm=lm_src, start_layer=1, n_layers=1)
-    wire = LatentWire(cfg, {n: (lm.d_model, lm.embed_rms) for n, lm in lms.items()}, encoder=enc)
-    obj = ContentObjective(lms=lms, features=fs, items=items, cfg=pc, n_tokens=16, ratio=4.0)
-    return wire, obj, pc
 
 
 def test_content_items_come_in_both_modes_with_aligned_targets() -> None:

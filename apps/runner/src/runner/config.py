@@ -225,7 +225,7 @@ class Experiment:
         )
         if problems:
             raise ValueError("eval.methods: " + "; ".join(problems))
-        if self.wire.compress == "context" and self.data.task not in ("squad", "squad_v2", "hotpotqa"):
+        if self.wire.compress == "context" and not TASKS[self.data.task].has_context:
             raise ValueError(
                 f"wire.compress = 'context' needs a QA task with contexts, not {self.data.task!r}"
             )

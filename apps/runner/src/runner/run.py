@@ -333,9 +333,10 @@ class Run:
             lms=readers,
             features=fs,
             items=items,
-            cfg=pc,
+            cfg=attrs.evolve(pc, seed=self.exp.seed),
             n_tokens=self.exp.wire.encoder.n_tokens,
             ratio=self.exp.wire.encoder.ratio,
+            texts=texts,
         )
         trainer = Trainer(
             wire=wire,

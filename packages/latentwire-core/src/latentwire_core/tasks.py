@@ -8,6 +8,7 @@ import attrs
 
 __all__ = [
     "COMPRESS",
+    "RECONSTRUCT_WORDS",
     "TASKS",
     "Example",
     "TaskData",
@@ -108,6 +109,12 @@ class TaskSpec:
         the training target of an unanswerable question and is scored as the empty prediction.
     data: a JSON Lines task's files and row fields (read by ``latentwire_hf.data``); the bundled
         benchmarks with their own formats (TSV, SQuAD JSON, ...) have their own parsers there.
+    has_context: its examples have a ``context`` apart from the question (``compress = "context"``
+        may put only that on the wire).
+    headline: the metric a report leads with (default: the kind's, e.g. ``f1`` for ``qa``).
+    bundle: a task generated here rather than read from a benchmark file: ``("recall", K)``
+        (:mod:`latentwire_core.synthetic`, K facts) or ``("reconstruct", W)`` (spans of W words of
+        real text, cut by ``latentwire_hf.data``).
     """
 
     name: str
@@ -120,6 +127,9 @@ class TaskSpec:
     scoring: str = ""
     no_answer: str = ""
     data: TaskData | None = None
+    has_context: bool = False
+    headline: str = ""
+    bundle: tuple[str, int] | None = None
 
     def answer_text(self, ex: Example) -> str:
         """The target continuation after the anchor: a label verbaliser, or " " + the first gold answer.
@@ -145,6 +155,53 @@ class TaskSpec:
         if self.kind == "classification":
             return [self.labels[ex.label].strip()] if ex.label is not None else []
         return list(ex.answers)
+
+
+# One worked example in the instruction (names and values outside the generator's lists): without it
+# SmolLM2-135M answered with the relation ("instrument") or a sentence; measured in results/recall-calibration.
+_RECALL_INSTRUCTION = (
+    "Read the facts, then answer the question with one word.\n"
+    "Context: Xena has a moose. Yuri plays the lute. Quin lives in Perth.\n"
+    "Question: Which instrument does Yuri play?\nAnswer: lute\n\n"
+    "Context: Bo eats a date. Cy works as a cook. Di likes the color tan. Ed drinks rum. Al plays darts. "
+    "Jo has a yak.\nQuestion: What does Ed drink?\nAnswer: rum\n\n"
+)
+
+
+def _recall_tasks() -> list[TaskSpec]:
+    """``recall_k2`` / ``_k4`` / ``_k8``: K facts, one asked; exact match on the value."""
+    return [
+        TaskSpec(
+            name=f"recall_k{k}",
+            kind="qa",
+            instruction=_RECALL_INSTRUCTION,
+            max_new_tokens=6,
+            has_context=True,
+            headline="em",
+            bundle=("recall", k),
+        )
+        for k in (2, 4, 8)
+    ]
+
+
+RECONSTRUCT_WORDS = {16: 12, 32: 24, 64: 48}
+"""``reconstruct_<N>``: spans of about N reader tokens, cut as this many words of real text."""
+
+
+def _reconstruct_tasks() -> list[TaskSpec]:
+    """``reconstruct_16`` / ``_32`` / ``_64``: the wire carries a span of real text; the reader repeats it."""
+    return [
+        TaskSpec(
+            name=f"reconstruct_{n}",
+            kind="qa",
+            instruction="Repeat the text exactly.\nText: ",
+            anchor="Repeated text:",
+            max_new_tokens=n + n // 2,  # fixed per task, never from the gold span
+            headline="em",
+            bundle=("reconstruct", words),
+        )
+        for n, words in RECONSTRUCT_WORDS.items()
+    ]
 
 
 TASKS: dict[str, TaskSpec] = {
@@ -183,6 +240,7 @@ TASKS: dict[str, TaskSpec] = {
             instruction="Answer the question with a short span from the context.\n",
             max_new_tokens=16,
             scoring="squad_v1",
+            has_context=True,
         ),
         TaskSpec(
             name="squad_v2",
@@ -194,13 +252,17 @@ TASKS: dict[str, TaskSpec] = {
             max_new_tokens=16,
             scoring="squad_v2",
             no_answer="unanswerable",
+            has_context=True,
         ),
         TaskSpec(
             name="hotpotqa",
             kind="qa",
             instruction="Answer the question with a short phrase, using the paragraphs.\n",
             max_new_tokens=16,
+            has_context=True,
         ),
+        *_recall_tasks(),
+        *_reconstruct_tasks(),
         TaskSpec(
             name="gsm8k",
             kind="math",

@@ -170,6 +170,11 @@ TASK_METRICS = {
 }
 
 
+def headline_of(task: TaskSpec) -> str:
+    """The metric a report leads with: the task's own (``TaskSpec.headline``), else its kind's."""
+    return task.headline or HEADLINE[task.kind]
+
+
 def metric_fns(task: TaskSpec) -> dict[str, Callable[[str, Sequence[str]], float]]:
     """The task's output metrics, by report name, with the scoring its benchmark's official script uses.
 

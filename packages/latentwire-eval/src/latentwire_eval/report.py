@@ -12,7 +12,7 @@ import pandas as pd
 
 from latentwire_core.tasks import TaskSpec
 from latentwire_eval.methods import ALL_READERS, NO_READER
-from latentwire_eval.metrics import GOLD_METRICS, HEADLINE, METRICS, TASK_METRICS
+from latentwire_eval.metrics import GOLD_METRICS, METRICS, TASK_METRICS, headline_of
 from latentwire_eval.records import MetricResult
 from latentwire_eval.stats import holm, mcnemar_test, mean_ci, paired_bootstrap
 
@@ -26,7 +26,7 @@ def derive_joint_oracle(preds: pd.DataFrame, task: TaskSpec) -> pd.DataFrame:
     lat = preds[preds["method"] == "latent"]
     if lat["model"].nunique() < 2:
         return preds.iloc[0:0]
-    headline = HEADLINE[task.kind]
+    headline = headline_of(task)
     out = []
     for _, g in lat.groupby("example_id", sort=False):
         for name, pick in (
@@ -148,7 +148,7 @@ def compute_metrics(
             c["p_holm"], c["p_holm_of"] = adj, key
     out: dict[str, Any] = {
         "task": task.name,
-        "headline": HEADLINE[task.kind],
+        "headline": headline_of(task),
         "metrics": list(metric_names),
         "results": results,
         "comparisons": comparisons,

@@ -102,6 +102,13 @@ class TrainConfig:
     mixed_precision: str = attrs.field(default="no", validator=one_of("no", "bf16"))
     # at each logged step, the loss on the next batch with its own vs another row's latent (no grad)
     content_probe: bool = True
+    # per-component learning rates (0: ``lr``): the shared encoder's parameters and everything else
+    # (adapters, calibration gains, <rec>/<cont>); the anchors use ~1e-4 and ~1e-3 (DESIGN.md section 9)
+    lr_encoder: float = attrs.field(default=0.0, validator=non_negative)
+    lr_adapters: float = attrs.field(default=0.0, validator=non_negative)
+    # content loss: + weight * max(0, margin - (CE with another row's latent - CE with its own)), per step
+    content_weight: float = attrs.field(default=0.0, validator=non_negative)
+    content_margin: float = attrs.field(default=1.0, validator=non_negative)
     seed: int = 0
 
 
@@ -116,6 +123,7 @@ class PretrainConfig:
         continue_words: words the reader must continue with (continuation items).
         max_target_tokens: cap on the reader tokens scored per item.
         max_items: how many text windows to cut from the training texts.
+        curriculum / curriculum_steps: reconstruction-first phases (REFRAG; "progressive cramming").
     """
 
     steps: int = attrs.field(default=0, validator=non_negative)
@@ -136,6 +144,17 @@ class PretrainConfig:
     model_schedule: str = "round_robin"  # ARC: one reader per step
     mixed_precision: str = "no"
     content_probe: bool = True  # see TrainConfig
+    # per-component learning rates (0: ``lr``): the shared encoder's parameters and everything else
+    # (adapters, calibration gains, <rec>/<cont>); the anchors use ~1e-4 and ~1e-3 (DESIGN.md section 9)
+    lr_encoder: float = attrs.field(default=0.0, validator=non_negative)
+    lr_adapters: float = attrs.field(default=0.0, validator=non_negative)
+    # content loss: + weight * max(0, margin - (CE with another row's latent - CE with its own)), per step
+    content_weight: float = attrs.field(default=0.0, validator=non_negative)
+    content_margin: float = attrs.field(default=1.0, validator=non_negative)
+    # reconstruction-first curriculum: phases of 100% reconstruction of spans of these many words
+    # (growing, e.g. [12, 24, 48]), ``curriculum_steps`` steps each, before the rec/cont mix above
+    curriculum: tuple[int, ...] = attrs.field(default=(), converter=tuple)
+    curriculum_steps: int = attrs.field(default=0, validator=non_negative)
     seed: int = 0
 
     def __attrs_post_init__(self) -> None:
@@ -143,3 +162,18 @@ class PretrainConfig:
             raise ValueError(f"rec_fraction must be in [0, 1], got {self.rec_fraction}")
         if self.model_schedule not in ("all", "round_robin"):
             raise ValueError(f"model_schedule must be 'all' or 'round_robin', got {self.model_schedule!r}")
+        if any(int(w) < 2 for w in self.curriculum):
+            raise ValueError(f"curriculum spans must be >= 2 words, got {list(self.curriculum)}")
+        if bool(self.curriculum) != (self.curriculum_steps > 0):
+            raise ValueError("curriculum and curriculum_steps go together (both set, or neither)")
+        if len(self.curriculum) * self.curriculum_steps > self.steps:
+            raise ValueError(
+                f"curriculum: {len(self.curriculum)} phases x {self.curriculum_steps} steps exceed steps = {self.steps}"
+            )
+
+    def span_at(self, step: int) -> int | None:
+        """The curriculum's reconstruction span (words) at ``step``, or None once the phases are over."""
+        if not self.curriculum_steps:
+            return None
+        phase = step // self.curriculum_steps
+        return int(self.curriculum[phase]) if phase < len(self.curriculum) else None

@@ -19,9 +19,17 @@ from typing import Any, Literal
 import attrs
 
 from latentwire_core.logs import get_logger
-from latentwire_core.tasks import Example, get_task, qa_source
+from latentwire_core.synthetic import recall_split, span_windows
+from latentwire_core.tasks import Example, TaskSpec, get_task, qa_source
 
-__all__ = ["DataError", "Example", "LoadReport", "data_dir_from_env", "load_examples", "read_squad"]
+__all__ = [
+    "DataError",
+    "Example",
+    "LoadReport",
+    "data_dir_from_env",
+    "load_examples",
+    "read_squad",
+]
 
 log = get_logger(__name__)
 Split = Literal["train", "eval"]
@@ -303,6 +311,54 @@ def _split(items: list[Example], split: Split, *, frac: float, seed: int) -> lis
     return [items[i] for i in sorted(keep)]
 
 
+def _reconstruct(
+    spec: TaskSpec, split: Split, root: Path | None, on_error: OnError, report: LoadReport
+) -> list[Example]:
+    """Spans of real text for ``reconstruct_<N>``: every window of SQuAD training contexts and XSum
+    training documents (``train``), or the first window of each SQuAD dev context (``eval``).
+
+    Only evaluation-split text makes evaluation spans; the answer is the span itself.
+    """
+    assert spec.bundle is not None
+    words = spec.bundle[1]
+    if root is None:
+        raise DataError(
+            f"{spec.name}: needs the SQuAD (and XSum) files; set LATENTWIRE_DATA or [data].data_dir"
+        )
+
+    def rd(rel: str) -> _Reader:
+        return _Reader(root / rel, on_error, report)
+
+    if split == "eval":
+        texts = [e.context for e in _squad(rd("squad/dev-v1.1.json"), "squad")]
+        spans = [w[0] for w in (span_windows(t, words) for t in dict.fromkeys(texts)) if w]
+    else:
+        texts = [e.context for e in _squad(rd("squad/train-v1.1-44articles.json"), "squad")]
+        xsum = root / "xsum" / "test-1000-a.jsonl"
+        if xsum.is_file():  # the tiny test slices have no XSum
+            texts += [e.source for e in _jsonl(rd("xsum/test-1000-a.jsonl"), xsum_example)]
+        spans = [s for t in dict.fromkeys(texts) for s in span_windows(t, words)]
+    return [
+        Example(id=f"{spec.name}-{split}-{i}", task=spec.name, source=s, answers=(s,))
+        for i, s in enumerate(dict.fromkeys(spans))
+    ]
+
+
+def _bundled(
+    task: str, split: Split, root: Path | None, on_error: OnError, report: LoadReport
+) -> list[Example]:
+    """A task generated here (``TaskSpec.bundle``): recall needs no file, reconstruct reads real text."""
+    spec = get_task(task)
+    assert spec.bundle is not None
+    kind, size = spec.bundle
+    if kind == "recall":
+        train, evaluation = recall_split(k=size)
+        return train if split == "train" else evaluation
+    if kind == "reconstruct":
+        return _reconstruct(spec, split, root, on_error, report)
+    raise KeyError(f"{task}: unknown bundle kind {kind!r}")
+
+
 def _offline(task: str, split: Split, root: Path, on_error: OnError, report: LoadReport) -> list[Example]:
     def rd(rel: str) -> _Reader:
         return _Reader(root / rel, on_error, report)
@@ -397,7 +453,10 @@ def load_examples(
         raise ValueError(f"split must be 'train' or 'eval', got {split!r}")
     report = report if report is not None else LoadReport()
     root = data_dir or data_dir_from_env()
-    items = _offline(task, split, root, on_error, report) if root is not None else _from_hub(task, split)
+    if get_task(task).bundle is not None:
+        items = _bundled(task, split, root, on_error, report)
+    else:
+        items = _offline(task, split, root, on_error, report) if root is not None else _from_hub(task, split)
     report.n_rows += len(items)
     return items[:limit] if limit is not None else items
 

@@ -39,6 +39,7 @@ from latentwire_core.interlingua import slot_counts
 from latentwire_core.ports import FrozenLM
 from latentwire_core.prompting import SlotPrompt, pad_id
 from latentwire_core.slots import Segment, assemble_batch
+from latentwire_core.synthetic import span_windows
 from latentwire_core.tasks import Example, TaskSpec, compressed_text
 from latentwire_hf.config import PretrainConfig
 
@@ -50,6 +51,7 @@ __all__ = [
     "TaskObjective",
     "TeacherCache",
     "content_gap",
+    "content_hinge",
     "content_items",
     "slot_rows",
 ]
@@ -81,6 +83,35 @@ def slot_rows(soft: torch.Tensor, counts: torch.Tensor) -> list[torch.Tensor]:
 def _roll(rows: list[torch.Tensor]) -> list[torch.Tensor]:
     """Row ``b`` gets row ``b + 1``'s soft tokens (the last gets the first's): another text's latent."""
     return rows[1:] + rows[:1]
+
+
+def content_hinge(own: torch.Tensor, shuffled: torch.Tensor, *, margin: float) -> torch.Tensor:
+    """The content loss: ``max(0, margin - (shuffled - own))``.
+
+    ``own`` is a loss with each row's own latent, ``shuffled`` the same loss with another row's. It is
+    zero once another text's latent costs the reader at least ``margin`` nats more than the text's own,
+    and the constant ``margin`` when every latent is the same (nothing to tell apart).
+    """
+    return torch.clamp(margin - (shuffled - own), min=0.0)
+
+
+def _with_content_loss(
+    objective: Any,
+    wire: nn.Module,
+    idx: list[int],
+    models: list[str],
+    device: torch.device,
+    total: torch.Tensor,
+    stats: dict[str, float],
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """Add ``content_weight * content_hinge`` (a second forward with the latents rolled by one row)."""
+    w = float(getattr(objective.cfg, "content_weight", 0.0))
+    if w <= 0 or len(idx) < 2:
+        return total, stats
+    shuffled, _ = objective(wire, idx, models, device, shuffle=True, content_loss=False)
+    hinge = content_hinge(total / len(models), shuffled / len(models), margin=objective.cfg.content_margin)
+    stats = {**stats, "content_hinge": float(hinge.detach())}
+    return total + w * hinge, stats
 
 
 @torch.no_grad()
@@ -199,6 +230,7 @@ class TaskObjective:
         device: torch.device,
         *,
         shuffle: bool = False,
+        content_loss: bool = True,
     ) -> tuple[torch.Tensor, dict[str, float]]:
         exs = [self.examples[i] for i in idx]
         feats, mask = self.features.features([compressed_text(e, self.compress) for e in exs])
@@ -208,7 +240,10 @@ class TaskObjective:
         slots = {n: slot_rows(soft[n], counts) for n in models}
         if shuffle:  # the probe's control: each question reads another example's latent
             slots = {n: _roll(r) for n, r in slots.items()}
-        return self.answer_losses(idx, models, slots, device)
+        total, stats = self.answer_losses(idx, models, slots, device)
+        if shuffle or not content_loss:
+            return total, stats
+        return _with_content_loss(self, wire, idx, models, device, total, stats)
 
     def probe(
         self, wire: nn.Module, idx: list[int], models: list[str], device: torch.device
@@ -352,16 +387,49 @@ class ContentObjective:
         cfg: PretrainConfig,
         n_tokens: int,
         ratio: float,
+        texts: Sequence[str] | None = None,
     ) -> None:
         if not items:
             raise ValueError("no pretraining text: the training split gave no window of text")
-        self.lms, self.features, self.items, self.cfg = dict(lms), features, list(items), cfg
+        self.lms, self.features, self.cfg = dict(lms), features, cfg
         self.n_tokens, self.ratio = n_tokens, ratio
-        self.n_items = len(self.items)
-        self.targets = {
-            name: [lm.tokenize([it.target])[0][: cfg.max_target_tokens] for it in self.items]
-            for name, lm in self.lms.items()
-        }
+        self.mix = list(items)
+        self.n_items = len(self.mix)
+        # curriculum phases: 100% reconstruction of spans cut from the same training text
+        self._texts = list(dict.fromkeys(texts)) if texts is not None else [it.encoded for it in self.mix]
+        self._pools: dict[int | None, tuple[list[ContentItem], dict[str, list[list[int]]]]] = {}
+        self.set_step(0)
+
+    def _pool(self, span: int | None) -> tuple[list[ContentItem], dict[str, list[list[int]]]]:
+        if span not in self._pools:
+            if span is None:
+                items = self.mix
+            else:
+                items = [
+                    ContentItem(mode="rec", encoded=w, target=w)
+                    for t in self._texts
+                    for w in span_windows(t, span)
+                ]
+                random.Random(f"{self.cfg.seed}|{span}").shuffle(items)
+                if not items:
+                    raise ValueError(f"curriculum: no training text has {span} words")
+            targets = {
+                name: [lm.tokenize([it.target])[0][: self.cfg.max_target_tokens] for it in items]
+                for name, lm in self.lms.items()
+            }
+            self._pools[span] = (items, targets)
+        return self._pools[span]
+
+    def set_step(self, step: int) -> None:
+        """Select the item pool of ``step`` (a curriculum phase or the rec/cont mix); a pure function
+        of the step, so a resumed run draws the same items."""
+        span = self.cfg.span_at(step) if hasattr(self.cfg, "span_at") else None
+        self.span = span
+        self.items, self.targets = self._pool(span)
+
+    def _item(self, i: int) -> int:
+        """The trainer draws indices over the mix; a curriculum pool of another size wraps them."""
+        return i % len(self.items)
 
     def batch_rows(
         self,
@@ -382,7 +450,7 @@ class ContentObjective:
             slots = _roll(slots)
         rows: list[list[Segment]] = []
         for i, s in zip(idx, slots, strict=True):
-            marker = w.content_token(name, self.items[i].mode).to(s.dtype)  # (1, d_model)
+            marker = w.content_token(name, self.items[self._item(i)].mode).to(s.dtype)  # (1, d_model)
             rows.append([head, s, marker])
         return rows
 
@@ -400,8 +468,9 @@ class ContentObjective:
         device: torch.device,
         *,
         shuffle: bool = False,
+        content_loss: bool = True,
     ) -> tuple[torch.Tensor, dict[str, float]]:
-        its = [self.items[i] for i in idx]
+        its = [self.items[self._item(i)] for i in idx]
         feats, mask = self.features.features([it.encoded for it in its])
         feats, mask = feats.to(device), mask.to(device)
         counts = slot_counts(mask, n_tokens=self.n_tokens, ratio=self.ratio)
@@ -411,7 +480,7 @@ class ContentObjective:
         for name in models:
             lm = self.lms[name]
             rows = self.batch_rows(wire, name, soft[name], counts, idx, shuffle=shuffle)
-            targets = [self.targets[name][i] for i in idx]
+            targets = [self.targets[name][self._item(i)] for i in idx]
             b = assemble_batch(rows, embed=lm.embed, answers=targets, pad_side="right", pad_id=pad_id(lm))
             hidden = lm.hidden_states(b.inputs_embeds, b.attention_mask, b.position_ids)
             pos = prediction_positions(b.labels)
@@ -425,4 +494,8 @@ class ContentObjective:
                 stats[f"{name}/cont_ce"] = float(answer_ce(logits[~rec].detach(), pos.targets[~rec]))
             stats[f"{name}/loss"] = float(ce.detach())
             total = total + ce
-        return total, stats
+        if self.span is not None:
+            stats["rec_span_words"] = float(self.span)
+        if shuffle or not content_loss:
+            return total, stats
+        return _with_content_loss(self, wire, idx, models, device, total, stats)

@@ -34,7 +34,7 @@ from latentwire_hf.checkpoint import latest_checkpoint, load_checkpoint, save_ch
 from latentwire_hf.config import TrainConfig
 from latentwire_hf.objectives import Objective, TaskObjective
 
-__all__ = ["NonFiniteLossError", "TrainConfig", "Trainer"]
+__all__ = ["NonFiniteLossError", "TrainConfig", "Trainer", "param_groups"]
 
 log = get_logger(__name__)
 
@@ -51,6 +51,23 @@ def _lr_lambda(cfg: TrainConfig) -> Any:
         return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
     return f
+
+
+def param_groups(wire: torch.nn.Module, cfg: Any) -> list[dict[str, Any]]:
+    """The trainable parameters in two groups: the shared encoder (``lr_encoder``) and the rest
+    (adapters, gains, content tokens: ``lr_adapters``); each falls back to ``lr`` when 0. The LR
+    schedule scales both alike. One group when neither is set (the optimiser state is as before)."""
+    lr_enc, lr_rest = float(getattr(cfg, "lr_encoder", 0.0)), float(getattr(cfg, "lr_adapters", 0.0))
+    named = [(n, p) for n, p in wire.named_parameters() if p.requires_grad]
+    if not lr_enc and not lr_rest:
+        return [{"params": [p for _, p in named]}]
+    enc = [p for n, p in named if n.split(".")[0] == "encoder"]
+    rest = [p for n, p in named if n.split(".")[0] != "encoder"]
+    groups = [
+        {"params": enc, "lr": lr_enc or cfg.lr},
+        {"params": rest, "lr": lr_rest or cfg.lr},
+    ]
+    return [g for g in groups if g["params"]]
 
 
 class Trainer:
@@ -110,8 +127,7 @@ class Trainer:
         if objective.n_items == 0:
             raise ValueError("no training examples")
         self.objective = objective
-        params = [p for p in wire.parameters() if p.requires_grad]
-        opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        opt = torch.optim.AdamW(param_groups(wire, cfg), lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg))
         # the scheduler is stepped by hand: accelerate's wrapper would step it once per process
         self.wire, self.optimizer = self.acc.prepare(wire, opt)
@@ -131,6 +147,12 @@ class Trainer:
                 self._perms = {epoch: torch.randperm(n, generator=gen).tolist()}
             out.append(self._perms[epoch][pos])
         return out
+
+    def _set_step(self, step: int) -> None:
+        """Tell a scheduled objective (the pretraining curriculum) which step's items to draw."""
+        set_step = getattr(self.objective, "set_step", None)
+        if set_step is not None:
+            set_step(step)
 
     def _active_models(self, step: int) -> list[str]:
         names = list(self.lms)
@@ -201,6 +223,7 @@ class Trainer:
         t0, seen = time.perf_counter(), 0
         done_here = 0
         while self.step < self.cfg.steps:
+            self._set_step(self.step)
             models = self._active_models(self.step)
             for micro in range(self.cfg.grad_accum):
                 sync = micro == self.cfg.grad_accum - 1
@@ -230,6 +253,7 @@ class Trainer:
                 if self.cfg.content_probe:
                     # the next step's batch (not trained on yet): does the reader use this text's latent?
                     with self.acc.autocast():  # every reader, also those a round-robin step skipped
+                        self._set_step(self.step)
                         nxt = self._indices(self.step, 0)
                         row.update(self.objective.probe(self.wire, nxt, list(self.lms), self.acc.device))
                 row.update(

@@ -1,0 +1,57 @@
+"""Tiny content-pretraining set-ups shared by the hf tests (a tiny Llama's features and lm_pool wire)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from latentwire_core import InterlinguaConfig, LatentWire, LatentWireConfig
+from latentwire_hf.features import CachedFeatureSource, LMHiddenFeatureSource
+from latentwire_hf.lm_encoder import LMPoolEncoder
+from latentwire_hf.models import KNOWN_MODELS
+from latentwire_hf.objectives import ContentObjective, PretrainConfig, content_items
+
+TEXTS = [
+    "The Broncos defeated the Panthers to win the game in Santa Clara on February seventh of that year.",
+    "Tesla was born in Smiljan and later moved to New York where he worked on alternating current.",
+    "The river flows through three countries before it reaches the sea near the old harbour town.",
+    "Oxygen is a chemical element with symbol O and atomic number eight in the periodic table.",
+]
+
+
+def feature_source(tmp: Path, layer: int = 1) -> CachedFeatureSource:
+    model, tok = KNOWN_MODELS["tiny-llama"]()
+    return CachedFeatureSource(
+        LMHiddenFeatureSource(model, tok, name="tiny-llama", layer=layer, max_length=64), tmp
+    )
+
+
+def content_setup(
+    tmp: Path, lms: dict[str, Any], **pretrain: Any
+) -> tuple[LatentWire, ContentObjective, PretrainConfig]:
+    fs = feature_source(tmp)
+    pc = PretrainConfig(
+        **{
+            "steps": 4,
+            "batch_size": 2,
+            "ckpt_every": 2,
+            "log_every": 1,
+            "encode_words": 6,
+            "continue_words": 4,
+            "rec_fraction": 0.5,
+            **pretrain,
+        }
+    )
+    items = content_items(TEXTS, pc)
+    torch.manual_seed(0)
+    lm_src, _ = KNOWN_MODELS["tiny-llama"]()
+    cfg = LatentWireConfig(
+        interlingua=InterlinguaConfig(kind="lm_pool", d_in=32, d_z=16, n_tokens=16, ratio=4.0),
+        content_tokens=True,
+    )
+    enc = LMPoolEncoder(cfg.interlingua, lm=lm_src, start_layer=1, n_layers=1)
+    wire = LatentWire(cfg, {n: (lm.d_model, lm.embed_rms) for n, lm in lms.items()}, encoder=enc)
+    obj = ContentObjective(lms=lms, features=fs, items=items, cfg=pc, n_tokens=16, ratio=4.0, texts=TEXTS)
+    return wire, obj, pc
