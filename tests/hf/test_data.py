@@ -198,3 +198,36 @@ def test_validation_split_is_carved_from_train_after_the_training_examples(task:
 def test_unknown_eval_split_is_refused(data_dir: Path) -> None:
     with pytest.raises(ValueError, match="eval_split must be 'eval' or 'validation', got 'test'"):
         load_train_eval("sst2", data_dir=data_dir, eval_split="test")  # type: ignore[arg-type]
+
+
+def test_recall_loads_without_a_data_folder_and_has_a_usable_validation_split(tmp_path: Path) -> None:
+    # an empty data folder: recall is generated, nothing is read
+    train, evaluation, _ = load_train_eval("recall_k4", data_dir=tmp_path, train_limit=500, eval_limit=100)
+    assert len(train) == 500 and len(evaluation) == 100
+    assert {e.context for e in train}.isdisjoint(e.context for e in evaluation)
+    v_train, val, _ = load_train_eval(
+        "recall_k4", data_dir=tmp_path, train_limit=500, eval_limit=100, eval_split="validation"
+    )
+    assert v_train == train and len(val) == 100
+    assert {e.id for e in val}.isdisjoint(e.id for e in train) and all("-train-" in e.id for e in val)
+
+
+def test_reconstruct_spans_are_real_text_of_the_task_length_and_splits_do_not_share_text(
+    data_dir: Path,
+) -> None:
+    from latentwire_core.tasks import RECONSTRUCT_WORDS
+
+    train, evaluation, _ = load_train_eval("reconstruct_32", data_dir=data_dir, eval_limit=20)
+    words = RECONSTRUCT_WORDS[32]
+    assert train and evaluation
+    for e in train[:50] + evaluation:
+        assert len(e.source.split()) == words and e.answers == (e.source,) and not e.question
+    squad_dev = " ".join(x.context for x in load_examples("squad", "eval", data_dir=data_dir))
+    assert all(e.source in squad_dev for e in evaluation)  # evaluation spans come from dev text only
+    assert {e.source for e in train}.isdisjoint(e.source for e in evaluation)
+
+
+def test_reconstruct_without_data_names_what_it_needs(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("LATENTWIRE_DATA", raising=False)
+    with pytest.raises(DataError, match="reconstruct_16: needs the SQuAD"):
+        load_examples("reconstruct_16", "eval")

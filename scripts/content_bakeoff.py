@@ -1,0 +1,155 @@
+"""The recipe bake-off on `recall` at 4x (issue 21, section 4): each arm trains the same data and steps,
+is evaluated on the validation split, and the rule below (fixed before any arm ran) picks the winner.
+
+    .venv/bin/python scripts/content_bakeoff.py              # run every arm not finished yet, then report
+    .venv/bin/python scripts/content_bakeoff.py --report     # only collect and apply the rule
+
+Every arm is an ordinary run of ``experiments/recall.toml`` (``runs/recall-bakeoff-<arm>``) with the
+overrides below; its evidence (resolved TOML, manifest, metrics, summary, training logs) is copied to
+``results/recall-bakeoff/<arm>/`` and the report to ``results/recall-bakeoff/bakeoff.{json,md}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from collect_result import copy_evidence
+
+RULE = """\
+Rule (written before any arm ran, commit of this file): the winner is the arm with the largest mean,
+over the two readers, of latent EM - latent_shuffled EM on the validation split (held-out training
+items, n = 200 per reader). Arms whose mean gap is within 0.02 of the best are tied; among tied arms the
+one with the least training wall time wins. An arm whose latent does not beat its shuffled latent on
+either reader (gap <= 0 on both) cannot win; if no arm qualifies, there is no winner and the long run
+uses the base recipe, saying so."""
+
+# Same data, steps, batch and evaluation for every arm; only the recipe option differs.
+COMMON = [
+    "data.eval_split=validation",
+    "data.eval_limit=200",
+    "data.min_eval=200",
+    'eval.methods=["latent", "latent_shuffled", "no_context"]',
+]
+ARMS: dict[str, list[str]] = {
+    # whole-context reconstruction pretraining (recall contexts are shorter than encode_words), then answer CE
+    "base": [],
+    # reconstruction of 6-, then 12-word spans (1/3 of pretraining each) before whole contexts
+    "curriculum": ["pretrain.curriculum=[6, 12]", "pretrain.curriculum_steps={third}"],
+    # + hinge on own- vs shuffled-latent CE (margin 1 nat, weight 0.5) in both stages
+    "content_loss": [
+        "pretrain.content_weight=0.5",
+        "train.content_weight=0.5",
+    ],
+    # encoder 1e-4, projectors / gains / content tokens 1e-3 in both stages (the anchors' rates)
+    "lr_split": [
+        "pretrain.lr_encoder=1e-4",
+        "pretrain.lr_adapters=1e-3",
+        "train.lr_encoder=1e-4",
+        "train.lr_adapters=1e-3",
+    ],
+}
+OUT = Path("results/recall-bakeoff")
+
+
+def _run(arm: str, steps: tuple[int, int], py: str) -> None:
+    pre, train = steps
+    sets = [
+        f"name=recall-bakeoff-{arm}",
+        f"pretrain.steps={pre}",
+        f"train.steps={train}",
+        *COMMON,
+        *[s.format(third=pre // 3) for s in ARMS[arm]],
+    ]
+    cmd = [py, "-m", "runner", "experiments/recall.toml", *[a for s in sets for a in ("--set", s)]]
+    print("$", " ".join(cmd), flush=True)
+    subprocess.run(cmd, check=True)
+
+
+def _gaps(metrics: dict) -> dict[str, dict[str, float]]:
+    em = {
+        (r["model"], r["method"]): r["value"]
+        for r in metrics["results"]
+        if r["metric"] == "em" and r["subset"] == "all"
+    }
+    out: dict[str, dict[str, float]] = {}
+    for model in sorted({m for m, _ in em}):
+        if (model, "latent") in em:
+            lat, sh = em[(model, "latent")], em[(model, "latent_shuffled")]
+            out[model] = {
+                "latent": lat,
+                "latent_shuffled": sh,
+                "no_context": em.get((model, "no_context"), float("nan")),
+                "gap": lat - sh,
+            }
+    return out
+
+
+def report() -> dict:
+    rows = {}
+    for arm in ARMS:
+        run = Path("runs") / f"recall-bakeoff-{arm}"
+        if not (run / "eval" / "metrics.json").is_file():
+            continue
+        manifest = json.loads((run / "manifest.json").read_text())
+        stages = manifest["stages"]
+        copy_evidence(run, OUT / arm)
+        if (run / "pretrain" / "metrics.jsonl").is_file():
+            shutil.copy(run / "pretrain" / "metrics.jsonl", OUT / arm / "pretrain_metrics.jsonl")
+        gaps = _gaps(json.loads((run / "eval" / "metrics.json").read_text()))
+        rows[arm] = {
+            "readers": gaps,
+            "mean_gap": sum(g["gap"] for g in gaps.values()) / len(gaps),
+            "train_seconds": sum(stages.get(s, {}).get("seconds", 0.0) for s in ("pretrain", "train")),
+            "commit": manifest.get("git", {}).get("commit") or manifest.get("git_revision"),
+        }
+    qualified = {a: r for a, r in rows.items() if any(g["gap"] > 0 for g in r["readers"].values())}
+    winner = None
+    if qualified:
+        best = max(r["mean_gap"] for r in qualified.values())
+        tied = [a for a, r in qualified.items() if r["mean_gap"] >= best - 0.02]
+        winner = min(tied, key=lambda a: qualified[a]["train_seconds"])
+    result = {"rule": RULE, "arms": rows, "winner": winner, "complete": len(rows) == len(ARMS)}
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / "bakeoff.json").write_text(json.dumps(result, indent=1))
+    lines = ["# Recipe bake-off on recall_k4 at 4x (validation split)", "", RULE, ""]
+    lines += [
+        "| arm | reader | latent EM | shuffled EM | no_context EM | gap | mean gap | train s |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for arm, r in rows.items():
+        for model, g in r["readers"].items():
+            lines.append(
+                f"| {arm} | {model} | {g['latent']:.3f} | {g['latent_shuffled']:.3f} | {g['no_context']:.3f} | "
+                f"{g['gap']:+.3f} | {r['mean_gap']:+.3f} | {r['train_seconds']:.0f} |"
+            )
+    lines += ["", f"Winner: **{winner}**" if winner else "Winner: none (see the rule)"]
+    if not result["complete"]:
+        lines.append(f"Arms not run yet: {', '.join(a for a in ARMS if a not in rows)}")
+    (OUT / "bakeoff.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return result
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--report", action="store_true", help="only collect finished arms and apply the rule")
+    ap.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
+    ap.add_argument("--pretrain-steps", type=int, default=150)
+    ap.add_argument("--train-steps", type=int, default=300)
+    ap.add_argument("--python", default=sys.executable)
+    args = ap.parse_args()
+    if not args.report:
+        for arm in args.arms:
+            _run(arm, (args.pretrain_steps, args.train_steps), args.python)
+            report()
+    report()
+
+
+if __name__ == "__main__":
+    main()
