@@ -31,6 +31,7 @@ SHIPPED = {
     "no_context",
     "latent",
     "latent_shuffled",
+    "latent_zero",
     "token_budget",
     "mean_pool",
     "pca",
@@ -217,3 +218,10 @@ def test_latent_and_its_shuffled_control_read_through_the_same_path() -> None:
     for e, s in zip(exs, shuffled, strict=True):
         assert torch.equal(s, by_id[ctx.partner[e.id].id])  # the partner's own latent, exactly
         assert shuffled_m.read(e) == ctx.partner[e.id].context
+    # the zero control: the same message size, and every row is the adapter's image of Z = 0
+    zero, zero_bytes = METHODS.get("latent_zero")(ctx, "fake", lm).slots(exs)
+    assert zero_bytes == own_bytes
+    with torch.no_grad():
+        expected = wire.to_model(torch.zeros(1, 2, 16), "fake")[0]
+    for z in zero:
+        torch.testing.assert_close(z, expected)

@@ -411,6 +411,28 @@ class LatentShuffled(Latent):
         return self.ctx.partner[e.id]
 
 
+@register_method("latent_zero")
+class LatentZero(Latent):
+    """Control: an all-zero ``Z`` of this example's M_i through the same codec and adapter (what the
+    reader makes of the wire's bias alone, with no text behind it)."""
+
+    requires = ("latent",)
+
+    def latent_of(self, texts: list[str], counts: list[int]) -> Slots:
+        import torch
+
+        from latentwire_core.message import pack, unpack
+
+        wire, codec = self.ctx.wire, self.ctx.codec
+        if wire is None or codec is None:
+            raise ValueError(f"{self.name} needs a trained wire and its codec")
+        d_z = wire.cfg.interlingua.d_z
+        with torch.no_grad():
+            msgs = [pack(torch.zeros(m, d_z), codec, self.ctx.fingerprint) for m in counts]
+            rx = [unpack(msg, fingerprint=self.ctx.fingerprint)[0] for msg in msgs]
+            return self.to_reader(rx), [len(msg) for msg in msgs]
+
+
 # --- numeric baselines through the same codec -------------------------------------------------------
 @register_method("mean_pool")
 class MeanPool(Method):
