@@ -75,6 +75,16 @@ def _write(tmp_path: Path, text: str) -> Path:
             r"unknown key 'wire\.encoder\.d_zz'; allowed here: d_z, dropout, kind, mlp_ratio, n_heads, n_tokens, ratio$",
         ),
         ('name = "x"\n[wire.lm_encoder]\ntrain = "half"\n', r"\[wire\.lm_encoder\] train must be one of"),
+        ('name = "x"\n[wire]\ninject = "kv"\n', r"inject = 'kv' needs adapter = 'linear', got 'mlp'"),
+        ('name = "x"\n[wire]\ninject = "keys"\n', r"\[wire\] inject must be one of"),
+        (
+            'name = "x"\n[pretrain]\nsteps = 4\ncurriculum = [4, 8]\ncurriculum_steps = 3\n',
+            r"exceed steps = 4",
+        ),
+        (
+            'name = "x"\n[data]\ntask = "sst2"\n[wire]\ncompress = "context"\n',
+            r"needs a QA task with contexts",
+        ),
         ('name = "x"\n[wire]\nd_z = 8\n[wire.encoder]\nd_z = 16\n', r"the same setting twice"),
         ('name = "x"\n[codec]\nprecision = "int3"\n', r"\[codec\] precision must be one of"),
         ('name = "x"\n[data]\ntask = "mnli"\n', r"\[data\] task must be one of"),

@@ -153,3 +153,38 @@ def test_a_standardized_encoder_is_fitted_on_training_texts_and_travels_with_the
     torch.testing.assert_close(again.wire.encoder.feat_mean, enc.feat_mean, rtol=0, atol=0)
     text = "The Normans were the people who in the 10th and 11th centuries gave their name to Normandy."
     assert again.encode([text]) == wire.encode([text])
+
+
+def test_a_deep_prefix_wire_runs_every_stage_and_answers_through_the_cli(
+    tmp_path: Path, data_dir: Path
+) -> None:
+    """``[wire] inject = "kv"``: pretraining, training, the probe, evaluation, wire.json, encode/answer."""
+    p = experiment(
+        tmp_path,
+        "content",
+        name="kv",
+        data={"eval_limit": 4},
+        wire={"inject": "kv", "adapter": "linear"},
+        eval={"methods": ["latent", "latent_shuffled", "latent_zero"], "bootstrap_resamples": 50},
+    )
+    assert main([str(p), "--runs-dir", str(tmp_path / "runs")]) == 0
+    run = tmp_path / "runs" / "kv"
+    spec = json.loads((run / "wire.json").read_text())
+    assert spec["wire"]["inject"] == "kv" and all("kv_width" in r for r in spec["readers"].values())
+    probes = [json.loads(r) for r in (run / "pretrain" / "metrics.jsonl").read_text().splitlines() if r]
+    assert any("tiny-llama/content_gap" in r for r in probes)
+    wire = PretrainedWire.from_pretrained(run)
+    preds = pd.read_parquet(run / "eval" / "predictions.parquet")
+    _, evaluation, _ = load_train_eval("squad", data_dir=data_dir, train_limit=16, eval_limit=4, seed=0)
+    ex = evaluation[0]
+    want = preds[
+        (preds["example_id"] == ex.id) & (preds["model"] == "tiny-llama") & (preds["method"] == "latent")
+    ]
+    (msg,) = wire.encode([ex.context])
+    assert wire.soft_tokens(msg, "tiny-llama").shape[-1] == spec["readers"]["tiny-llama"]["kv_width"]
+    (tmp_path / "msg.lw").write_bytes(msg)
+    got = _cli(
+        "answer", str(run), "--model", "tiny-llama", str(tmp_path / "msg.lw"), "--question", ex.question
+    )
+    assert got.returncode == 0, got.stderr.decode()
+    assert got.stdout.decode().rstrip("\n") == want.iloc[0]["output"]

@@ -111,8 +111,16 @@ class WireSection:
     # a trained run folder (or saved wire): its encoder and its readers' adapters are loaded and
     # frozen; only the readers new to this run are trained (adding a reader with the encoder frozen)
     init_from: str = ""
+    # where the readers receive the slots: "embeddings" (soft input tokens) or "kv" (deep prefix: every
+    # layer's keys and values per slot); the message on the wire is the same Z
+    inject: str = attrs.field(default="embeddings", validator=one_of("embeddings", "kv"))
 
     def __attrs_post_init__(self) -> None:
+        if self.inject == "kv" and self.adapter != "linear":
+            raise ValueError(
+                f"inject = 'kv' needs adapter = 'linear', got {self.adapter!r} (a reader's deep prefix has "
+                "thousands of numbers per slot; an MLP at that width would hold hundreds of millions of weights)"
+            )
         if self.init_from and not (Path(self.init_from) / "wire.json").is_file():
             raise ValueError(
                 f"init_from: {self.init_from}/wire.json not found (a run folder or a saved wire)"
@@ -132,6 +140,7 @@ class WireSection:
             adapter_kind=self.adapter,
             calibration=self.calibration,
             content_tokens=content_tokens,
+            inject=self.inject,
         )
 
 

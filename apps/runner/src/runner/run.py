@@ -233,6 +233,7 @@ class Run:
             encoder = build_interlingua(cfg.interlingua, lm=trunk, **lm_encoder)
             del trunk
         models = {n: (lm.d_model, lm.embed_rms) for n, lm in self.lms().items()}
+        kv = {n: (lm.kv_width, lm.kv_rms) for n, lm in self.lms().items()} if w.inject == "kv" else None
         spec = spec_from_core(
             cfg,
             features={"source": f.source, "layer": f.layer, "max_length": f.max_length},
@@ -242,11 +243,12 @@ class Run:
             compress=w.compress,
             codec=self.exp.codec,
             seed=self.exp.seed,
+            kv=kv,
         )
         self.wire_spec = spec
         if self.is_main and not self.folder.read_only:  # what PretrainedWire.from_pretrained rebuilds it from
             write_spec(self.dir, spec)
-        return LatentWire(cfg, models, encoder=encoder)
+        return LatentWire(cfg, models, encoder=encoder, kv=kv)
 
     def fit_standardization(self, wire: LatentWire) -> None:
         """``[wire.lm_encoder] standardize``: set the encoder's per-dimension statistics from training texts
@@ -545,7 +547,9 @@ class Run:
         )
         metrics["wire"] = wire_summary(self.exp, budgets, preds)
         metrics["eval_split"] = self.exp.data.eval_split
-        if "latent" in ev.methods:
+        if (
+            "latent" in ev.methods and w.inject == "embeddings"
+        ):  # nearest-vocabulary diagnostics: embeddings only
             assert ctx.codec is not None
             metrics["embedding_diagnostics"] = embedding_report(
                 evaluation,

@@ -117,7 +117,7 @@ def optimise_slots(
         logits, tgt, _ = forward()
         loss = answer_ce(logits, tgt)
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        torch.autograd.backward(loss)
         opt.step()
         curve.append((step, float(loss.detach())))
         if progress is not None:
@@ -130,8 +130,7 @@ def optimise_slots(
         ce = [float(nll[rows == i].mean()) for i in range(n)]
         acc = [float(hit[rows == i].mean()) for i in range(n)]
         final = [s.detach() for s in slots()]
-        b = prompt.generation_batch(final, tails)
         cap = max_new_tokens or max(len(t) for t in targets) + 2
-        generated = lm.generate(b.inputs_embeds, b.attention_mask, max_new_tokens=cap)
+        generated = prompt.generate(final, tails, max_new_tokens=cap)
     exact = [list(g) == list(t) for g, t in zip(generated, targets, strict=True)]
     return CeilingResult(ce=ce, exact=exact, token_acc=acc, generated=generated, curve=curve, slots=final)

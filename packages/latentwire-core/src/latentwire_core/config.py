@@ -90,6 +90,9 @@ class LatentWireConfig:
     adapter_kind / adapter_hidden_mult / adapter_out_norm: the per-model projector.
     calibration: ``none``, ``rms`` (per-example RMS to the model's embedding RMS) or ``learned``.
     content_tokens: give each model learned ``<rec>``/``<cont>`` vectors (content pretraining).
+    inject: where a reader receives the slots: ``embeddings`` (soft input tokens) or ``kv`` (a deep
+        prefix: every layer's keys and values of M positions, P-tuning v2 / 500xCompressor); the message
+        on the wire is the same ``Z`` either way, only the adapters differ.
     """
 
     interlingua: InterlinguaConfig = attrs.field(factory=InterlinguaConfig)
@@ -98,3 +101,4 @@ class LatentWireConfig:
     adapter_out_norm: bool = False
     calibration: str = attrs.field(default="rms", validator=registered(CALIBRATIONS))
     content_tokens: bool = False
+    inject: str = attrs.field(default="embeddings", validator=attrs.validators.in_(("embeddings", "kv")))

@@ -21,7 +21,28 @@ from latentwire_core.ports import FrozenLM, PromptLM
 from latentwire_core.slots import Segment, SlotBatch, assemble_batch
 from latentwire_core.tasks import COMPRESS, Example, TaskSpec, compressed_text, plain_tail
 
-__all__ = ["SlotPrompt", "eos_id", "pad_id"]
+__all__ = ["SlotPrompt", "eos_id", "is_kv_slot", "kv_rows", "pad_id"]
+
+
+def is_kv_slot(lm: Any, seg: Segment) -> bool:
+    """Whether ``seg`` is a deep-prefix slot (per-layer keys and values, ``lm.kv_width`` wide) rather than
+    ids or input embeddings (``d_model`` wide)."""
+    width = getattr(lm, "kv_width", None)
+    return isinstance(seg, torch.Tensor) and width is not None and seg.shape[-1] == width != lm.d_model
+
+
+def kv_rows(slots: Sequence[Segment]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-row deep-prefix slots ``(M_i, kv_width)`` -> right-padded ``(B, M_max, kv_width)`` and mask."""
+    rows = [s for s in slots if isinstance(s, torch.Tensor)]
+    if len(rows) != len(slots):
+        raise ValueError("a batch mixes deep-prefix slots with other slot kinds")
+    m = max(r.shape[0] for r in rows)
+    out = rows[0].new_zeros(len(rows), m, rows[0].shape[-1])
+    mask = torch.zeros(len(rows), m, dtype=torch.long, device=rows[0].device)
+    for i, r in enumerate(rows):
+        out[i, : r.shape[0]] = r
+        mask[i, : r.shape[0]] = 1
+    return out, mask
 
 
 def eos_id(lm: PromptLM) -> int:
@@ -90,6 +111,13 @@ class SlotPrompt:
             rows.append([*row, self.after])
         return rows
 
+    def is_kv(self, slots: Sequence[Segment]) -> bool:
+        """Whether these slots are deep-prefix keys/values (all of them) rather than embeddings or ids."""
+        kinds = {is_kv_slot(self.lm, s) for s in slots}
+        if len(kinds) > 1:
+            raise ValueError("a batch mixes deep-prefix slots with other slot kinds")
+        return kinds == {True}
+
     def batch(
         self,
         slots: Sequence[Segment],
@@ -106,10 +134,47 @@ class SlotPrompt:
         answers: Sequence[Sequence[int]] | None = None,
         tails: Sequence[Sequence[int]] | None = None,
     ) -> tuple[SlotBatch, torch.Tensor]:
-        """The batch and its last hidden states ``(B, T, d_model)`` (no logits computed here)."""
+        """The batch and its last hidden states ``(B, T, d_model)`` (no logits computed here).
+
+        Deep-prefix slots (:func:`is_kv_slot`) go into the reader's cache after the prefix instead; the
+        batch then holds only what follows the slot (its labels stay aligned with the hidden states).
+        """
+        if self.is_kv(slots):
+            kv, kv_mask = kv_rows(slots)
+            b = self.batch([[] for _ in slots], answers, tails)
+            h = self.lm.hidden_states_kv(kv, kv_mask, b.inputs_embeds, b.attention_mask, prefix=self.prefix)  # type: ignore[attr-defined]
+            return b, h
         b = self.batch(slots, answers, tails)
         h = self.lm.hidden_states(b.inputs_embeds, b.attention_mask, b.position_ids, prefix=self.prefix)
         return b, h
+
+    def generate(
+        self,
+        slots: Sequence[Segment],
+        tails: Sequence[Sequence[int]] | None = None,
+        *,
+        max_new_tokens: int,
+        stop_at_line: bool = False,
+    ) -> list[list[int]]:
+        """Greedy answers' ids for each slot (ids, input embeddings or a deep prefix)."""
+        if self.is_kv(slots):
+            kv, kv_mask = kv_rows(slots)
+            rows = self._rows([[] for _ in slots], tails, head=False)
+            b = assemble_batch(rows, embed=self.lm.embed, pad_side="left", pad_id=self.pad)
+            out: list[list[int]] = self.lm.generate_kv(  # type: ignore[attr-defined]
+                kv,
+                kv_mask,
+                b.inputs_embeds,
+                b.attention_mask,
+                prefix=self.prefix,
+                max_new_tokens=max_new_tokens,
+                stop_at_line=stop_at_line,
+            )
+            return out
+        g = self.generation_batch(slots, tails)
+        return self.lm.generate(
+            g.inputs_embeds, g.attention_mask, max_new_tokens=max_new_tokens, stop_at_line=stop_at_line
+        )
 
     def generation_batch(
         self, slots: Sequence[Segment], tails: Sequence[Sequence[int]] | None = None

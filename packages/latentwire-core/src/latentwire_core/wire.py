@@ -32,6 +32,9 @@ class LatentWire(nn.Module):
             cached embedding RMS (the calibration target).
         encoder: a prebuilt encoder (``lm_pool`` needs the LM's layers); default: built from
             ``cfg.interlingua`` by its registry name.
+        kv: with ``cfg.inject = "kv"``, model name -> ``(kv_width, kv_rms)``: the adapters then emit a
+            deep prefix (every layer's keys and values per slot) at that scale; ``<rec>``/``<cont>``
+            stay input embeddings of ``d_model``.
     """
 
     def __init__(
@@ -40,25 +43,34 @@ class LatentWire(nn.Module):
         models: Mapping[str, tuple[int, float]],
         *,
         encoder: nn.Module | None = None,
+        kv: Mapping[str, tuple[int, float]] | None = None,
     ) -> None:
         super().__init__()
         self.cfg = cfg
         self.encoder = encoder if encoder is not None else build_interlingua(cfg.interlingua)
+        if cfg.inject == "kv":
+            missing = sorted(set(models) - set(kv or {}))
+            if missing:
+                raise ValueError(f"inject = 'kv' needs each reader's (kv_width, kv_rms); missing {missing}")
+            assert kv is not None
+            outputs = {n: kv[n] for n in models}
+        else:
+            outputs = dict(models)
         self.adapters = AdapterBank(
             {
                 name: AdapterConfig(
                     kind=cfg.adapter_kind,
                     d_z=cfg.interlingua.d_z,
-                    d_model=d_model,
+                    d_model=width,
                     hidden_mult=cfg.adapter_hidden_mult,
                     out_norm=cfg.adapter_out_norm,
                 )
-                for name, (d_model, _) in models.items()
+                for name, (width, _) in outputs.items()
             }
         )
         # each reader's calibration (parameters only for "learned": its gain, state key gains.<reader>.log_gain)
         self.gains = nn.ModuleDict({n: CALIBRATIONS.get(cfg.calibration)() for n in models})
-        self.target_rms = {name: float(rms) for name, (_, rms) in models.items()}
+        self.target_rms = {name: float(rms) for name, (_, rms) in outputs.items()}
         # <rec>/<cont> per model, (2, d_model), at the model's embedding scale; deterministic init
         # (no RNG drawn, so adding them never changes the other parameters' initialisation)
         self.content = nn.ParameterDict(

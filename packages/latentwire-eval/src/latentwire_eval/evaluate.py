@@ -124,11 +124,8 @@ def _generate(
     prompt: SlotPrompt, slots: list[Segment], max_new_tokens: int, tails: list[list[int]] | None = None
 ) -> tuple[list[str], list[str]]:
     """Greedy answers: (raw decoded texts, post-processed outputs that are scored)."""
-    b = prompt.generation_batch(slots, tails)
     qa = prompt.task.kind == "qa"  # only the first line is scored (metrics.first_line): stop there
-    out = prompt.lm.generate(
-        b.inputs_embeds, b.attention_mask, max_new_tokens=max_new_tokens, stop_at_line=qa
-    )
+    out = prompt.generate(slots, tails, max_new_tokens=max_new_tokens, stop_at_line=qa)
     texts = [prompt.lm.decode(ids) for ids in out]
     return texts, _clean(prompt, texts)
 

@@ -219,6 +219,143 @@ class HFFrozenLM:
         hidden: torch.Tensor = out.last_hidden_state
         return hidden
 
+    # --- deep prefix: per-layer keys and values in the slot ---------------------------------------
+    @property
+    def kv_layout(self) -> tuple[int, int, int]:
+        """``(layers, key/value heads, head dim)`` of the attention cache."""
+        c = getattr(self.model.config, "text_config", self.model.config)
+        heads = int(c.num_attention_heads)
+        head_dim = int(getattr(c, "head_dim", None) or c.hidden_size // heads)
+        return int(c.num_hidden_layers), int(getattr(c, "num_key_value_heads", None) or heads), head_dim
+
+    @property
+    def kv_width(self) -> int:
+        """Numbers per slot of a deep prefix: every layer's key and value, ``layers * 2 * heads * dim``."""
+        n_layers, n_kv, hd = self.kv_layout
+        return n_layers * 2 * n_kv * hd
+
+    @property
+    def kv_rms(self) -> float:
+        """RMS of the keys and values this model computes for a fixed English sentence (the scale a
+        deep prefix is calibrated to, as ``embed_rms`` is for input embeddings); cached per instance."""
+        if getattr(self, "_kv_rms", None) is None:
+            ids = self.tokenize(["The quick brown fox jumps over the lazy dog near the river bank."])[0]
+            cache = self.prefix_cache(ids)
+            sq = sum(float(k.float().pow(2).sum() + v.float().pow(2).sum()) for k, v in cache.layers)
+            n = sum(k.numel() + v.numel() for k, v in cache.layers)
+            self._kv_rms: float | None = (sq / n) ** 0.5
+        assert self._kv_rms is not None
+        return self._kv_rms
+
+    def _kv_cache(
+        self, prefix: PrefixCache | None, kv: torch.Tensor, kv_mask: torch.Tensor
+    ) -> tuple[DynamicCache, torch.Tensor, torch.Tensor]:
+        """``[prefix][slot keys/values]`` as one cache for ``B`` rows, its mask and each row's next position.
+
+        ``kv`` ``(B, M, kv_width)`` holds, per slot, every layer's key then value (heads x dim each):
+        reshaped to ``(B, heads, M, dim)`` per layer. Slots past a row's ``kv_mask`` are never attended.
+        The injected keys are used as given (no rotary embedding is applied to cached keys).
+        """
+        b, m, width = kv.shape
+        n_layers, n_kv, hd = self.kv_layout
+        if width != self.kv_width:
+            raise ValueError(f"{self.name}: a deep-prefix slot has {self.kv_width} numbers, got {width}")
+        dtype = next(self.model.parameters()).dtype
+        per = kv.to(self.device, dtype).view(b, m, n_layers, 2, n_kv, hd).permute(2, 3, 0, 4, 1, 5)
+        data = []
+        for layer in range(n_layers):  # per layer (B, heads, P + M, dim)
+            k, v = per[layer, 0], per[layer, 1]
+            if prefix is not None:
+                pk, pv = prefix.layers[layer]
+                k = torch.cat([pk.expand(b, -1, -1, -1).to(dtype), k], dim=2)
+                v = torch.cat([pv.expand(b, -1, -1, -1).to(dtype), v], dim=2)
+            data.append((k, v))
+        p = prefix.length if prefix is not None else 0
+        kv_mask = kv_mask.long().to(self.device)
+        mask = torch.cat([kv_mask.new_ones(b, p), kv_mask], dim=1)  # (B, P + M)
+        start = p + kv_mask.sum(dim=1)  # (B,) the position of each row's first token after its slot
+        return DynamicCache(ddp_cache_data=data, config=self.model.config), mask, start
+
+    def hidden_states_kv(
+        self,
+        kv: torch.Tensor,
+        kv_mask: torch.Tensor,
+        inputs_embeds: torch.Tensor,
+        attention_mask: torch.Tensor,
+        *,
+        prefix: PrefixCache | None = None,
+    ) -> torch.Tensor:
+        """Last hidden states ``(B, T, d_model)`` of a right-padded continuation that follows
+        ``[prefix][deep-prefix slot]``; positions continue after each row's own ``M``."""
+        mask = attention_mask.long().to(self.device)
+        if bool((mask[:, 0] == 0).any()):
+            raise ValueError("after a deep prefix the continuation must be right-padded")
+        cache, head_mask, start = self._kv_cache(prefix, kv, kv_mask)
+        position_ids = start[:, None] + (mask.cumsum(1) - 1).clamp(min=0) * mask
+        out = self.base(
+            inputs_embeds=inputs_embeds.to(self.device),
+            attention_mask=torch.cat([head_mask, mask], dim=1),
+            position_ids=position_ids,
+            past_key_values=cache,
+            use_cache=True,
+        )
+        hidden: torch.Tensor = out.last_hidden_state
+        return hidden
+
+    @torch.no_grad()
+    def generate_kv(
+        self,
+        kv: torch.Tensor,
+        kv_mask: torch.Tensor,
+        inputs_embeds: torch.Tensor,
+        attention_mask: torch.Tensor,
+        *,
+        prefix: PrefixCache | None = None,
+        max_new_tokens: int,
+        stop_at_line: bool = False,
+    ) -> list[list[int]]:
+        """Greedy generation after ``[prefix][deep-prefix slot]`` from a *left-padded* continuation.
+
+        Same stopping rules as :meth:`generate` (stop ids; with ``stop_at_line`` a complete first line).
+        """
+        mask = attention_mask.long().to(self.device)
+        if bool((mask[:, -1] == 0).any()):
+            raise ValueError("generate_kv() needs left padding: every row must end with a real token")
+        cache, head_mask, start = self._kv_cache(prefix, kv, kv_mask)
+        pos = start[:, None] + (mask.cumsum(1) - 1).clamp(min=0) * mask
+        full_mask = torch.cat([head_mask, mask], dim=1)
+        embeds = inputs_embeds.to(self.device)
+        b = embeds.shape[0]
+        stops = set(self.stop_ids)
+        rows: list[list[int]] = [[] for _ in range(b)]
+        done = [False] * b
+        for _ in range(max_new_tokens):
+            out = self.model(
+                inputs_embeds=embeds,
+                attention_mask=full_mask,
+                position_ids=pos,
+                past_key_values=cache,
+                use_cache=True,
+                logits_to_keep=1,
+            )
+            nxt = out.logits[:, -1].argmax(-1)  # (B,); softcapping (Gemma3) is monotone
+            for i, tok in enumerate(nxt.tolist()):
+                if done[i]:
+                    continue
+                if tok in stops:
+                    done[i] = True
+                    continue
+                rows[i].append(tok)
+                if stop_at_line and line_complete(self.decode(rows[i])):
+                    done[i] = True
+            if all(done):
+                break
+            cache = out.past_key_values
+            embeds = self.embed(nxt[:, None])
+            full_mask = torch.cat([full_mask, full_mask.new_ones(b, 1)], dim=1)
+            pos = pos[:, -1:] + 1
+        return rows
+
     def logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """LM head on selected states ``(N, d_model)`` -> ``(N, V)`` (softcapping applied if the model has it)."""
         logits: torch.Tensor = self.model.get_output_embeddings()(hidden)

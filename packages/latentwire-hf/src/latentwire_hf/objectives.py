@@ -37,7 +37,7 @@ from latentwire_core import (
 )
 from latentwire_core.interlingua import slot_counts
 from latentwire_core.ports import FrozenLM
-from latentwire_core.prompting import SlotPrompt, pad_id
+from latentwire_core.prompting import SlotPrompt, is_kv_slot, kv_rows, pad_id
 from latentwire_core.slots import Segment, assemble_batch
 from latentwire_core.synthetic import span_windows
 from latentwire_core.tasks import Example, TaskSpec, compressed_text
@@ -398,6 +398,7 @@ class ContentObjective:
         # curriculum phases: 100% reconstruction of spans cut from the same training text
         self._texts = list(dict.fromkeys(texts)) if texts is not None else [it.encoded for it in self.mix]
         self._pools: dict[int | None, tuple[list[ContentItem], dict[str, list[list[int]]]]] = {}
+        self._heads: dict[str, Any] = {}
         self.set_step(0)
 
     def _pool(self, span: int | None) -> tuple[list[ContentItem], dict[str, list[list[int]]]]:
@@ -426,6 +427,13 @@ class ContentObjective:
         span = self.cfg.span_at(step) if hasattr(self.cfg, "span_at") else None
         self.span = span
         self.items, self.targets = self._pool(span)
+
+    def _head_cache(self, name: str) -> Any:
+        """The reader's ``[BOS]`` run once (what a deep prefix follows), or None without a BOS."""
+        if name not in self._heads:
+            bos = self.lms[name].special_ids["bos"]
+            self._heads[name] = self.lms[name].prefix_cache([int(bos)]) if bos is not None else None
+        return self._heads[name]
 
     def _item(self, i: int) -> int:
         """The trainer draws indices over the mix; a curriculum pool of another size wraps them."""
@@ -481,8 +489,23 @@ class ContentObjective:
             lm = self.lms[name]
             rows = self.batch_rows(wire, name, soft[name], counts, idx, shuffle=shuffle)
             targets = [self.targets[name][self._item(i)] for i in idx]
-            b = assemble_batch(rows, embed=lm.embed, answers=targets, pad_side="right", pad_id=pad_id(lm))
-            hidden = lm.hidden_states(b.inputs_embeds, b.attention_mask, b.position_ids)
+            if is_kv_slot(
+                lm, rows[0][1]
+            ):  # deep prefix: [BOS] cached, the slot's keys/values, <rec|cont> target
+                kv, kv_mask = kv_rows([r[1] for r in rows])
+                b = assemble_batch(
+                    [[r[2]] for r in rows],
+                    embed=lm.embed,
+                    answers=targets,
+                    pad_side="right",
+                    pad_id=pad_id(lm),
+                )
+                hidden = lm.hidden_states_kv(  # type: ignore[attr-defined]
+                    kv, kv_mask, b.inputs_embeds, b.attention_mask, prefix=self._head_cache(name)
+                )
+            else:
+                b = assemble_batch(rows, embed=lm.embed, answers=targets, pad_side="right", pad_id=pad_id(lm))
+                hidden = lm.hidden_states(b.inputs_embeds, b.attention_mask, b.position_ids)
             pos = prediction_positions(b.labels)
             logits = lm.logits(gather_at(hidden, pos))
             ce = answer_ce(logits, pos.targets)

@@ -103,12 +103,25 @@ def spec_from_core(
     compress: str,
     codec: WireCodecConfig,
     seed: int = 0,
+    kv: Mapping[str, tuple[int, float]] | None = None,
 ) -> WireSpec:
+    """``kv``: each reader's ``(kv_width, kv_rms)`` for a deep-prefix wire. ``inject`` and the kv sizes
+    are written only for such a wire, so an embeddings wire's ``wire.json`` reads as before."""
+    wire = attrs.asdict(cfg)
+    if wire.get("inject") == "embeddings":
+        del wire["inject"]
     return WireSpec(
-        wire=attrs.asdict(cfg),
+        wire=wire,
         features=dict(features),
         lm_encoder=dict(lm_encoder) if lm_encoder is not None else None,
-        readers={n: {"d_model": int(d), "embed_rms": float(r)} for n, (d, r) in readers.items()},
+        readers={
+            n: {
+                "d_model": int(d),
+                "embed_rms": float(r),
+                **({"kv_width": int(kv[n][0]), "kv_rms": float(kv[n][1])} if kv else {}),
+            }
+            for n, (d, r) in readers.items()
+        },
         task=task,
         compress=compress,
         codec=attrs.asdict(codec),
@@ -128,7 +141,8 @@ def build_wire(spec: WireSpec) -> LatentWire:
         encoder = build_interlingua(cfg.interlingua, lm=trunk, **spec.lm_encoder)
         del trunk
     readers = {n: (int(r["d_model"]), float(r["embed_rms"])) for n, r in spec.readers.items()}
-    return LatentWire(cfg, readers, encoder=encoder)
+    kv = {n: (int(r["kv_width"]), float(r["kv_rms"])) for n, r in spec.readers.items() if "kv_width" in r}
+    return LatentWire(cfg, readers, encoder=encoder, kv=kv or None)
 
 
 class PretrainedWire:
@@ -215,7 +229,8 @@ class PretrainedWire:
 
     @torch.no_grad()
     def soft_tokens(self, message: bytes, reader: str) -> torch.Tensor:
-        """One message -> ``(M, d_model)`` soft tokens for ``reader`` (checks run first)."""
+        """One message -> ``(M, d_model)`` soft tokens for ``reader`` (checks run first); for a deep-prefix
+        wire ``(M, kv_width)``, the reader's per-layer keys and values (``SlotPrompt`` routes them)."""
         if reader not in self.spec.readers:
             raise UnknownReaderError(
                 f"this wire has no adapter for {reader!r}; its readers: {', '.join(self.readers)}"
