@@ -40,6 +40,8 @@ COMMON = [
 ARMS: dict[str, list[str]] = {
     # whole-context reconstruction pretraining (recall contexts are shorter than encode_words), then answer CE
     "base": [],
+    # deep prefix: each reader's (linear) adapter maps the slots to every layer's keys and values
+    "deep_prefix": ["wire.inject=kv", "wire.adapter=linear"],
     # reconstruction of 6-, then 12-word spans (1/3 of pretraining each) before whole contexts
     "curriculum": ["pretrain.curriculum=[6, 12]", "pretrain.curriculum_steps={third}"],
     # + hinge on own- vs shuffled-latent CE (margin 1 nat, weight 0.5) in both stages
