@@ -33,7 +33,9 @@ from latentwire_hf.frozen_lm import load_frozen_lm
 def _commit() -> tuple[str, bool]:
     rev = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
     dirty = bool(
-        subprocess.run(["git", "status", "--porcelain"], capture_output=True, text=True).stdout.strip()
+        subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True
+        ).stdout.strip()
     )
     return rev, dirty
 
