@@ -1,7 +1,7 @@
 """When does content appear? Greedy exact match of every kept checkpoint, beside the training log's curves.
 
-For a run folder trained on a QA content task (``recall_k*``; the issue-21 long run keeps every
-checkpoint), each ``train`` checkpoint answers ``--n`` validation items through the message path
+For a run folder trained on a QA content task (``recall_k*``; a long run should keep every checkpoint:
+``train.keep_checkpoints``), each task-training checkpoint (``checkpoints/step_*``) answers ``--n`` validation items through the message path
 (encode, pack, unpack, adapt, greedy answer) with each item's own latent and with the next item's
 (the shuffled control). Writes ``OUT/curves.json`` and ``OUT/content_curves.png``: exact match (own and
 shuffled) against steps, and from ``pretrain``/``train`` ``metrics.jsonl`` the reconstruction CE and the
@@ -53,7 +53,7 @@ def main() -> None:
         seed=exp["seed"],
     )
     ckpts = sorted(
-        (p for p in (args.run / "train" / "checkpoints").glob("step_*") if p.name[5:].isdigit()),
+        (p for p in (args.run / "checkpoints").glob("step_*") if p.name[5:].isdigit()),
         key=lambda p: int(p.name[5:]),
     )
     lms = {n: load_frozen_lm(n) for n in spec["readers"]}
