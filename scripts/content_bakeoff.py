@@ -92,6 +92,44 @@ def _gaps(metrics: dict) -> dict[str, dict[str, float]]:
     return out
 
 
+def _relation_share(run: Path) -> dict[str, dict[str, float]]:
+    """Per reader and method: the share of answers that are a value of the asked relation (the answer
+    format learned) -- from the run's predictions and its validation items."""
+    import tomllib
+
+    import pandas as pd
+
+    from latentwire_core.synthetic import RELATIONS
+    from latentwire_hf.data import load_train_eval
+
+    cfg = tomllib.loads((run / "experiment.toml").read_text())
+    d = cfg["data"]
+    _, val, _ = load_train_eval(
+        d["task"],
+        train_limit=d["train_limit"],
+        eval_limit=d["eval_limit"],
+        eval_split="validation",
+        seed=cfg["seed"],
+    )
+    by_id = {e.id: e for e in val}
+
+    def values(question: str) -> set[str]:
+        for _, q, vals in RELATIONS:
+            head, tail = q.split("{n}")
+            if question.startswith(head) and question.endswith(tail):
+                return {v.lower() for v in vals}
+        return set()
+
+    preds = pd.read_parquet(run / "eval" / "predictions.parquet")
+    out: dict[str, dict[str, float]] = {}
+    for (model, method), g in preds.groupby(["model", "method"]):
+        hits = [
+            str(o).strip().lower() in values(by_id[i].question) for i, o in zip(g["example_id"], g["output"])
+        ]
+        out.setdefault(str(model), {})[str(method)] = sum(hits) / len(hits)
+    return out
+
+
 def report() -> dict:
     rows = {}
     for arm in ARMS:
@@ -114,6 +152,7 @@ def report() -> dict:
             "readers": gaps,
             "mean_gap": sum(g["gap"] for g in gaps.values()) / len(gaps),
             "probe_gap": sum(probe_gap) / len(probe_gap) if probe_gap else float("nan"),
+            "answers_in_asked_relation": _relation_share(run),
             "train_seconds": sum(stages.get(s, {}).get("seconds", 0.0) for s in ("pretrain", "train")),
             "commit": manifest.get("git", {}).get("commit") or manifest.get("git_revision"),
         }
@@ -136,14 +175,16 @@ def report() -> dict:
     (OUT / "bakeoff.json").write_text(json.dumps(result, indent=1))
     lines = ["# Recipe bake-off on recall_k4 at 4x (validation split)", "", RULE, ""]
     lines += [
-        "| arm | reader | latent EM | shuffled EM | gap | mean gap | probe gap (nats) | train s |",
-        "|---|---|---|---|---|---|---|---|",
+        "| arm | reader | latent EM | shuffled EM | gap | mean gap | probe gap (nats) | answers in the asked relation (latent / shuffled) | train s |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for arm, r in rows.items():
         for model, g in r["readers"].items():
             lines.append(
                 f"| {arm} | {model} | {g['latent']:.3f} | {g['latent_shuffled']:.3f} | "
-                f"{g['gap']:+.3f} | {r['mean_gap']:+.3f} | {r['probe_gap']:+.3f} | {r['train_seconds']:.0f} |"
+                f"{g['gap']:+.3f} | {r['mean_gap']:+.3f} | {r['probe_gap']:+.3f} | "
+                f"{r['answers_in_asked_relation'][model]['latent']:.2f} / "
+                f"{r['answers_in_asked_relation'][model]['latent_shuffled']:.2f} | {r['train_seconds']:.0f} |"
             )
     verdict = f"Winner: **{winner}**" + (
         " (provisional: no arm's latent beat its shuffled latent)" if provisional else ""
