@@ -147,6 +147,10 @@ def test_the_content_recipe_runs_end_to_end_with_its_controls(
     manifest = json.loads((run / "manifest.json").read_text())
     assert [manifest["stages"][s]["status"] for s in ("pretrain", "train", "control")] == ["done"] * 3
     assert manifest["stages"]["train"]["initialised_from"].endswith("step_000002")
+    # how much text each stage saw: 2 steps x 4 rows of the 16 training questions (distinct draws)
+    tr, pre = manifest["stages"]["train"], manifest["stages"]["pretrain"]
+    assert tr["examples_seen"] == 8 and 1 <= tr["distinct_texts_seen"] <= 8 and tr["groups_seen"] >= 1
+    assert pre["distinct_windows_seen"] <= 8 and pre["source_texts"] >= 1
     preds = pd.read_parquet(run / "eval" / "predictions.parquet")
     lat = preds[preds["method"] == "latent"].set_index(["model", "example_id"])
     for method in ("token_budget", "mean_pool", "latent_shuffled"):  # the same per-example budget M_i

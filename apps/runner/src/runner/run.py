@@ -349,10 +349,17 @@ class Run:
             objective=objective,
         )
         trainer.train()
+        seen: set[str] = set()
+        for step, i in trainer.drawn():  # the windows actually trained on (curriculum phases included)
+            objective.set_step(step)
+            seen.add(objective.items[objective._item(i)].encoded)
+        objective.set_step(trainer.step)
         return {
             "steps": trainer.step,
             "items": len(items),
             "rec_items": sum(it.mode == "rec" for it in items),
+            "source_texts": len(dict.fromkeys(texts)),
+            "distinct_windows_seen": len(seen),
         }
 
     def _train(self) -> dict[str, Any]:
@@ -378,10 +385,14 @@ class Run:
             compress=self.exp.wire.compress,
         )
         trainer.train()
+        drawn = {i for _, i in trainer.drawn()}
         return {
             "steps": trainer.step,
             "initialised_from": str(pre) if pre is not None else (self.exp.wire.init_from or None),
             "trained_readers": sorted(readers),
+            "examples_seen": len(drawn),
+            "distinct_texts_seen": len({compressed_text(train[i], self.exp.wire.compress) for i in drawn}),
+            "groups_seen": len({train[i].group for i in drawn if train[i].group}),
         }
 
     def soft_prompt_control(self) -> SoftPromptControl:

@@ -148,6 +148,16 @@ class Trainer:
             out.append(self._perms[epoch][pos])
         return out
 
+    def drawn(self) -> list[tuple[int, int]]:
+        """``(step, item index)`` of every item this process has trained on so far (a pure function of
+        the seed and the step, so it holds across resumes)."""
+        return [
+            (step, i)
+            for step in range(self.step)
+            for micro in range(self.cfg.grad_accum)
+            for i in self._indices(step, micro)
+        ]
+
     def _set_step(self, step: int) -> None:
         """Tell a scheduled objective (the pretraining curriculum) which step's items to draw."""
         set_step = getattr(self.objective, "set_step", None)
