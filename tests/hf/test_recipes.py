@@ -42,9 +42,9 @@ def test_curriculum_phases_reconstruct_spans_of_their_length_then_mix(tmp_path: 
     assert seen == [3, 3, 5, 5, None, None]
     assert {it.mode for it in obj.items} == {"rec", "cont"}  # the 20/80-style mix after the phases
     obj.set_step(0)
-    first = [obj.items[obj._item(i)].encoded for i in range(4)]
+    first = [obj.items[obj.item_index(i)].encoded for i in range(4)]
     obj.set_step(1)
-    assert [obj.items[obj._item(i)].encoded for i in range(4)] == first  # a pure function of the step
+    assert [obj.items[obj.item_index(i)].encoded for i in range(4)] == first  # a pure function of the step
 
 
 def test_content_hinge_is_the_margin_when_latents_are_equal_and_zero_past_it() -> None:

@@ -352,7 +352,7 @@ class Run:
         seen: set[str] = set()
         for step, i in trainer.drawn():  # the windows actually trained on (curriculum phases included)
             objective.set_step(step)
-            seen.add(objective.items[objective._item(i)].encoded)
+            seen.add(objective.items[objective.item_index(i)].encoded)
         objective.set_step(trainer.step)
         return {
             "steps": trainer.step,

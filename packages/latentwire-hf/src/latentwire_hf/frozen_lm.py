@@ -248,9 +248,14 @@ class HFFrozenLM:
         return self._kv_rms
 
     def _kv_cache(
-        self, prefix: PrefixCache | None, kv: torch.Tensor, kv_mask: torch.Tensor
+        self,
+        prefix: PrefixCache | None,
+        kv: torch.Tensor,
+        kv_mask: torch.Tensor,
+        attention_mask: torch.Tensor,
     ) -> tuple[DynamicCache, torch.Tensor, torch.Tensor]:
-        """``[prefix][slot keys/values]`` as one cache for ``B`` rows, its mask and each row's next position.
+        """``[prefix][slot keys/values]`` as one cache for ``B`` rows, the mask over cache + continuation,
+        and the continuation's position ids (each row continues after its own ``M``).
 
         ``kv`` ``(B, M, kv_width)`` holds, per slot, every layer's key then value (heads x dim each):
         reshaped to ``(B, heads, M, dim)`` per layer. Slots past a row's ``kv_mask`` are never attended.
@@ -272,9 +277,11 @@ class HFFrozenLM:
             data.append((k, v))
         p = prefix.length if prefix is not None else 0
         kv_mask = kv_mask.long().to(self.device)
-        mask = torch.cat([kv_mask.new_ones(b, p), kv_mask], dim=1)  # (B, P + M)
+        mask = attention_mask.long().to(self.device)
         start = p + kv_mask.sum(dim=1)  # (B,) the position of each row's first token after its slot
-        return DynamicCache(ddp_cache_data=data, config=self.model.config), mask, start
+        position_ids = start[:, None] + (mask.cumsum(1) - 1).clamp(min=0) * mask
+        full = torch.cat([kv_mask.new_ones(b, p), kv_mask, mask], dim=1)  # (B, P + M + T)
+        return DynamicCache(ddp_cache_data=data, config=self.model.config), full, position_ids
 
     def hidden_states_kv(
         self,
@@ -287,14 +294,12 @@ class HFFrozenLM:
     ) -> torch.Tensor:
         """Last hidden states ``(B, T, d_model)`` of a right-padded continuation that follows
         ``[prefix][deep-prefix slot]``; positions continue after each row's own ``M``."""
-        mask = attention_mask.long().to(self.device)
-        if bool((mask[:, 0] == 0).any()):
+        if bool((attention_mask[:, 0] == 0).any()):
             raise ValueError("after a deep prefix the continuation must be right-padded")
-        cache, head_mask, start = self._kv_cache(prefix, kv, kv_mask)
-        position_ids = start[:, None] + (mask.cumsum(1) - 1).clamp(min=0) * mask
+        cache, full_mask, position_ids = self._kv_cache(prefix, kv, kv_mask, attention_mask)
         out = self.base(
             inputs_embeds=inputs_embeds.to(self.device),
-            attention_mask=torch.cat([head_mask, mask], dim=1),
+            attention_mask=full_mask,
             position_ids=position_ids,
             past_key_values=cache,
             use_cache=True,
@@ -318,12 +323,9 @@ class HFFrozenLM:
 
         Same stopping rules as :meth:`generate` (stop ids; with ``stop_at_line`` a complete first line).
         """
-        mask = attention_mask.long().to(self.device)
-        if bool((mask[:, -1] == 0).any()):
+        if bool((attention_mask[:, -1] == 0).any()):
             raise ValueError("generate_kv() needs left padding: every row must end with a real token")
-        cache, head_mask, start = self._kv_cache(prefix, kv, kv_mask)
-        pos = start[:, None] + (mask.cumsum(1) - 1).clamp(min=0) * mask
-        full_mask = torch.cat([head_mask, mask], dim=1)
+        cache, full_mask, pos = self._kv_cache(prefix, kv, kv_mask, attention_mask)
         embeds = inputs_embeds.to(self.device)
         b = embeds.shape[0]
         stops = set(self.stop_ids)

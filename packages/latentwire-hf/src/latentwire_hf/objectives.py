@@ -435,7 +435,7 @@ class ContentObjective:
             self._heads[name] = self.lms[name].prefix_cache([int(bos)]) if bos is not None else None
         return self._heads[name]
 
-    def _item(self, i: int) -> int:
+    def item_index(self, i: int) -> int:
         """The trainer draws indices over the mix; a curriculum pool of another size wraps them."""
         return i % len(self.items)
 
@@ -458,7 +458,7 @@ class ContentObjective:
             slots = _roll(slots)
         rows: list[list[Segment]] = []
         for i, s in zip(idx, slots, strict=True):
-            marker = w.content_token(name, self.items[self._item(i)].mode).to(s.dtype)  # (1, d_model)
+            marker = w.content_token(name, self.items[self.item_index(i)].mode).to(s.dtype)  # (1, d_model)
             rows.append([head, s, marker])
         return rows
 
@@ -478,7 +478,7 @@ class ContentObjective:
         shuffle: bool = False,
         content_loss: bool = True,
     ) -> tuple[torch.Tensor, dict[str, float]]:
-        its = [self.items[self._item(i)] for i in idx]
+        its = [self.items[self.item_index(i)] for i in idx]
         feats, mask = self.features.features([it.encoded for it in its])
         feats, mask = feats.to(device), mask.to(device)
         counts = slot_counts(mask, n_tokens=self.n_tokens, ratio=self.ratio)
@@ -488,7 +488,7 @@ class ContentObjective:
         for name in models:
             lm = self.lms[name]
             rows = self.batch_rows(wire, name, soft[name], counts, idx, shuffle=shuffle)
-            targets = [self.targets[name][self._item(i)] for i in idx]
+            targets = [self.targets[name][self.item_index(i)] for i in idx]
             if is_kv_slot(
                 lm, rows[0][1]
             ):  # deep prefix: [BOS] cached, the slot's keys/values, <rec|cont> target
