@@ -56,6 +56,9 @@ ARMS: dict[str, list[str]] = {
         "train.lr_encoder=1e-4",
         "train.lr_adapters=1e-3",
     ],
+    # reader-anchored start: each adapter fitted to its reader's mean_pool group means, residual at zero;
+    # calibration none, so that at step 0 the latent is (the rank-d_z fit of) the mean_pool baseline
+    "anchored": ["wire.anchor=true", "wire.calibration=none"],
 }
 OUT = Path("results/recall-bakeoff")
 

@@ -146,6 +146,13 @@ def test_standardize_needs_the_lm_pool_encoder(tmp_path: Path) -> None:
         load_experiment(p)
 
 
+def test_anchor_needs_embedding_slots_and_a_fresh_linear_or_mlp_adapter(tmp_path: Path) -> None:
+    p = _write(tmp_path, 'name = "x"\n[wire]\nanchor = true\ninject = "kv"\nadapter = "linear"\n')
+    with pytest.raises(ConfigError, match=r"anchor = true needs inject = 'embeddings'.*got inject = 'kv'"):
+        load_experiment(p)
+    assert load_experiment(_write(tmp_path, 'name = "x"\n[wire]\nanchor = true\n')).wire.anchor
+
+
 def test_the_flat_wire_layout_of_older_files_reads_as_the_nested_one(tmp_path: Path) -> None:
     """Experiment files and run folders written before [wire.encoder] existed keep loading: each flat
     [wire] key moves to its table (with a FutureWarning naming it), and old ``--set`` keys too."""

@@ -114,8 +114,19 @@ class WireSection:
     # where the readers receive the slots: "embeddings" (soft input tokens) or "kv" (deep prefix: every
     # layer's keys and values per slot); the message on the wire is the same Z
     inject: str = attrs.field(default="embeddings", validator=one_of("embeddings", "kv"))
+    # reader-anchored start: a fresh wire's adapters begin as the least-squares map from the slots to each
+    # reader's mean_pool group means on training texts, their residual at zero (latentwire_core.anchor)
+    anchor: bool = False
 
     def __attrs_post_init__(self) -> None:
+        if self.anchor and (
+            self.inject != "embeddings" or self.adapter not in ("linear", "mlp") or self.init_from
+        ):
+            raise ValueError(
+                "anchor = true needs inject = 'embeddings', adapter = 'linear' or 'mlp' and no init_from "
+                f"(got inject = {self.inject!r}, adapter = {self.adapter!r}, init_from = {self.init_from!r}): "
+                "it fits each reader's adapter to that reader's mean_pool input embeddings on a fresh wire"
+            )
         if self.inject == "kv" and self.adapter != "linear":
             raise ValueError(
                 f"inject = 'kv' needs adapter = 'linear', got {self.adapter!r} (a reader's deep prefix has "

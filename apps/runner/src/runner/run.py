@@ -263,6 +263,25 @@ class Run:
         n = encoder.fit_standardization(fs.features(texts[i : i + 32]) for i in range(0, len(texts), 32))
         log.info("fitted_standardization", texts=len(texts), slots=n)
 
+    def fit_anchor(self, wire: LatentWire, stage: str) -> None:
+        """``[wire] anchor``: fit each reader's adapter to its ``mean_pool`` group means on the first 256
+        distinct training texts (never an evaluation text); the fit's R^2 per reader goes to
+        ``<stage>/anchor.json``. Called on a fresh wire only: a checkpoint carries the fitted adapters."""
+        if not self.exp.wire.anchor:
+            return
+        from latentwire_core.anchor import anchor_wire
+
+        train, _ = self.data()
+        texts = list(dict.fromkeys(compressed_text(e, self.exp.wire.compress) for e in train))[:256]
+        fit = anchor_wire(
+            wire, self.features(), self.lms(), texts, max_text_tokens=self.exp.eval.max_text_tokens
+        )
+        log.info("anchored_readers", stage=stage, **{n: round(f["r2"], 4) for n, f in fit.items()})
+        if self.is_main and not self.folder.read_only:
+            path = self.folder.metrics_log(stage).parent / "anchor.json"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(fit, indent=1))
+
     def init_from(self, wire: LatentWire, *, load: bool) -> dict[str, Any]:
         """``[wire] init_from``: load a trained wire's encoder and readers into ``wire`` (when ``load``:
         a fresh start) and freeze them; returns the readers this run trains (the new ones)."""
@@ -331,6 +350,7 @@ class Run:
         readers = self.init_from(wire, load=fresh)
         if fresh and not self.exp.wire.init_from:
             self.fit_standardization(wire)
+            self.fit_anchor(wire, "pretrain")
         objective = ContentObjective(
             lms=readers,
             features=fs,
@@ -370,6 +390,7 @@ class Run:
         readers = self.init_from(wire, load=fresh and pre is None)
         if fresh and pre is None and not self.exp.wire.init_from:
             self.fit_standardization(wire)
+            self.fit_anchor(wire, "train")
         if pre is not None and fresh:
             load_weights(pre, wire)  # fine-tuning starts from the content-pretrained wire
             log.info("initialised_from_pretrain", checkpoint=str(pre))

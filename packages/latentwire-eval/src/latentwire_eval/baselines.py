@@ -30,9 +30,8 @@ import torch
 from sklearn.decomposition import PCA
 from sklearn.linear_model import LogisticRegression
 
-from latentwire_core.interlingua import chunk_weights
+from latentwire_core.anchor import mean_pool_slot  # the reader-anchored start fits to it
 from latentwire_core.ports import FrozenLM, PromptLM
-from latentwire_core.prompting import eos_id
 from latentwire_core.tasks import Example, TaskSpec, question_head
 from latentwire_eval.gencache import GenerationCache
 
@@ -44,15 +43,6 @@ __all__ = [
     "mean_pool_slot",
     "prepare_tiktoken_offline",
 ]
-
-
-@torch.no_grad()
-def mean_pool_slot(lm: FrozenLM, text_ids: Sequence[int], m: int) -> torch.Tensor:
-    """Token embeddings ``(T, d_model)`` averaged in ``m`` contiguous chunks -> ``(m, d_model)``."""
-    ids = list(text_ids) or [eos_id(lm)]
-    emb: torch.Tensor = lm.embed(torch.tensor([ids]))[0].float()  # (T, d_model)
-    w = chunk_weights(torch.ones(1, len(ids), dtype=torch.bool), m)[0].to(emb.device)  # (m, T)
-    return w @ emb
 
 
 class PCABaseline:
