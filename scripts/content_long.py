@@ -1,0 +1,104 @@
+"""The long run of the recipe bake-off's winner on `recall` at 4x (issue 21, section 4).
+
+    .venv/bin/python scripts/content_long.py             # start, or resume where it stopped, runs/recall-long
+    .venv/bin/python scripts/content_long.py --collect   # its evidence and curves into results/recall-long
+
+The winner is read from ``results/recall-bakeoff/bakeoff.json`` (the rule there was written before any
+arm ran); its overrides (``scripts/content_bakeoff.py``'s ``ARMS``) go on ``experiments/recall.toml``
+with the settings below, fixed before the run: every generated training item (20,000 contexts), about
+two CPU-hours of training on this 2-core machine (600 pretraining steps at ~3 s, 2,600 task steps at
+~1.6-2 s), every checkpoint kept for the curves, and the evaluation split (recall's own dev draws, never
+trained on) with n = 300 per reader and every baseline at the same budget. A killed run resumes
+bit-identically from its last checkpoint (the runner's resume), so it may span sessions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from collect_result import copy_evidence
+from content_bakeoff import ARMS
+
+NAME = "recall-long"
+PRETRAIN_STEPS, TRAIN_STEPS = 600, 2600
+LONG = [
+    f"name={NAME}",
+    "data.train_limit=20000",
+    "data.eval_limit=300",
+    "data.min_eval=300",
+    f"pretrain.steps={PRETRAIN_STEPS}",
+    f"train.steps={TRAIN_STEPS}",
+    "pretrain.ckpt_every=100",
+    "pretrain.keep_checkpoints=100",
+    "train.ckpt_every=200",
+    "train.keep_checkpoints=100",
+    'eval.methods=["text", "no_context", "latent", "latent_shuffled", "latent_zero", "token_budget", '
+    '"llmlingua", "mean_pool"]',
+]
+OUT = Path("results") / NAME
+
+
+def winner() -> str:
+    path = Path("results/recall-bakeoff/bakeoff.json")
+    if not path.is_file():
+        raise SystemExit(f"{path} not found: run scripts/content_bakeoff.py first")
+    result = json.loads(path.read_text())
+    if not result.get("complete"):
+        raise SystemExit(f"{path}: the bake-off is not complete; arms run: {sorted(result['arms'])}")
+    return str(result["winner"])
+
+
+def overrides(arm: str) -> list[str]:
+    return [*LONG, *[s.format(third=PRETRAIN_STEPS // 3) for s in ARMS[arm]]]
+
+
+def run(py: str) -> None:
+    arm = winner()
+    sets = overrides(arm)
+    cmd = [py, "-m", "runner", "experiments/recall.toml", *[a for s in sets for a in ("--set", s)]]
+    print(f"winner: {arm}\n$", " ".join(cmd), flush=True)
+    subprocess.run(cmd, check=True)
+
+
+def collect(py: str, n: int) -> None:
+    run_dir = Path("runs") / NAME
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    copy_evidence(run_dir, OUT)
+    for rel, name in (
+        ("pretrain/metrics.jsonl", "pretrain_metrics.jsonl"),
+        ("pretrain/anchor.json", "anchor.json"),
+    ):
+        if (run_dir / rel).is_file():
+            shutil.copy(run_dir / rel, OUT / name)
+    for plot in (run_dir / "report").glob("*.png"):
+        shutil.copy(plot, OUT / plot.name)
+    (OUT / "arm.json").write_text(
+        json.dumps({"winner": winner(), "overrides": overrides(winner())}, indent=1)
+    )
+    subprocess.run(
+        [py, "scripts/content_curves.py", str(run_dir), "--out", str(OUT / "curves"), "--n", str(n)],
+        check=True,
+    )
+    print(f"collected {run_dir} ({ {k: v.get('status') for k, v in manifest['stages'].items()} }) into {OUT}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--collect", action="store_true", help="copy the evidence and draw the curves")
+    ap.add_argument("--n", type=int, default=100, help="validation items per checkpoint and reader (curves)")
+    ap.add_argument("--python", default=sys.executable)
+    args = ap.parse_args()
+    if args.collect:
+        collect(args.python, args.n)
+    else:
+        run(args.python)
+
+
+if __name__ == "__main__":
+    main()
