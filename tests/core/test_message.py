@@ -13,9 +13,11 @@ from latentwire_core.message import (
     BadMagic,
     ChecksumMismatch,
     FingerprintMismatch,
+    MalformedMessage,
     MessageError,
     TruncatedMessage,
     UnsupportedVersion,
+    WireMismatch,
     encoder_fingerprint,
     message_bytes,
     pack,
@@ -100,3 +102,25 @@ def test_fingerprint_names_the_encoder_config_and_weights() -> None:
     with torch.no_grad():
         enc.weight[0, 0] += 1e-6
     assert fp != encoder_fingerprint(enc, {"kind": "linear"})
+
+
+def test_a_forged_message_with_a_valid_crc_is_refused_by_the_receivers_own_checks() -> None:
+    """The CRC protects against damage, not against a wrong sender: d_z must equal the receiver's, M must
+    be within its wire's limit (checked before any decoding), and every decoded value must be finite."""
+    fp16 = QuantWireCodec(WireCodecConfig(precision="fp16"))
+    fp = b"\x01" * 8
+    ok = pack(torch.randn(3, 8), fp16, fp)
+    z, _ = unpack(ok, fingerprint=fp, d_z=8, max_tokens=4)
+    assert z.shape == (3, 8)
+    with pytest.raises(WireMismatch, match=r"d_z = 9; this wire's latent has d_z = 8"):
+        unpack(pack(torch.randn(3, 9), fp16, fp), fingerprint=fp, d_z=8, max_tokens=4)
+    with pytest.raises(WireMismatch, match=r"M = 5 soft tokens; this wire makes at most 4"):
+        unpack(pack(torch.randn(5, 8), fp16, fp), fingerprint=fp, d_z=8, max_tokens=4)
+    nan = torch.randn(3, 8)
+    nan[1, 2] = float("nan")
+    nan[0, 0] = float("inf")
+    with pytest.raises(MalformedMessage, match="non-finite values"):
+        unpack(pack(nan, fp16, fp), fingerprint=fp, d_z=8, max_tokens=4)
+    int8 = QuantWireCodec(WireCodecConfig(precision="int8"))
+    with pytest.raises(MalformedMessage, match="non-finite"):
+        unpack(pack(nan, int8, fp))  # a NaN scale poisons its group

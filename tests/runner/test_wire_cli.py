@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from experiments import experiment  # type: ignore[import-not-found]
+from latentwire_core.message import pack
 from latentwire_hf.data import load_train_eval
 from latentwire_hf.pretrained import PretrainedWire, UnknownReaderError
 from runner.__main__ import main
@@ -74,6 +75,21 @@ def test_two_processes_answer_as_the_in_process_evaluation_did(
     assert out.returncode == 2 and b"checksum" in out.stderr
     out = _cli("answer", str(run), "--model", "qwen-9000", str(msg), "--question", "q")
     assert out.returncode == 2 and b"its readers: tiny-gemma3, tiny-llama" in out.stderr
+    # forged messages with valid CRCs (right fingerprint, wrong shape or values) are refused by name
+    from latentwire_core.message import read_header
+
+    head = read_header(msg.read_bytes())
+    codec = head.codec()
+    fp = head.fingerprint
+    for z, says in (
+        (torch.zeros(head.n_tokens, head.d_z + 1), b"this wire's latent has d_z = 16"),
+        (torch.zeros(2000, head.d_z), b"M = 2000 soft tokens; this wire makes at most 32"),
+        (torch.full((2, head.d_z), float("nan")), b"non-finite values"),
+    ):
+        out = _cli(
+            "answer", str(run), "--model", "tiny-gemma3", "-", "--question", "q", stdin=pack(z, codec, fp)
+        )
+        assert out.returncode == 2 and says in out.stderr, out.stderr[-500:]
 
 
 ADD = """

@@ -15,8 +15,11 @@ Specified in ``docs/message-format.md``. Layout (little-endian)::
     24+n    4     CRC32 of bytes 0 .. 24+n
 
 A message is never decoded into a tensor unless every check passes: length, magic, version,
-checksum, the payload length the header's codec implies, and (when the receiver names one) the
-encoder fingerprint. Each failure has its own :class:`MessageError` subclass.
+checksum, the payload length the header's codec implies, and (when the receiver names them) the
+encoder fingerprint, the receiver's ``d_z`` exactly and its limit on M. A decoded Z holding a NaN or an
+infinity is refused. Each failure has its own :class:`MessageError` subclass. The CRC detects damage in
+transit, not a wrong or hostile sender (anyone can compute it): the receiver's own checks are what keep a
+forged message from costing memory or reaching a reader.
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ __all__ = [
     "MessageHeader",
     "TruncatedMessage",
     "UnsupportedVersion",
+    "WireMismatch",
     "encoder_fingerprint",
     "message_bytes",
     "pack",
@@ -85,6 +89,10 @@ class ChecksumMismatch(MessageError):
 
 class MalformedMessage(MessageError):
     pass
+
+
+class WireMismatch(MessageError):
+    """A well-formed message whose shape this receiver's wire cannot take (d_z, or M past its limit)."""
 
 
 class FingerprintMismatch(MessageError):
@@ -191,14 +199,32 @@ def read_header(msg: bytes) -> MessageHeader:
     return header
 
 
-def unpack(msg: bytes, *, fingerprint: bytes | None = None) -> tuple[torch.Tensor, MessageHeader]:
+def unpack(
+    msg: bytes,
+    *,
+    fingerprint: bytes | None = None,
+    d_z: int | None = None,
+    max_tokens: int | None = None,
+) -> tuple[torch.Tensor, MessageHeader]:
     """One message -> ``(Z (M, d_z) float32, header)``.
 
     Args:
         fingerprint: the receiver's encoder fingerprint; a message from another encoder raises
             :class:`FingerprintMismatch` (its adapters were not trained for that latent space).
+        d_z: the receiver's latent width; another raises :class:`WireMismatch` before any decoding.
+        max_tokens: the most soft tokens the receiver's wire makes (its ``n_tokens``); more raises
+            :class:`WireMismatch` before any decoding (so a forged M costs no memory).
+
+    Raises:
+        MalformedMessage: the decoded Z holds a NaN or an infinity.
     """
     header = read_header(msg)
+    if d_z is not None and header.d_z != d_z:
+        raise WireMismatch(f"message has d_z = {header.d_z}; this wire's latent has d_z = {d_z}")
+    if max_tokens is not None and header.n_tokens > max_tokens:
+        raise WireMismatch(
+            f"message has M = {header.n_tokens} soft tokens; this wire makes at most {max_tokens}"
+        )
     if fingerprint is not None and header.fingerprint != fingerprint:
         raise FingerprintMismatch(
             f"message was encoded by encoder {header.fingerprint.hex()}, but these adapters were trained "
@@ -206,4 +232,7 @@ def unpack(msg: bytes, *, fingerprint: bytes | None = None) -> tuple[torch.Tenso
         )
     payload = msg[_HEAD.size : len(msg) - _CRC.size]
     z = header.codec().decode([payload], n_tokens=header.n_tokens, d_z=header.d_z)[0]
+    if not bool(torch.isfinite(z).all()):
+        bad = int((~torch.isfinite(z)).sum())
+        raise MalformedMessage(f"message decodes to {bad} non-finite values (NaN or infinity); refused")
     return z, header

@@ -235,7 +235,8 @@ class PretrainedWire:
             raise UnknownReaderError(
                 f"this wire has no adapter for {reader!r}; its readers: {', '.join(self.readers)}"
             )
-        z, _ = unpack(message, fingerprint=self.fingerprint)
+        ic = self.wire.cfg.interlingua
+        z, _ = unpack(message, fingerprint=self.fingerprint, d_z=ic.d_z, max_tokens=ic.n_tokens)
         return self.wire.to_model(z[None].to(self.device), reader)[0]
 
     @property
