@@ -451,7 +451,13 @@ def load_experiment(path: Path, overrides: typing.Sequence[str] = ()) -> Experim
     named = [
         (f"[models].names[{i}]", n) for i, n in enumerate(names if isinstance(names, list | tuple) else [])
     ]
-    for key, name in [*named, ("[features].source", features.get("source", FeaturesConfig().source))]:
+    ev = data.get("eval", {}) if isinstance(data.get("eval"), dict) else {}
+    scorer = [("[eval].llmlingua_scorer", ev["llmlingua_scorer"])] if "llmlingua_scorer" in ev else []
+    for key, name in [
+        *named,
+        ("[features].source", features.get("source", FeaturesConfig().source)),
+        *scorer,
+    ]:
         if isinstance(name, str):
             try:
                 resolve_model_name(name)
