@@ -90,7 +90,9 @@ def test_unknown_model_and_missing_device_are_named(
     )
     assert "[models].names[1]: unknown model 'gpt9'" in _one_line_error(capsys)
     # the LLMLingua scorer is a model too: refused at load, before any folder is written (issue 25, item 6)
-    assert main([str(p), "--runs-dir", str(tmp_path / "r2"), "--set", 'eval.llmlingua_scorer="os.system"']) == 2
+    assert (
+        main([str(p), "--runs-dir", str(tmp_path / "r2"), "--set", 'eval.llmlingua_scorer="os.system"']) == 2
+    )
     assert "[eval].llmlingua_scorer: unknown model 'os.system'" in _one_line_error(capsys)
     assert not (tmp_path / "r2").exists()
     if not __import__("torch").cuda.is_available():
