@@ -231,3 +231,12 @@ def test_reconstruct_without_data_names_what_it_needs(monkeypatch: pytest.Monkey
     monkeypatch.delenv("LATENTWIRE_DATA", raising=False)
     with pytest.raises(DataError, match="reconstruct_16: needs the SQuAD"):
         load_examples("reconstruct_16", "eval")
+
+
+def test_name_key_keeps_registry_names_and_makes_paths_one_safe_distinct_component() -> None:
+    from latentwire_hf.config import name_key
+
+    assert name_key("smollm2-135m") == "smollm2-135m"
+    a, b = name_key("/models/my llama"), name_key("/other/my llama")
+    assert a != b and "/" not in a and a.startswith("my_llama-")
+    assert "/" not in name_key("org/name") and name_key("..") != ".."

@@ -290,3 +290,42 @@ def test_kill_9_during_training_resumes_to_the_same_weights(tmp_path: Path, data
     a = load_file(tmp_path / "ref" / "kill" / "checkpoints" / "step_000400" / "wire.safetensors")
     b = load_file(ckpts / "step_000400" / "wire.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_reader_given_as_a_folder_writes_only_inside_its_run_and_is_never_reused_across_runs(
+    tmp_path: Path, data_dir: Path
+) -> None:
+    """Issue 25, item 1: the partial evaluation results of a reader named by its folder path used to land
+    next to that folder (``Path("eval/partial") / "/abs/path__text.parquet"``), and a second run then
+    reported the first run's predictions as its own."""
+    import pandas as pd
+
+    from latentwire_hf.models import load_causal_lm
+
+    model, tok = load_causal_lm("tiny-llama")
+    folder = tmp_path / "models" / "my llama"
+    model.save_pretrained(folder)
+    tok.save_pretrained(folder)
+    before = sorted(p.relative_to(tmp_path) for p in (tmp_path / "models").rglob("*"))
+    runs = tmp_path / "runs"
+    for name, seed, limit in (("first", 0, 6), ("second", 1, 3)):
+        p = _exp(tmp_path)
+        sets = [
+            f"name={name}",
+            f"seed={seed}",
+            f"data.eval_limit={limit}",
+            f'models.names=["{folder}"]',
+            f'features.source="{folder}"',
+            "features.layer=1",
+            'eval.methods=["text", "latent"]',
+        ]
+        assert main([str(p), "--runs-dir", str(runs), *[a for s in sets for a in ("--set", s)]]) == 0
+        preds = pd.read_parquet(runs / name / "eval" / "predictions.parquet")
+        assert len(preds) == 2 * limit  # its own examples, never another run's
+        partial = (
+            list((runs / name / "eval" / "partial").glob("*.parquet"))
+            if (runs / name / "eval" / "partial").exists()
+            else []
+        )
+        assert all(q.parent == runs / name / "eval" / "partial" for q in partial)
+    assert sorted(p.relative_to(tmp_path) for p in (tmp_path / "models").rglob("*")) == before

@@ -38,6 +38,7 @@ from latentwire_eval.gencache import GenerationCache
 from latentwire_eval.methods import METHODS, EvalContext, derangement
 from latentwire_eval.report import compute_metrics, write_report
 from latentwire_hf.checkpoint import latest_checkpoint, load_weights
+from latentwire_hf.config import name_key
 from latentwire_hf.data import DataError, load_train_eval
 from latentwire_hf.features import build_feature_source
 from latentwire_hf.frozen_lm import HFFrozenLM, load_frozen_lm
@@ -531,7 +532,7 @@ class Run:
 
         for name, lm in self.lms().items():
             for method_name in per_reader:
-                out = partial / f"{name}__{method_name}.parquet"
+                out = partial / f"{name_key(name)}__{method_name}.parquet"  # a folder path stays inside
                 if out.is_file():  # finished before an interruption
                     frames.append(pd.read_parquet(out))
                     bar.update(len(evaluation))

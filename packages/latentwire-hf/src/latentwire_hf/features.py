@@ -25,6 +25,18 @@ __all__ = ["CachedFeatureSource", "EncoderFeatureSource", "LMHiddenFeatureSource
 log = get_logger(__name__)
 
 
+def _cache_key(name: str, model: PreTrainedModel, rest: str) -> str:
+    """The feature cache's folder for a source: ``<name>-<rest>`` for a registry model (its files are
+    pinned); a folder or hub id adds its weights' fingerprint, so changed weights never reuse old features
+    and the key is one safe path component (:func:`~latentwire_hf.config.name_key`)."""
+    from latentwire_hf.config import KNOWN_ENCODERS, KNOWN_MODEL_NAMES, name_key
+    from latentwire_hf.models import weights_fingerprint
+
+    if name in KNOWN_MODEL_NAMES or name in KNOWN_ENCODERS:
+        return f"{name}-{rest}"
+    return f"{name_key(name)}-{rest}-{weights_fingerprint(model)[:12]}"
+
+
 class EncoderFeatureSource:
     """Token features from a frozen bidirectional encoder's last layer (default ``minilm-l6``)."""
 
@@ -32,7 +44,7 @@ class EncoderFeatureSource:
         self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, *, name: str, max_length: int = 256
     ) -> None:
         self.model, self.tokenizer, self.name, self.max_length = model.eval(), tokenizer, name, max_length
-        self.key = f"{name}-L{model.config.num_hidden_layers}-T{max_length}"
+        self.key = _cache_key(name, model, f"L{model.config.num_hidden_layers}-T{max_length}")
 
     @property
     def feature_dim(self) -> int:
@@ -82,7 +94,7 @@ class LMHiddenFeatureSource:
     ) -> None:
         self.model, self.tokenizer, self.name = model.eval(), tokenizer, name
         self.layer, self.max_length = layer, max_length
-        self.key = f"{name}-L{layer}-T{max_length}"
+        self.key = _cache_key(name, model, f"L{layer}-T{max_length}")
         body = getattr(model, model.base_model_prefix)
         total = len(body.layers)
         if not (layer == -1 or 0 <= layer < total):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Sequence
 
@@ -66,17 +65,11 @@ class HFFrozenLM:
 
     @property
     def fingerprint(self) -> str:
-        """SHA-256 over every parameter's name, shape, dtype and float64 sum and sum of squares:
-        a cheap identity of the weights (a re-converted or different checkpoint gets another)."""
+        """A cheap identity of the weights (:func:`~latentwire_hf.models.weights_fingerprint`)."""
         if self._fingerprint is None:
-            h = hashlib.sha256()
-            with torch.no_grad():
-                for name, p in self.model.named_parameters():
-                    x = p.detach().double()
-                    h.update(
-                        f"{name}|{tuple(p.shape)}|{p.dtype}|{float(x.sum())!r}|{float(x.pow(2).sum())!r}".encode()
-                    )
-            self._fingerprint = h.hexdigest()[:16]
+            from latentwire_hf.models import weights_fingerprint
+
+            self._fingerprint = weights_fingerprint(self.model)
         return self._fingerprint
 
     @property

@@ -56,6 +56,7 @@ __all__ = [
     "load_encoder",
     "resolve_model_name",
     "verify_gguf",
+    "weights_fingerprint",
 ]
 
 log = get_logger(__name__)
@@ -76,6 +77,21 @@ GGUF_SHA256 = {
     "SmolLM2-135M-Instruct.Q4_1.gguf": "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
     "gemma-3-270m-q4_k_m.gguf": "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
 }
+
+
+def weights_fingerprint(model: torch.nn.Module) -> str:
+    """SHA-256 over every parameter's name, shape, dtype and float64 sum and sum of squares: a cheap
+    identity of the weights (a re-converted or different checkpoint gets another); 16 hex digits."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            x = p.detach().double()
+            h.update(
+                f"{name}|{tuple(p.shape)}|{p.dtype}|{float(x.sum())!r}|{float(x.pow(2).sum())!r}".encode()
+            )
+    return h.hexdigest()[:16]
 
 
 def verify_gguf(path: Path) -> None:
