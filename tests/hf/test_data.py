@@ -238,5 +238,5 @@ def test_name_key_keeps_registry_names_and_makes_paths_one_safe_distinct_compone
 
     assert name_key("smollm2-135m") == "smollm2-135m"
     a, b = name_key("/models/my llama"), name_key("/other/my llama")
-    assert a != b and "/" not in a and a.startswith("my_llama-")
+    assert a != b and "/" not in a and a.startswith("models_my_llama-")
     assert "/" not in name_key("org/name") and name_key("..") != ".."
