@@ -123,7 +123,10 @@ def test_a_corrupt_manifest_names_the_file(
     assert main([str(p), "--runs-dir", str(tmp_path / "runs"), "--stage", "prepare"]) == 0
     (run / "manifest.json").write_text("{not json")
     assert main([str(p), "--runs-dir", str(tmp_path / "runs")]) == 2
-    assert f"{run / 'manifest.json'}: corrupted" in _one_line_error(capsys)
+    line = _one_line_error(capsys)
+    assert f"{run / 'manifest.json'}: corrupted" in line and "remove this file and run again" in line
+    (run / "manifest.json").unlink()  # what the message says is enough: prepare's files are reused
+    assert main([str(p), "--runs-dir", str(tmp_path / "runs"), "--stage", "prepare"]) == 0
 
 
 def test_a_second_runner_on_the_same_folder_is_refused_naming_the_holder(
@@ -175,6 +178,17 @@ def test_a_corrupted_finished_artefact_is_noticed_and_remade(
     out = capsys.readouterr()
     assert "stage_output_damaged_rerunning" in out.out + out.err
     assert scores(json.loads((run / "eval" / "metrics.json").read_text())) == good  # remade, same scores
+    # the report was made from the old evaluation: it is made again, not left stale (issue 25, item 7)
+    assert "later_stages_stale" in out.out + out.err
+    after = json.loads((run / "manifest.json").read_text())["stages"]
+    assert after["report"]["status"] == "done" and after["report"]["end"] > after["evaluate"]["end"]
+    # a damaged wire.json (what PretrainedWire rebuilds the wire from) is noticed and written again
+    spec = (run / "wire.json").read_text()
+    assert "wire.json" in after["train"]["outputs"]
+    (run / "wire.json").write_text(spec.replace('"d_z": 8', '"d_z": 9'))
+    assert (run / "wire.json").read_text() != spec
+    assert main([str(p), "--runs-dir", str(runs)]) == 0
+    assert (run / "wire.json").read_text() == spec
 
 
 def test_config_validation_imports_nothing_heavy(tmp_path: Path) -> None:

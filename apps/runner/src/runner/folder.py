@@ -38,6 +38,7 @@ __all__ = [
 # What each stage leaves behind; their digests go in the manifest and are checked when a stage is skipped.
 STAGE_OUTPUTS: dict[str, tuple[str, ...]] = {
     "prepare": ("prepare/data.json",),
+    "train": ("wire.json",),  # what PretrainedWire.from_pretrained rebuilds the wire from
     "evaluate": ("eval/predictions.parquet", "eval/metrics.json"),
     "report": ("report/summary.md",),
 }
@@ -176,7 +177,10 @@ def read_manifest(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise RunFolderError(f"{path}: corrupted ({e}); run with --fresh to start over") from None
+        raise RunFolderError(
+            f"{path}: corrupted ({e}); remove this file and run again: the finished checkpoints and "
+            "evaluation files are kept and resumed (--fresh would delete the whole run)"
+        ) from None
     if not isinstance(data, dict) or not isinstance(data.get("stages", {}), dict):
         raise RunFolderError(f"{path}: not a run manifest (expected an object with 'stages')")
     return data
@@ -376,12 +380,25 @@ class RunFolder:
         self.manifest["finished"] = now()
         self.save_manifest()
 
+    def invalidate_after(self, stage: str, order: tuple[str, ...]) -> list[str]:
+        """Mark every finished stage after ``stage`` (in ``order``) ``stale``, so it is made again from
+        what ``stage`` just remade (a report is never left describing an older evaluation)."""
+        stages = self.manifest.get("stages", {})
+        later = [s for s in order[order.index(stage) + 1 :] if stages.get(s, {}).get("status") == "done"]
+        for s in later:
+            stages[s]["status"] = "stale"
+        if later:
+            self.save_manifest()
+        return later
+
     def damaged_outputs(self, stage: str) -> list[str]:
         """A finished stage's artefacts that are missing or no longer match their recorded SHA-256."""
         recorded = self.manifest.get("stages", {}).get(stage, {}).get("outputs", {})
         bad = []
         for rel in STAGE_OUTPUTS.get(stage, ()):
             path = self.dir / rel
+            if rel == "wire.json" and rel not in recorded:
+                continue  # a run folder from before its digest was recorded
             if not path.is_file():
                 bad.append(f"{rel} (missing)")
             elif rel in recorded and sha256(path) != recorded[rel]:

@@ -153,7 +153,8 @@ class Run:
         for stage in stages:
             self._barrier()
             folder.refresh_stages()
-            if folder.stage_done(stage):
+            remade = folder.stage_done(stage)
+            if remade:
                 damaged = folder.damaged_outputs(stage)
                 if not damaged:
                     log.info("stage_skipped_already_done", stage=stage)
@@ -175,6 +176,10 @@ class Run:
                 raise
             folder.finish_stage(stage, time.perf_counter() - t0, info)
             log.info("stage_done", stage=stage, seconds=folder.manifest["stages"][stage]["seconds"])
+            if remade:  # what came after it was made from the old artefact: make it again too
+                stale = folder.invalidate_after(stage, STAGES)
+                if stale:
+                    log.warning("later_stages_stale", after=stage, stages=stale)
         self._barrier()
         folder.finish()
 
