@@ -108,6 +108,7 @@ def test_malformed_squad_answers_are_named_by_record_path(tmp_path: Path, answer
         (b'{"version": "1.1"}', r"'data' must be a list"),
         (b'{"data": [\n{"title": "\xff"}]}', r"dev-v1\.1\.json:2: not valid UTF-8"),
         (b'{"data": [\n oops', r"dev-v1\.1\.json:2: not JSON"),
+        (b'{"data": ' + b"[" * 200_000 + b"]" * 200_000 + b"}", r"dev-v1\.1\.json: JSON nested too deeply"),
     ],
 )
 def test_bad_squad_structure_or_bytes_is_a_named_data_error(

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from latentwire_hf.config import ModelLoadError
 from latentwire_hf.models import KNOWN_MODELS, load_causal_lm
 
 REPO = Path(__file__).resolve().parents[2]
@@ -50,8 +51,22 @@ def _evil_folder(tmp: Path, *, model_type: str) -> tuple[Path, Path]:
 
 def test_registry_refuses_custom_code_of_an_unknown_architecture(tmp_path: Path) -> None:
     folder, marker = _evil_folder(tmp_path, model_type="evil")
-    with pytest.raises(ValueError, match=r"trust_remote_code|custom code"):
+    with pytest.raises(ModelLoadError, match=r"cannot be loaded without running its own code"):
         load_causal_lm(str(folder))
+    assert not marker.exists(), "remote code was executed"
+
+
+def test_the_runner_refuses_a_custom_code_reader_in_one_line(
+    tmp_path: Path, data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from runner.__main__ import main
+
+    folder, marker = _evil_folder(tmp_path, model_type="evil")
+    exp = tmp_path / "e.toml"
+    exp.write_text(f'name = "e"\n[models]\nnames = ["{folder}"]\n[features]\nsource = "tiny-llama"\n')
+    assert main([str(exp), "--runs-dir", str(tmp_path / "runs"), "--stage", "train"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "cannot be loaded without running its own code" in err
     assert not marker.exists(), "remote code was executed"
 
 

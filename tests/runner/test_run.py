@@ -107,6 +107,12 @@ def test_interrupted_evaluation_resumes_per_model_and_method(tmp_path: Path, dat
     after = {p.name: p.stat().st_mtime_ns for p in (run / "eval" / "partial").glob("*.parquet")}
     assert len(after) == 6
     assert [n for n in after if after[n] != before.get(n)] == [partial[0].name]
+    # a torn partial file (the kill came while it was written) is redone, not a pyarrow traceback
+    m["stages"]["evaluate"]["status"] = "running"
+    (run / "manifest.json").write_text(json.dumps(m))
+    partial[1].write_bytes(b"PAR1 torn")
+    assert main([str(exp), "--runs-dir", str(runs), "--stage", "evaluate"]) == 0
+    assert len(list((run / "eval" / "partial").glob("*.parquet"))) == 6
 
 
 def test_changed_config_on_existing_run_is_refused_and_nothing_is_lost(

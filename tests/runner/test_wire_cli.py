@@ -75,6 +75,13 @@ def test_two_processes_answer_as_the_in_process_evaluation_did(
     assert out.returncode == 2 and b"checksum" in out.stderr
     out = _cli("answer", str(run), "--model", "qwen-9000", str(msg), "--question", "q")
     assert out.returncode == 2 and b"its readers: tiny-gemma3, tiny-llama" in out.stderr
+    # text that is not UTF-8 is refused by name (stdin, a --jsonl file and its line), not a traceback
+    out = _cli("encode", str(run), stdin=b"caf\xe9 au lait")
+    assert out.returncode == 2 and b"stdin:1: not valid UTF-8" in out.stderr
+    bad_jsonl = tmp_path / "texts.jsonl"
+    bad_jsonl.write_bytes(b'{"text": "fine"}\n{"text": "caf\xe9"}\n')
+    out = _cli("encode", str(run), "--jsonl", str(bad_jsonl), "-o", str(tmp_path / "m"))
+    assert out.returncode == 2 and f"{bad_jsonl}:2: not valid UTF-8".encode() in out.stderr
     # forged messages with valid CRCs (right fingerprint, wrong shape or values) are refused by name
     from latentwire_core.message import read_header
 

@@ -50,6 +50,7 @@ def run_main(argv: list[str]) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     from latentwire_hf.checkpoint import CheckpointError
+    from latentwire_hf.config import ModelLoadError, ModelShapeError
     from latentwire_hf.data import DataError
     from latentwire_hf.training import NonFiniteLossError
     from runner.run import Run, RunFolderError, RunFolderMismatch
@@ -62,6 +63,8 @@ def run_main(argv: list[str]) -> int:
         DataError,
         CheckpointError,
         NonFiniteLossError,
+        ModelShapeError,
+        ModelLoadError,
         OSError,
     )
     run: Run | None = None

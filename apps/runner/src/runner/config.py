@@ -238,8 +238,18 @@ class Experiment:
     eval: EvalConfig = attrs.field(factory=EvalConfig)
 
     def __attrs_post_init__(self) -> None:
-        if not self.name or "/" in self.name or self.name.startswith("."):
-            raise ValueError(f"name must be a plain folder name, got {self.name!r}")
+        if (
+            not self.name
+            or "/" in self.name
+            or "\\" in self.name
+            or self.name.startswith(".")
+            or not self.name.isprintable()
+            or len(self.name.encode()) > 200
+        ):
+            raise ValueError(
+                f"name must be a plain folder name (printable, no '/', not starting with '.', at most 200 "
+                f"bytes), got {self.name!r}"
+            )
         problems = check_methods(
             self.eval.methods, task_kind=TASKS[self.data.task].kind, n_readers=len(self.models.names)
         )

@@ -539,9 +539,17 @@ class Run:
             for method_name in per_reader:
                 out = partial / f"{name_key(name)}__{method_name}.parquet"  # a folder path stays inside
                 if out.is_file():  # finished before an interruption
-                    frames.append(pd.read_parquet(out))
-                    bar.update(len(evaluation))
-                    continue
+                    try:
+                        frames.append(pd.read_parquet(out))
+                        bar.update(len(evaluation))
+                        continue
+                    except Exception as e:  # pyarrow raises its own kinds for a torn file
+                        log.warning(
+                            "partial_result_unreadable_redoing",
+                            file=str(out),
+                            error=f"{type(e).__name__}: {e}",
+                        )
+                        out.unlink()
                 method = kinds[method_name](ctx, name, lm)
                 method.fit()
                 res = evaluate_method(

@@ -24,13 +24,26 @@ def _load(path: Path, step: int | None, device: str) -> Any:
     return PretrainedWire.from_pretrained(path, step=step, device=device)
 
 
+def _utf8(raw: bytes, where: str) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        raise ValueError(f"{where}:{line}: not valid UTF-8 (byte offset {e.start})") from None
+
+
 def _encode(args: argparse.Namespace) -> int:
     texts: list[str]
     if args.text:
         texts = list(args.text)
+        for i, t in enumerate(texts, 1):
+            try:
+                t.encode("utf-8")
+            except UnicodeEncodeError:  # argv bytes that were not UTF-8 arrive as lone surrogates
+                raise ValueError(f"--text #{i}: not valid UTF-8") from None
     elif args.jsonl is not None:
         texts = []
-        for i, line in enumerate(args.jsonl.read_text(encoding="utf-8").splitlines(), 1):
+        for i, line in enumerate(_utf8(args.jsonl.read_bytes(), str(args.jsonl)).splitlines(), 1):
             if not line.strip():
                 continue
             try:
@@ -39,7 +52,7 @@ def _encode(args: argparse.Namespace) -> int:
             except (json.JSONDecodeError, KeyError) as e:
                 raise ValueError(f"{args.jsonl}:{i}: expected a JSON object with a 'text' field ({e})") from e
     else:
-        texts = [sys.stdin.read()]
+        texts = [_utf8(sys.stdin.buffer.read(), "stdin")]
     if not texts or not all(t.strip() for t in texts):
         raise ValueError("nothing to encode: give --text, --jsonl or text on stdin (no empty texts)")
     wire = _load(args.run, args.step, args.device)

@@ -34,6 +34,14 @@ KNOWN_MODEL_NAMES = ("smollm2-135m", "gemma3-270m", "tiny-llama", "tiny-qwen2", 
 KNOWN_ENCODERS = ("minilm-l6",)
 
 
+class ModelShapeError(ValueError):
+    """A setting that does not fit the model it names (a layer past its depth); one line, exit 2."""
+
+
+class ModelLoadError(ValueError):
+    """A named model folder or hub id that cannot be loaded safely (custom code, an unknown layout)."""
+
+
 _PLAIN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 

@@ -146,6 +146,10 @@ class _Reader:
             return json.loads(text)
         except json.JSONDecodeError as e:
             raise DataError(f"{self.path}:{e.lineno}: not JSON ({e.msg})") from None
+        except RecursionError:
+            raise DataError(
+                f"{self.path}: JSON nested too deeply to read (a malformed or hostile file)"
+            ) from None
 
 
 def _sst2(r: _Reader) -> Iterator[Example]:
@@ -270,7 +274,7 @@ def _jsonl(r: _Reader, make: Callable[[dict[str, Any], int], Example]) -> Iterat
             if not isinstance(row, dict):
                 raise TypeError(f"expected an object, got {type(row).__name__}")
             yield make(row, n)
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as e:
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError, RecursionError) as e:
             r.bad(n, f"{type(e).__name__}: {e}")
 
 

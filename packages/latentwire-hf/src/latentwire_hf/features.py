@@ -98,7 +98,11 @@ class LMHiddenFeatureSource:
         body = getattr(model, model.base_model_prefix)
         total = len(body.layers)
         if not (layer == -1 or 0 <= layer < total):
-            raise ValueError(f"features.layer must be -1 or in [0, {total}) for {name}, got {layer}")
+            from latentwire_hf.config import ModelShapeError
+
+            raise ModelShapeError(
+                f"[features] layer must be -1 or in [0, {total}) for {name} ({total} layers), got {layer}"
+            )
         self._body = body if 0 <= layer < total else None
         if self._body is not None:
             self._body.layers = self._body.layers[:layer]  # later layers would be wasted work

@@ -132,8 +132,11 @@ class LMPoolEncoder(nn.Module):
         body = getattr(lm, lm.base_model_prefix)
         total = len(body.layers)
         if not 0 <= start_layer < total or not 1 <= n_layers <= total - start_layer:
-            raise ValueError(
-                f"lm_pool: layers [{start_layer}, {start_layer + n_layers}) do not fit the LM's {total} layers"
+            from latentwire_hf.config import ModelShapeError
+
+            raise ModelShapeError(
+                f"lm_pool: layers [{start_layer}, {start_layer + n_layers}) ([features] layer + [wire.lm_encoder] "
+                f"n_layers) do not fit the LM's {total} layers"
             )
         if cfg.d_in != lm.config.hidden_size:
             raise ValueError(f"lm_pool: d_in {cfg.d_in} != the LM's hidden size {lm.config.hidden_size}")

@@ -294,8 +294,16 @@ def load_causal_lm(name: str, *, seed: int = 0) -> tuple[PreTrainedModel, PreTra
             torch.manual_seed(seed)
             model, tok = KNOWN_MODELS[name]()
     else:
-        tok = AutoTokenizer.from_pretrained(name, trust_remote_code=False)
-        model = AutoModelForCausalLM.from_pretrained(name, dtype=torch.float32, trust_remote_code=False)
+        try:
+            tok = AutoTokenizer.from_pretrained(name, trust_remote_code=False)
+            model = AutoModelForCausalLM.from_pretrained(name, dtype=torch.float32, trust_remote_code=False)
+        except ValueError as e:  # transformers refuses custom code / an unknown architecture this way
+            from latentwire_hf.config import ModelLoadError
+
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise ModelLoadError(
+                f"model {name!r} cannot be loaded without running its own code: {first}"
+            ) from e
     model.eval().requires_grad_(False)
     return model, tok
 
