@@ -97,7 +97,8 @@ def test_unknown_model_and_missing_device_are_named(
     assert not (tmp_path / "r2").exists()
     if not __import__("torch").cuda.is_available():
         assert main([str(p), "--runs-dir", str(tmp_path / "runs"), "--set", 'models.device="cuda"']) == 2
-        assert "no CUDA device" in _one_line_error(capsys)
+        line = _one_line_error(capsys)
+        assert "no CUDA device" in line or "no NVIDIA driver" in line
 
 
 def test_an_empty_eval_split_is_refused_in_prepare_naming_the_file(
@@ -148,6 +149,20 @@ def test_a_second_runner_on_the_same_folder_is_refused_naming_the_holder(
         assert main([str(_exp(tmp_path)), "--runs-dir", str(runs)]) == 2
         assert f"in use by another runner (PID {holder.pid})" in _one_line_error(capsys)
         assert not (runs / "rel").exists()  # nothing was written
+        # and the refusal comes before torch is even imported (issue 25, item 6: it took ~8 s)
+        probe = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "import sys; from runner.__main__ import main; "
+                f"rc = main([{str(_exp(tmp_path))!r}, '--runs-dir', {str(runs)!r}]); "
+                "print(rc, 'torch' in sys.modules)",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert probe.stdout.split() == ["2", "False"], probe.stderr[-1000:]
     finally:
         holder.kill()
         holder.wait()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -48,6 +49,27 @@ def run_main(argv: list[str]) -> int:
         exp = load_experiment(args.experiment, args.overrides)
     except (ConfigError, UnknownNameError) as e:
         print(f"error: {e}", file=sys.stderr)
+        return 2
+    # quick refusals before torch loads (seconds): a live runner on this folder, CUDA asked of a machine
+    # with no NVIDIA driver at all (the full check, torch.cuda.is_available, runs again in Run)
+    from runner.folder import RunLock
+
+    run_dir = (args.runs_dir or Path(exp.runs_dir)) / exp.name
+    single = os.environ.get("WORLD_SIZE", "1") == "1"  # under a launcher, rank 0 holds the lock legitimately
+    holder = RunLock.holder(run_dir) if single else None
+    if holder is not None:
+        print(
+            f"error: {run_dir} is in use by another runner (PID {holder}); wait for it or stop it",
+            file=sys.stderr,
+        )
+        return 2
+    if exp.models.device == "cuda" and not any(
+        Path(p).exists() for p in ("/proc/driver/nvidia/version", "/dev/nvidia0", "/dev/nvidiactl")
+    ):
+        print(
+            "error: [models].device = 'cuda' but this machine has no NVIDIA driver; use 'auto' or 'cpu'",
+            file=sys.stderr,
+        )
         return 2
     from latentwire_hf.checkpoint import CheckpointError
     from latentwire_hf.config import ModelLoadError, ModelShapeError

@@ -161,6 +161,23 @@ class RunLock:
         self._fh.write(str(os.getpid()))
         self._fh.flush()
 
+    @staticmethod
+    def holder(run_dir: Path) -> str | None:
+        """The PID holding ``run_dir``'s lock now, or None (a quick look that takes nothing: the runner
+        uses it to refuse a second runner before loading torch; the lock itself is taken later)."""
+        import fcntl
+
+        path = run_dir.parent / f".{run_dir.name}.lock"
+        if not path.is_file():
+            return None
+        with path.open("r") as fh:
+            try:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return fh.read().strip() or "unknown"
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+        return None
+
     def release(self) -> None:
         import fcntl
 
