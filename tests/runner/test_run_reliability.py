@@ -69,15 +69,50 @@ def test_non_finite_values_are_refused_at_load(tmp_path: Path, extra: dict[str, 
             r"d_z \(30\) must be divisible by n_heads \(4\)",
         ),
         ('name = "x"\n[wire.encoder]\ndropout = 1.5\n', r"dropout must be in \[0, 1\)"),
+        # issue 25, item 3: allowed values that exhausted memory or hung
+        ('name = "x"\n[wire.encoder]\nmlp_ratio = 100000000\n', r"wire.encoder.mlp_ratio must be <= 16"),
+        ('name = "x"\n[train]\nbatch_size = 100000000\n', r"train.batch_size must be <= 4096"),
+        (
+            'name = "x"\n[wire.encoder]\nn_tokens = 4096\nd_z = 16384\nn_heads = 4\n',
+            r"the wire needs about \d+\.\d GiB to train .* lower \[wire.encoder\] d_z",
+        ),
     ],
 )
 def test_ranges_that_protect_the_machine_fail_at_load(tmp_path: Path, body: str, match: str) -> None:
+    """Each is refused at load, within a second of reading the file, before any folder is written."""
     p = tmp_path / "x.toml"
     p.write_text(body)
     t0 = time.perf_counter()
     with pytest.raises(ConfigError, match=match):
         load_experiment(p)
     assert time.perf_counter() - t0 < 5  # refused before any allocation
+
+
+def test_every_numeric_key_has_a_bound_and_the_shipped_experiments_fit() -> None:
+    """No int or float key of an experiment is unbounded (issue 25, item 3); every shipped file is within
+    the bounds and its wire's estimated memory fits this machine."""
+    import attrs
+
+    from runner.config import NUMERIC_BOUNDS, Experiment, wire_memory_bytes
+
+    def numeric(cls: type, prefix: str = "") -> list[str]:
+        out = []
+        for f in attrs.fields(cls):
+            default = f.default
+            if isinstance(default, attrs.Factory) and attrs.has(default.factory):  # type: ignore[arg-type]
+                out += numeric(default.factory, f"{prefix}{f.name}.")  # type: ignore[arg-type]
+            elif f.type in ("int", "float", int, float):
+                out.append(f"{prefix}{f.name}")
+        return out
+
+    keys = numeric(Experiment)
+    assert keys and not sorted(set(keys) - set(NUMERIC_BOUNDS))
+    repo = Path(__file__).resolve().parents[2]
+    for toml in sorted((repo / "experiments").glob("*.toml")):
+        if "init_from" in toml.read_text():
+            continue  # needs its source run folder (tests/runner/test_config.py loads it with one)
+        exp = load_experiment(toml)  # raises on a bound or a memory refusal
+        assert wire_memory_bytes(exp)[0] > 0
 
 
 def test_unknown_model_and_missing_device_are_named(
