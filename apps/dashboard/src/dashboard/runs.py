@@ -1,4 +1,4 @@
-"""Reading run folders (DESIGN.md section 5) with pandas only: no torch, no model code.
+"""Reading run folders (docs/design.md "The run folder") with pandas only: no torch, no model code.
 
 Every function copes with a run that is still in progress or incomplete and says
 what is missing instead of failing.

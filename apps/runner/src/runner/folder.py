@@ -1,4 +1,4 @@
-"""The run folder (DESIGN.md section 5): its layout, manifest, stage states, lock and rank gating.
+"""The run folder (docs/design.md "The run folder"): its layout, manifest, stage states, lock and rank gating.
 
 This module is the only place that spells a run folder's paths for writing; libraries are given
 explicit paths (the trainer its checkpoint folder and metrics log, the report its files). A reader

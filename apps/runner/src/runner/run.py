@@ -1,4 +1,4 @@
-"""The recipe: prepare -> pretrain -> train -> control -> evaluate -> report, into one run folder (DESIGN.md section 5).
+"""The recipe: prepare -> pretrain -> train -> control -> evaluate -> report, into one run folder (docs/design.md "The run folder").
 
 ``pretrain`` (content pretraining) runs when ``[pretrain].steps > 0``; ``control`` trains the
 equal-training soft-prompt control when ``text_soft_prompt`` is among the evaluation methods.

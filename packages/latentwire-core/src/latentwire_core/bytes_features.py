@@ -1,8 +1,8 @@
 """UTF-8 byte tokenizer and a byte-level feature source trained from scratch.
 
 The byte encoder is the seeds' option; the default feature source is a frozen
-pretrained encoder (DESIGN.md section 4). Byte features are zero and masked
-where padded (DESIGN.md section 3, rule 8).
+pretrained encoder (docs/design.md "Models and data that work with no network"). Byte features are zero and masked
+where padded (docs/design.md "Correctness rules", rule 8).
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Each kind is a module registered in :data:`CALIBRATIONS` under its ``[wire] calibration`` name. The
 target is a cached per-model statistic (the RMS of the embedding module's *output*: Gemma3 scales by
 sqrt(d), so its weight matrix is the wrong reference). One gain per example, never per token
-(DESIGN.md section 3, rule 7); with per-example ``counts`` only the real slots are measured.
+(docs/design.md "Correctness rules", rule 7); with per-example ``counts`` only the real slots are measured.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ Formats (``n = M * d_z`` values per example, ``g`` = group size, ``G = ceil(n / 
   first, offset by 8): ``ceil(G*g / 2) + 2G`` bytes. Error ``<= s / 2``,
   ``s <= absmax/7 * (1 + 2**-9) + 2**-24``.
 
-Scales are counted in the payload (DESIGN.md section 3, rule 6).
+Scales are counted in the payload (docs/design.md "Correctness rules", rule 6).
 """
 
 from __future__ import annotations

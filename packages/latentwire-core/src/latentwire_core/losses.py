@@ -1,4 +1,4 @@
-"""Losses and the index helpers that keep them aligned (DESIGN.md section 3).
+"""Losses and the index helpers that keep them aligned (docs/design.md "Correctness rules").
 
 Every helper works on *unshifted* labels ``(B, T)`` (``IGNORE`` where no
 target). The hidden state at position ``t - 1`` predicts the token at ``t``;

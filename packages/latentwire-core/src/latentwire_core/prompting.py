@@ -4,7 +4,7 @@
 ``prompt_parts`` (chat template or plain template), the slot holds text ids or soft
 tokens, and ``tail`` is per-example plain text: the question, when only the context is
 compressed (``compress="context"``: ``before`` then ends with ``Context:``). Training, evaluation and benchmarks all build batches here, so only
-the slot's content ever differs between methods (DESIGN.md section 2).
+the slot's content ever differs between methods (docs/design.md "Ports").
 
 The model's constant ``before`` part runs once (``prefix_cache``, a port member); hidden states of
 every batch continue that cache.

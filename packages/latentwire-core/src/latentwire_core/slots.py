@@ -2,10 +2,10 @@
 
 A row is ``[prefix ids, slot, suffix ids]`` where the slot holds text ids (text
 baselines) or soft tokens ``(M, d_model)`` (latent). The same builder serves every
-method, so only the slot's content differs between them (DESIGN.md section 2).
+method, so only the slot's content differs between them (docs/design.md "Ports").
 
 Labels are *unshifted*: ``labels[b, t]`` is the token at position ``t`` or
-``IGNORE``; the loss shifts exactly once (DESIGN.md section 3, rule 1). Only
+``IGNORE``; the loss shifts exactly once (docs/design.md "Correctness rules", rule 1). Only
 answer positions are ever targets: BOS and prompt tokens never are, PAD never is
 (masked by position, so PAD == EOS is safe), and EOS is when the caller appends it.
 """

@@ -1,6 +1,6 @@
 """Compression baselines at the same budget M, each filling the same prompt slot.
 
-Every baseline is fitted only on training data (DESIGN.md section 3, rule 4):
+Every baseline is fitted only on training data (docs/design.md "Correctness rules", rule 4):
 
 * ``mean_pool``: the target model's own token embeddings of the text, averaged in M
   contiguous chunks; no learning. On the wire: ``M x d_model`` values.

@@ -1,7 +1,7 @@
 """Run one method (text, latent, token-budget, ...) for one frozen model through the shared prompt builder.
 
 Every method differs only in what fills the slot; the prompt parts around it,
-the scoring and the generation caps are the same (DESIGN.md section 2). The
+the scoring and the generation caps are the same (docs/design.md "Ports"). The
 model is any :class:`~latentwire_core.ports.FrozenLM`; a ``prefix_cache`` method,
 where the model has one, lets the constant prompt prefix run once.
 """
@@ -37,7 +37,7 @@ class MethodResult:
 
 
 def token_budget_slot(lm: PromptLM, ex: Example, budget: int) -> list[int]:
-    """The text truncated to ``budget`` target-model tokens, question first (DESIGN.md section 3, rule 5)."""
+    """The text truncated to ``budget`` target-model tokens, question first (docs/design.md "Correctness rules", rule 5)."""
     if ex.question and ex.context:
         head = list(lm.tokenize([question_head(ex.question)])[0])
         if len(head) >= budget:

@@ -1,4 +1,4 @@
-"""Evaluation methods: one registry, one small class per method (DESIGN.md section 3).
+"""Evaluation methods: one registry, one small class per method (docs/design.md "Correctness rules").
 
 Every method answers through the same prompt builder; they differ only in what fills the
 prompt's slot for a batch of examples (text ids or soft tokens) and in what crosses the wire.

@@ -127,7 +127,7 @@ class TrainConfig:
     # at each logged step, the loss on the next batch with its own vs another row's latent (no grad)
     content_probe: bool = True
     # per-component learning rates (0: ``lr``): the shared encoder's parameters and everything else
-    # (adapters, calibration gains, <rec>/<cont>); the anchors use ~1e-4 and ~1e-3 (DESIGN.md section 9)
+    # (adapters, calibration gains, <rec>/<cont>); the anchors use ~1e-4 and ~1e-3 (docs/design.md "What the CPU runs taught")
     lr_encoder: float = attrs.field(default=0.0, validator=non_negative)
     lr_adapters: float = attrs.field(default=0.0, validator=non_negative)
     # content loss: + weight * max(0, margin - (CE with another row's latent - CE with its own)), per step
@@ -169,7 +169,7 @@ class PretrainConfig:
     mixed_precision: str = "no"
     content_probe: bool = True  # see TrainConfig
     # per-component learning rates (0: ``lr``): the shared encoder's parameters and everything else
-    # (adapters, calibration gains, <rec>/<cont>); the anchors use ~1e-4 and ~1e-3 (DESIGN.md section 9)
+    # (adapters, calibration gains, <rec>/<cont>); the anchors use ~1e-4 and ~1e-3 (docs/design.md "What the CPU runs taught")
     lr_encoder: float = attrs.field(default=0.0, validator=non_negative)
     lr_adapters: float = attrs.field(default=0.0, validator=non_negative)
     # content loss: + weight * max(0, margin - (CE with another row's latent - CE with its own)), per step

