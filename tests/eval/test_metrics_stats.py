@@ -56,6 +56,20 @@ def test_rouge_l_uses_rouge_score() -> None:
     assert 0 < rouge_l("a cat sat", ["the cat sat on the mat"]) < 1
 
 
+def test_rouge_1_2_l_match_values_worked_by_hand() -> None:
+    """'the cat sat' against 'the cat sat on the mat': unigrams P 3/3, R 3/6 -> F 2/3; bigrams P 2/2, R 2/5
+    -> F 4/7; the longest common subsequence is 3 tokens -> F 2/3 (rouge-score's F-measure)."""
+    from latentwire_eval.metrics import TASK_METRICS, rouge_1, rouge_2
+
+    gold = ["the cat sat on the mat"]
+    assert rouge_1("the cat sat", gold) == pytest.approx(2 / 3)
+    assert rouge_2("the cat sat", gold) == pytest.approx(4 / 7)
+    assert rouge_l("the cat sat", gold) == pytest.approx(2 / 3)
+    assert rouge_2("mat the", gold) == 0.0  # no bigram in common
+    assert rouge_1("cats sitting", ["the cat sits"]) == pytest.approx(0.8)  # stemmed: cat, sit; P 1, R 2/3
+    assert TASK_METRICS["summary"] == ("rouge_1", "rouge_2", "rouge_l")
+
+
 def test_metrics_declare_direction_and_aggregation() -> None:
     assert all(m.higher_is_better and m.aggregation == "mean" for m in METRICS.values())
 

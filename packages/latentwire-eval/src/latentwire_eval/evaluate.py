@@ -22,7 +22,7 @@ from latentwire_core.prompting import SlotPrompt
 from latentwire_core.slots import Segment
 from latentwire_core.tasks import Example, question_head
 from latentwire_eval.gencache import GenerationCache
-from latentwire_eval.metrics import metric_fns, normalize_answer, postprocess_answer
+from latentwire_eval.metrics import first_line, metric_fns, normalize_answer, postprocess_answer
 from latentwire_eval.records import Prediction
 
 __all__ = ["MethodResult", "answer_slots", "evaluate_method", "token_budget_slot"]
@@ -116,6 +116,8 @@ def sequence_scores(
 def _clean(prompt: SlotPrompt, texts: list[str]) -> list[str]:
     if prompt.task.kind == "qa":  # one post-processing for every method (metrics.postprocess_answer)
         return [postprocess_answer(t) for t in texts]
+    if prompt.task.kind == "summary":  # one sentence is asked for: the first non-empty line is scored
+        return [first_line(t).strip() for t in texts]
     return [t.strip() for t in texts]
 
 

@@ -167,6 +167,8 @@ class Method(ABC):
     name: ClassVar[str] = ""
     scope: ClassVar[str] = "reader"
     task_kinds: ClassVar[tuple[str, ...]] = ("classification", "qa")
+    # the generation methods that apply to every kind (GSM8K's math, XSum's summaries) say so
+    ALL_KINDS: ClassVar[tuple[str, ...]] = ("classification", "qa", "math", "summary")
     requires: ClassVar[tuple[str, ...]] = ()
     min_readers: ClassVar[int] = 1
     uses: ClassVar[frozenset[str]] = frozenset()
@@ -253,6 +255,8 @@ def check_methods(methods: Sequence[str], *, task_kind: str, n_readers: int) -> 
 class Text(TokenMethod):
     """The whole compressed text (up to ``max_text_tokens``): the upper reference."""
 
+    task_kinds = Method.ALL_KINDS
+
     def ids(self, e: Example) -> list[int]:
         return self.text_ids(e)
 
@@ -283,6 +287,8 @@ class TextKShot(Text):
 class NoContext(TokenMethod):
     """Nothing of the compressed part: the question alone. A latent that does not beat it carries nothing."""
 
+    task_kinds = Method.ALL_KINDS
+
     def ids(self, e: Example) -> list[int]:
         if self.ctx.compress == "context" or not e.question:
             return []  # compress = "context": the question is already in the prompt's plain tail
@@ -296,6 +302,8 @@ class NoContext(TokenMethod):
 class TokenBudget(TokenMethod):
     """The text truncated to the example's budget ``M_i`` reader tokens (question first)."""
 
+    task_kinds = Method.ALL_KINDS
+
     def ids(self, e: Example) -> list[int]:
         if self.ctx.compress == "context":
             return self.text_ids(e)[: self.ctx.budgets[e.id]]
@@ -307,6 +315,8 @@ class TokenBudget(TokenMethod):
 @register_method("llmlingua")
 class LLMLingua(TokenMethod):
     """LLMLingua (perplexity mode, ``llmlingua_scorer`` as local scorer) toward ``M_i`` reader tokens."""
+
+    task_kinds = Method.ALL_KINDS
 
     def fit(self) -> None:
         def build() -> Any:
@@ -360,6 +370,8 @@ class TextSoftPrompt(Method):
 @register_method("latent")
 class Latent(Method):
     """The trained wire: encoder -> one message per example (header, codec payload, CRC32) -> adapter."""
+
+    task_kinds = Method.ALL_KINDS
 
     uses = frozenset({"wire"})
 

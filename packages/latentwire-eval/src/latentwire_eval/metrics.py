@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import string
 from collections import Counter
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import attrs
 
@@ -125,12 +127,23 @@ def gsm8k_correct(pred: str, golds: Sequence[str]) -> float:
         return 0.0
 
 
-def rouge_l(pred: str, golds: Sequence[str]) -> float:
-    """ROUGE-L F-measure (``rouge-score``, stemmed), max over golds."""
+@functools.cache
+def _rouge_scorer() -> Any:
     from rouge_score import rouge_scorer
 
-    scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
-    return max((scorer.score(g, pred)["rougeL"].fmeasure for g in golds), default=0.0)
+    return rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL"], use_stemmer=True)
+
+
+def _rouge(kind: str) -> Callable[[str, Sequence[str]], float]:
+    def score(pred: str, golds: Sequence[str]) -> float:
+        scorer = _rouge_scorer()
+        return max((scorer.score(g, pred)[kind].fmeasure for g in golds), default=0.0)
+
+    score.__doc__ = f"{kind} F-measure (``rouge-score``, stemmed), max over golds."
+    return score
+
+
+rouge_1, rouge_2, rouge_l = _rouge("rouge1"), _rouge("rouge2"), _rouge("rougeL")
 
 
 @attrs.frozen
@@ -150,6 +163,8 @@ METRICS: dict[str, MetricSpec] = {
         MetricSpec("f1_v2", squad_f1_v2),
         MetricSpec("accuracy", lambda p, g: float(p.strip() == g[0].strip())),
         MetricSpec("gsm8k_accuracy", gsm8k_correct),
+        MetricSpec("rouge_1", rouge_1),
+        MetricSpec("rouge_2", rouge_2),
         MetricSpec("rouge_l", rouge_l),
     ]
 }
@@ -166,7 +181,7 @@ TASK_METRICS = {
     "classification": ("accuracy",),
     "qa": ("em", "f1"),
     "math": ("gsm8k_accuracy",),
-    "summary": ("rouge_l",),
+    "summary": ("rouge_1", "rouge_2", "rouge_l"),
 }
 
 
