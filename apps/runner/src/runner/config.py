@@ -263,7 +263,7 @@ class Experiment:
                 f"wire.compress = 'context' needs a QA task with contexts, not {self.data.task!r}"
             )
         if self.wire.encoder.kind == "lm_pool":
-            if self.features.source in ("minilm-l6",) or self.features.source.startswith(
+            if self.features.source in ("minilm-l6", "bytes") or self.features.source.startswith(
                 "sentence-transformers/"
             ):
                 raise ValueError("wire.encoder.kind = 'lm_pool' needs [features].source to be a causal LM")

@@ -44,7 +44,7 @@ from latentwire_hf.features import build_feature_source
 from latentwire_hf.frozen_lm import HFFrozenLM, load_frozen_lm
 from latentwire_hf.models import cache_root, load_causal_lm, resolve_model_name
 from latentwire_hf.objectives import ContentObjective, SoftPromptObjective, TaskObjective, content_items
-from latentwire_hf.pretrained import WireSpec, spec_from_core, write_spec
+from latentwire_hf.pretrained import WireSpec, byte_encoder, spec_from_core, write_spec
 from latentwire_hf.training import Trainer
 from runner.config import STAGES, Experiment, to_toml
 from runner.eval_extras import (
@@ -238,6 +238,8 @@ class Run:
             trunk, _ = load_causal_lm(f.source, seed=self.exp.seed)
             encoder = build_interlingua(cfg.interlingua, lm=trunk, **lm_encoder)
             del trunk
+        elif f.source == "bytes":  # the byte front trains inside the encoder
+            encoder = byte_encoder(cfg, f.max_length)
         models = {n: (lm.d_model, lm.embed_rms) for n, lm in self.lms().items()}
         kv = {n: (lm.kv_width, lm.kv_rms) for n, lm in self.lms().items()} if w.inject == "kv" else None
         spec = spec_from_core(

@@ -1,7 +1,8 @@
 """UTF-8 byte tokenizer and a byte-level feature source trained from scratch.
 
-The byte encoder is the seeds' option; the default feature source is a frozen
-pretrained encoder (docs/design.md "Models and data that work with no network"). Byte features are zero and masked
+The byte encoder is the seeds' option (``[features] source = "bytes"``: :class:`ByteIdSource` reads the
+bytes, :class:`ByteFrontEncoder` embeds them inside the wire's encoder, trained from scratch with it);
+the default feature source is a frozen pretrained encoder (docs/design.md "Models and data that work with no network"). Byte features are zero and masked
 where padded (docs/design.md "Correctness rules", rule 8).
 """
 
@@ -15,7 +16,16 @@ from torch import nn
 
 from latentwire_core._validators import positive
 
-__all__ = ["BYTE_VOCAB", "PAD_ID", "ByteFeatureConfig", "ByteFeatureSource", "ByteTokenizer"]
+__all__ = [
+    "BYTES_SOURCE",
+    "BYTE_VOCAB",
+    "PAD_ID",
+    "ByteFeatureConfig",
+    "ByteFeatureSource",
+    "ByteFrontEncoder",
+    "ByteIdSource",
+    "ByteTokenizer",
+]
 
 PAD_ID = 256
 BYTE_VOCAB = 257  # 256 byte values + PAD
@@ -102,3 +112,59 @@ class ByteFeatureSource(nn.Module):
         dev = self.embed.weight.device
         ids, mask = ids.to(dev), mask.to(dev)
         return self(ids, mask), mask
+
+
+BYTES_SOURCE = "bytes"  # the [features] source name that selects the byte encoder
+
+
+class ByteIdSource:
+    """The feature source of a byte-level wire: each text's UTF-8 byte ids, nothing learned.
+
+    ``features`` returns ``(ids (B, T, 1) float, mask (B, T))``; the wire's encoder starts with a trainable
+    :class:`ByteFeatureSource` that embeds them (:class:`ByteFrontEncoder`), so the byte embedding trains
+    with the wire. ``feature_dim`` is the width that front hands the interlingua (``d_f``).
+    """
+
+    def __init__(self, cfg: ByteFeatureConfig) -> None:
+        self.cfg = cfg
+        self.tokenizer = ByteTokenizer(cfg.max_bytes)
+        self.key = f"{BYTES_SOURCE}-B{cfg.max_bytes}"
+        self.hits = 0
+
+    @property
+    def feature_dim(self) -> int:
+        return self.cfg.d_f
+
+    def features(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        ids, mask = self.tokenizer.encode(list(texts))
+        self.hits += len(texts)
+        return ids.to(torch.float32)[..., None], mask
+
+    def warm(self, texts: Sequence[str], *, desc: str = "features") -> None:
+        """Nothing to compute ahead: bytes are read as they are."""
+
+    def read_text(self, text: str) -> str:
+        """The prefix of ``text`` these features cover: its first ``max_bytes`` UTF-8 bytes (a character
+        the cut splits is dropped)."""
+        return text.encode("utf-8")[: self.cfg.max_bytes].decode("utf-8", errors="ignore")
+
+
+class ByteFrontEncoder(nn.Module):
+    """A trainable byte front (:class:`ByteFeatureSource`) before any interlingua encoder: byte ids
+    ``(B, T, 1)`` -> byte features ``(B, T, d_f)`` -> the inner encoder's ``Z``. Part of the encoder, so
+    its weights are in the encoder fingerprint and the checkpoints."""
+
+    def __init__(self, front: ByteFeatureSource, inner: nn.Module) -> None:
+        super().__init__()
+        self.front, self.inner = front, inner
+        self.n_tokens, self.d_z = getattr(inner, "n_tokens", None), getattr(inner, "d_z", None)
+        self.ratio = getattr(inner, "ratio", 0.0)
+
+    def forward(
+        self, features: torch.Tensor, mask: torch.Tensor, counts: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        ids = features[..., 0].round().long().clamp(0, PAD_ID)
+        ids = torch.where(mask.bool(), ids, torch.full_like(ids, PAD_ID))
+        feats = self.front(ids, mask.bool())
+        out: torch.Tensor = self.inner(feats, mask) if counts is None else self.inner(feats, mask, counts)
+        return out

@@ -62,8 +62,14 @@ def resolve_model_name(name: str) -> str:
     Raises:
         UnknownNameError: neither a registry name, a local folder, nor ``org/name``.
     """
-    if name in KNOWN_MODEL_NAMES or name in KNOWN_ENCODERS or Path(name).is_dir() or "/" in name:
-        return name
+    if (
+        name in KNOWN_MODEL_NAMES
+        or name in KNOWN_ENCODERS
+        or name == "bytes"
+        or Path(name).is_dir()
+        or "/" in name
+    ):
+        return name  # "bytes": the byte encoder, a [features] source only
     known = ", ".join(sorted([*KNOWN_MODEL_NAMES, *KNOWN_ENCODERS]))
     raise UnknownNameError(
         f"unknown model {name!r}; known: {known}; or give a hub id 'org/name' or a local folder"

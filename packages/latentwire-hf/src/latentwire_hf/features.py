@@ -10,6 +10,7 @@ import hashlib
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 from safetensors import SafetensorError
@@ -220,8 +221,13 @@ class CachedFeatureSource:
 
 def build_feature_source(
     name: str, *, layer: int = -1, max_length: int = 256, cache_dir: Path | None = None, device: str = "cpu"
-) -> CachedFeatureSource:
-    """``minilm-l6`` (or an encoder id) -> encoder features; a causal-LM name -> its hidden states at ``layer``."""
+) -> Any:
+    """``minilm-l6`` (or an encoder id) -> encoder features; a causal-LM name -> its hidden states at ``layer``;
+    ``bytes`` -> each text's UTF-8 byte ids (the byte encoder, embedded inside the wire; ``max_length`` bytes)."""
+    if name == "bytes":
+        from latentwire_core.bytes_features import ByteFeatureConfig, ByteIdSource
+
+        return ByteIdSource(ByteFeatureConfig(max_bytes=max_length))
     cache = cache_dir or cache_root() / "features"
     if name == "minilm-l6" or name.startswith("sentence-transformers/"):
         model, tok = load_encoder(name)

@@ -26,6 +26,7 @@ from typing import Any
 import attrs
 import torch
 from safetensors.torch import load_file, save_file
+from torch import nn
 
 from latentwire_core import LatentWire
 from latentwire_core.codec import QuantWireCodec
@@ -140,9 +141,21 @@ def build_wire(spec: WireSpec) -> LatentWire:
         trunk, _ = load_causal_lm(spec.features["source"], seed=spec.seed)
         encoder = build_interlingua(cfg.interlingua, lm=trunk, **spec.lm_encoder)
         del trunk
+    elif spec.features.get("source") == "bytes":
+        encoder = byte_encoder(cfg, int(spec.features["max_length"]))
     readers = {n: (int(r["d_model"]), float(r["embed_rms"])) for n, r in spec.readers.items()}
     kv = {n: (int(r["kv_width"]), float(r["kv_rms"])) for n, r in spec.readers.items() if "kv_width" in r}
     return LatentWire(cfg, readers, encoder=encoder, kv=kv or None)
+
+
+def byte_encoder(cfg: LatentWireConfig, max_bytes: int) -> nn.Module:
+    """``[features] source = "bytes"``: a trainable byte front (embedding, positions, 2 Transformer layers
+    of width ``cfg.interlingua.d_in``) before the configured interlingua encoder."""
+    from latentwire_core.bytes_features import ByteFeatureConfig, ByteFeatureSource, ByteFrontEncoder
+
+    ic = cfg.interlingua
+    front = ByteFeatureSource(ByteFeatureConfig(max_bytes=max_bytes, d_f=ic.d_in))
+    return ByteFrontEncoder(front, build_interlingua(ic))
 
 
 class PretrainedWire:
