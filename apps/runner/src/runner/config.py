@@ -120,6 +120,8 @@ class WireSection:
     # reader-anchored start: a fresh wire's adapters begin as the least-squares map from the slots to each
     # reader's mean_pool group means on training texts, their residual at zero (latentwire_core.anchor)
     anchor: bool = False
+    # latent refiner: gated Transformer blocks over the received Z, before the adapters (0: none)
+    refiner_layers: int = attrs.field(default=0, validator=non_negative)
 
     def __attrs_post_init__(self) -> None:
         if self.anchor and (
@@ -155,6 +157,7 @@ class WireSection:
             calibration=self.calibration,
             content_tokens=content_tokens,
             inject=self.inject,
+            refiner_layers=self.refiner_layers,
         )
 
 
@@ -426,6 +429,7 @@ NUMERIC_BOUNDS: dict[str, float] = {
     "wire.encoder.mlp_ratio": 16,
     "wire.encoder.dropout": 1,
     "wire.lm_encoder.n_layers": 1024,
+    "wire.refiner_layers": 16,
     "wire.lm_encoder.lora_rank": 4096,
     "codec.group_size": 65_535,
     "eval.batch_size": 4096,

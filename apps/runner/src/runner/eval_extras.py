@@ -108,7 +108,8 @@ def embedding_report(
     rx = codec.decode_rows(codec.encode_rows(z, cnt), counts, d_z=z.shape[-1])
     out: dict[str, Any] = {"n_examples": len(chunk), "calibration": wire.cfg.calibration}
     for name, lm in lms.items():
-        raw = [wire.adapters(r[None].to(device), name)[0] for r in rx]
+        refine = wire.refiner if wire.refiner is not None else (lambda z: z)
+        raw = [wire.adapters(refine(r[None].to(device)), name)[0] for r in rx]
         soft = [wire.to_model(r[None].to(device), name)[0] for r in rx]
         out[name] = {
             "received": embedding_diagnostics(soft, lm.embed, lm.vocab_size, lm.decode, seed=seed),

@@ -90,6 +90,8 @@ class LatentWireConfig:
     adapter_kind / adapter_hidden_mult / adapter_out_norm: the per-model projector.
     calibration: ``none``, ``rms`` (per-example RMS to the model's embedding RMS) or ``learned``.
     content_tokens: give each model learned ``<rec>``/``<cont>`` vectors (content pretraining).
+    refiner_layers: gated Transformer blocks over the received ``Z`` before the adapters (0: none); a
+        fresh refiner is the identity (:mod:`latentwire_core.refiner`).
     inject: where a reader receives the slots: ``embeddings`` (soft input tokens) or ``kv`` (a deep
         prefix: every layer's keys and values of M positions, P-tuning v2 / 500xCompressor); the message
         on the wire is the same ``Z`` either way, only the adapters differ.
@@ -102,3 +104,7 @@ class LatentWireConfig:
     calibration: str = attrs.field(default="rms", validator=registered(CALIBRATIONS))
     content_tokens: bool = False
     inject: str = attrs.field(default="embeddings", validator=attrs.validators.in_(("embeddings", "kv")))
+    # latent refiner: this many gated Transformer blocks over the received Z before the adapters (0: none)
+    refiner_layers: int = attrs.field(
+        default=0, validator=attrs.validators.and_(attrs.validators.ge(0), attrs.validators.le(16))
+    )

@@ -48,6 +48,13 @@ class LatentWire(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.encoder = encoder if encoder is not None else build_interlingua(cfg.interlingua)
+        self.refiner: nn.Module | None = None
+        if cfg.refiner_layers:
+            from latentwire_core.refiner import LatentRefiner
+
+            with torch.random.fork_rng():  # its own RNG stream: adding a refiner moves no other init
+                torch.manual_seed(0)
+                self.refiner = LatentRefiner(cfg.interlingua.d_z, cfg.refiner_layers, cfg.interlingua.n_heads)
         if cfg.inject == "kv":
             missing = sorted(set(models) - set(kv or {}))
             if missing:
@@ -124,6 +131,8 @@ class LatentWire(nn.Module):
         """
         if codec is not None:
             z = codec.roundtrip(z)
+        if self.refiner is not None:
+            z = self.refiner(z, counts)
         soft = zero_past_counts(self.adapters(z, model), counts)
         out: torch.Tensor = self.gains[model](soft, target_rms=self.target_rms[model], counts=counts)
         return out

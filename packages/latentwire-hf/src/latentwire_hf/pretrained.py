@@ -111,6 +111,8 @@ def spec_from_core(
     wire = attrs.asdict(cfg)
     if wire.get("inject") == "embeddings":
         del wire["inject"]
+    if not wire.get("refiner_layers"):
+        del wire["refiner_layers"]  # written only for a wire with a refiner: older wire.json files read alike
     return WireSpec(
         wire=wire,
         features=dict(features),
