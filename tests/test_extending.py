@@ -104,6 +104,10 @@ def test_a_new_metric_is_scored_and_reported(monkeypatch: pytest.MonkeyPatch) ->
         fns["contains"]("in Denver, Colorado", ["Denver"]) == 1.0
         and fns["em"]("in Denver", ["Denver"]) == 0.0
     )
+    # SQuAD v2 wraps every QA metric, an added one too (it raised KeyError before)
+    v2 = metric_fns(get_task("squad_v2"))
+    assert v2["contains"]("in Denver, Colorado", ["Denver"]) == 1.0
+    assert v2["contains"]("unanswerable", []) == 0.0 and v2["em"]("unanswerable", []) == 1.0
     rows = [
         {"example_id": f"e{i}", "model": "m", "method": k, "group": f"g{i}", "has_answer": True,
          "em": 0.0, "f1": 0.5, "contains": float(i % 2), "slot_tokens": 4, "wire_bytes": 0,

@@ -194,16 +194,26 @@ def metric_fns(task: TaskSpec) -> dict[str, Callable[[str, Sequence[str]], float
     """The task's output metrics, by report name, with the scoring its benchmark's official script uses.
 
     SQuAD v2 reports ``em``/``f1`` computed by the v2 definitions, after mapping the task's
-    no-answer phrase to the empty prediction.
+    no-answer phrase to the empty prediction; any other QA metric gets the same mapping and an
+    unanswerable question's gold as ``""``.
     """
     names = TASK_METRICS[task.kind]
-    if task.scoring == "squad_v2":
+    if task.scoring == "squad_v2":  # every metric, not only em/f1: an added one must not KeyError here
         v2 = {"em": exact_match_v2, "f1": squad_f1_v2}
 
         def wrap(fn: Callable[[str, Sequence[str]], float]) -> Callable[[str, Sequence[str]], float]:
             return lambda pred, golds: fn(v2_prediction(pred, task.no_answer), golds)
 
-        return {n: wrap(v2[n]) for n in names}
+        def other(fn: Callable[[str, Sequence[str]], float]) -> Callable[[str, Sequence[str]], float]:
+            # the no-answer phrase is the empty prediction, and an unanswerable question's gold is ""
+            return wrap(lambda pred, golds: fn(pred, _v2_golds(golds)))
+
+        out_v2: dict[str, Callable[[str, Sequence[str]], float]] = {}
+        for n in names:
+            spec_fn = METRICS[n].fn
+            assert spec_fn is not None
+            out_v2[n] = wrap(v2[n]) if n in v2 else other(spec_fn)
+        return out_v2
     out: dict[str, Callable[[str, Sequence[str]], float]] = {}
     for n in names:
         fn = METRICS[n].fn
