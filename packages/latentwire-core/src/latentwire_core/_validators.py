@@ -7,7 +7,7 @@ from typing import Any
 
 import attrs
 
-__all__ = ["in_unit_interval", "non_negative", "one_of", "positive", "registered"]
+__all__ = ["non_negative", "one_of", "positive", "registered"]
 
 
 def _finite(attribute: attrs.Attribute[Any], value: float) -> None:
@@ -25,11 +25,6 @@ def non_negative(_inst: Any, attribute: attrs.Attribute[Any], value: float) -> N
     _finite(attribute, value)
     if not value >= 0:
         raise ValueError(f"{attribute.name} must be >= 0, got {value!r}")
-
-
-def in_unit_interval(_inst: Any, attribute: attrs.Attribute[Any], value: float) -> None:
-    if not 0.0 <= value <= 1.0:
-        raise ValueError(f"{attribute.name} must be in [0, 1], got {value!r}")
 
 
 def one_of(*choices: str) -> Any:

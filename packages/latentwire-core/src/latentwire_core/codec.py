@@ -23,7 +23,7 @@ import torch
 
 from latentwire_core.config import WireCodecConfig
 
-__all__ = ["QuantWireCodec", "WireCodecConfig", "build_codec"]
+__all__ = ["QuantWireCodec", "WireCodecConfig"]
 
 _QMAX = {"int8": 127, "int4": 7}
 
@@ -148,7 +148,3 @@ class QuantWireCodec:
         """Encode then decode (what a receiver sees), on ``z``'s device and dtype."""
         dec = self.decode(self.encode(z), n_tokens=z.shape[1], d_z=z.shape[2])
         return dec.to(device=z.device, dtype=z.dtype)
-
-
-def build_codec(cfg: WireCodecConfig) -> QuantWireCodec:
-    return QuantWireCodec(cfg)

@@ -22,7 +22,6 @@ __all__ = [
     "first_token_accuracy",
     "first_token_positions",
     "gather_at",
-    "hidden_mse",
     "kd_kl",
     "kd_positions",
     "next_token_ce",
@@ -160,12 +159,3 @@ def kd_topk_kl(
     s = F.log_softmax(student_logits.float().gather(1, teacher_ids) / temperature, dim=-1)
     t = F.log_softmax(teacher_logits.float().detach() / temperature, dim=-1)
     return F.kl_div(s, t, log_target=True, reduction="batchmean") * temperature**2
-
-
-def hidden_mse(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
-    """Mean squared error between paired hidden states ``(N, d)`` (teacher detached)."""
-    if student.shape != teacher.shape:
-        raise ValueError(f"student {tuple(student.shape)} vs teacher {tuple(teacher.shape)}")
-    if student.numel() == 0:
-        return student.sum() * 0.0
-    return F.mse_loss(student.float(), teacher.float().detach())

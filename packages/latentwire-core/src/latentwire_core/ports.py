@@ -17,14 +17,10 @@ from typing import Any, Protocol, runtime_checkable
 import torch
 
 __all__ = [
-    "Adapter",
-    "Calibrator",
     "ComputeLM",
     "FeatureSource",
     "FrozenLM",
-    "Interlingua",
     "PromptLM",
-    "WireCodec",
 ]
 
 
@@ -49,50 +45,9 @@ class FeatureSource(Protocol):
         """
         ...
 
-
-@runtime_checkable
-class Interlingua(Protocol):
-    """Pools token features into ``M`` soft tokens ``Z``."""
-
-    n_tokens: int
-    d_z: int
-
-    def __call__(self, features: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Map features ``(B, T, d_f)`` and mask ``(B, T)`` to ``Z`` ``(B, M, d_z)``."""
+    def read_text(self, text: str) -> str:
+        """The part of ``text`` these features cover (a source truncates to its ``max_length``)."""
         ...
-
-
-@runtime_checkable
-class WireCodec(Protocol):
-    """Serialises ``Z`` to bytes per example, and back."""
-
-    def encode(self, z: torch.Tensor) -> list[bytes]:
-        """``Z (B, M, d_z)`` -> ``B`` payloads; ``len(payload)`` is the exact wire size."""
-        ...
-
-    def decode(self, payloads: Sequence[bytes], *, n_tokens: int, d_z: int) -> torch.Tensor:
-        """``B`` payloads -> ``Z (B, M, d_z)`` float32."""
-        ...
-
-    def payload_bytes(self, *, n_tokens: int, d_z: int) -> int:
-        """Exact bytes of one example's payload (scales included)."""
-        ...
-
-
-@runtime_checkable
-class Adapter(Protocol):
-    """Maps ``Z (B, M, d_z)`` into one model's embedding space ``(B, M, d_model)``."""
-
-    d_model: int
-
-    def __call__(self, z: torch.Tensor) -> torch.Tensor: ...
-
-
-@runtime_checkable
-class Calibrator(Protocol):
-    """Pure function: rescale soft tokens ``(B, M, d_model)`` to a model's embedding scale."""
-
-    def __call__(self, soft: torch.Tensor, *, target_rms: float) -> torch.Tensor: ...
 
 
 @runtime_checkable

@@ -14,7 +14,6 @@ from torch import nn
 
 from latentwire_core.adapters import AdapterBank, AdapterConfig
 from latentwire_core.calibration import CALIBRATIONS
-from latentwire_core.codec import QuantWireCodec
 from latentwire_core.config import LatentWireConfig
 from latentwire_core.interlingua import build_interlingua, slot_counts, zero_past_counts
 
@@ -120,17 +119,13 @@ class LatentWire(nn.Module):
         z: torch.Tensor,
         model: str,
         *,
-        codec: QuantWireCodec | None = None,
         counts: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """``Z (B, M, d_z)`` -> soft tokens ``(B, M, d_model)`` for ``model``.
 
-        With ``codec``, ``Z`` first makes the round trip through the wire
-        (no gradient passes a quantiser; use it at evaluation). With ``counts``, slots past
-        each row's ``M_i`` are zero and calibration sees only the real ones.
+        ``Z`` is what the receiver unpacked (the message path: ``latentwire_core.message``). With
+        ``counts``, slots past each row's ``M_i`` are zero and calibration sees only the real ones.
         """
-        if codec is not None:
-            z = codec.roundtrip(z)
         if self.refiner is not None:
             z = self.refiner(z, counts)
         soft = zero_past_counts(self.adapters(z, model), counts)
