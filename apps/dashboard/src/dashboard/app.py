@@ -9,6 +9,7 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import altair as alt
 import pandas as pd
@@ -26,6 +27,7 @@ from dashboard.runs import (
     list_runs,
     list_sweeps,
     load_run,
+    styled,
     wide_examples,
 )
 
@@ -44,6 +46,11 @@ def _missing(run: RunData) -> None:
         st.error(f"Run '{run.name}': " + "; ".join(broken))
     if absent:
         st.info(f"Run '{run.name}' is {run.status}; not there yet: " + "; ".join(absent))
+
+
+def pin_first(df: pd.DataFrame) -> dict[str, Any]:
+    """Keep a wide table's first column in view while it scrolls sideways."""
+    return {str(df.columns[0]): st.column_config.Column(pinned=True)} if len(df.columns) else {}
 
 
 def overview(runs: list[RunData]) -> None:
@@ -97,14 +104,20 @@ def run_view(run: RunData) -> None:
             "latency_s",
         ]
         show = table[[c for c in cols if c in table.columns]]  # older runs lack the newer columns
-        st.table(for_display(show))  # static HTML: selectable, searchable text; integers for counts and bytes
+        # static HTML: selectable, searchable text; integers for counts and bytes, no index column,
+        # '–' for wire bytes where nothing was sent
+        st.table(styled(for_display(show)))
         if run.metrics and run.metrics.get("majority_class"):
             mc = run.metrics["majority_class"]
             st.caption(f"majority class on eval: {mc['label']} = {mc['rate_on_eval']:.3f} (n = {mc['n']})")
         if run.metrics and run.metrics.get("comparisons"):
             st.subheader("Paired tests: latent vs baselines")
+            comp = pd.DataFrame(run.metrics["comparisons"])
             st.dataframe(
-                for_display(pd.DataFrame(run.metrics["comparisons"]), 4), hide_index=True, width="stretch"
+                styled(for_display(comp, 4), 4),
+                hide_index=True,
+                width="stretch",
+                column_config=pin_first(comp),
             )
         chart = quality_chart(run)
         if chart is not None:
@@ -220,7 +233,7 @@ def compare_view(runs: list[RunData]) -> None:
         chart = base.mark_line(point=True).encode(y=alt.Y("value:Q", title="latent headline metric"))
         st.altair_chart(chart + base.mark_rule().encode(y="ci_low:Q", y2="ci_high:Q"), width="stretch")
     if not tests.empty:
-        st.dataframe(tests.round(5), hide_index=True, width="stretch")
+        st.dataframe(styled(tests, 4), hide_index=True, width="stretch", column_config=pin_first(tests))
 
 
 def sweep_chart(results: pd.DataFrame, x: str, title: str) -> alt.Chart:
