@@ -1,4 +1,4 @@
-"""Copy a finished run's reportable files into ``results/<experiment>/`` (what the README may cite).
+"""Copy a finished run's reportable files into ``results/<experiment>/`` (what the README and docs/results.md may cite).
 
 ``python scripts/collect_result.py runs/<name> [results/<name>]`` copies ``experiment.toml``
 (the exact resolved TOML), ``manifest.json`` (versions, git commit, machine, stage times),

@@ -1,4 +1,4 @@
-"""Print the README's markdown table for a collected result (``results/<name>/metrics.json`` only).
+"""Print the markdown table of docs/results.md for a collected result (``results/<name>/metrics.json`` only).
 
 ``python scripts/results_table.py results/<name> [--metric f1]``: one row per (reader, method)
 with the metric, its 95% CI, n, slot tokens, wire bytes, and the paired difference to the

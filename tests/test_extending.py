@@ -1,4 +1,4 @@
-"""The README's "Extending" examples, each registered here exactly as it would be in its module.
+"""The "Extending" examples of docs/extending.md, each registered here exactly as it would be in its module.
 
 An encoder, a calibration, a metric and a task are each one registration; the runner's config and
 the library pick them up by name. (The evaluation-method example runs end to end through the runner
