@@ -2,6 +2,7 @@
 
     .venv/bin/python scripts/content_long.py             # start, or resume where it stopped, runs/recall-long
     .venv/bin/python scripts/content_long.py --collect   # its evidence and curves into results/recall-long
+    .venv/bin/python scripts/content_long.py --ratio 16  # the same recipe at 16x: runs/recall-long-16x
 
 The winner is read from ``results/recall-bakeoff/bakeoff.json`` (the rule there was written before any
 arm ran); its overrides (``scripts/content_bakeoff.py``'s ``ARMS``) go on ``experiments/recall.toml``
@@ -41,7 +42,6 @@ LONG = [
     'eval.methods=["text", "no_context", "latent", "latent_shuffled", "latent_zero", "token_budget", '
     '"llmlingua", "mean_pool"]',
 ]
-OUT = Path("results") / NAME
 
 
 def winner() -> str:
@@ -54,50 +54,57 @@ def winner() -> str:
     return str(result["winner"])
 
 
-def overrides(arm: str) -> list[str]:
-    return [*LONG, *[s.format(third=PRETRAIN_STEPS // 3) for s in ARMS[arm]]]
+def name(ratio: int) -> str:
+    return NAME if ratio == 4 else f"{NAME}-{ratio}x"
 
 
-def run(py: str) -> None:
+def overrides(arm: str, ratio: int = 4) -> list[str]:
+    sets = [*LONG, *[s.format(third=PRETRAIN_STEPS // 3) for s in ARMS[arm]]]
+    if ratio != 4:
+        sets = [f"name={name(ratio)}" if s.startswith("name=") else s for s in sets]
+        sets.append(f"wire.encoder.ratio={ratio}")
+    return sets
+
+
+def run(py: str, ratio: int = 4) -> None:
     arm = winner()
-    sets = overrides(arm)
+    sets = overrides(arm, ratio)
     cmd = [py, "-m", "runner", "experiments/recall.toml", *[a for s in sets for a in ("--set", s)]]
     print(f"winner: {arm}\n$", " ".join(cmd), flush=True)
     subprocess.run(cmd, check=True)
 
 
-def collect(py: str, n: int) -> None:
-    run_dir = Path("runs") / NAME
+def collect(py: str, n: int, ratio: int = 4) -> None:
+    run_dir = Path("runs") / name(ratio)
+    out = Path("results") / name(ratio)
     manifest = json.loads((run_dir / "manifest.json").read_text())
-    copy_evidence(run_dir, OUT)
-    for rel, name in (
+    copy_evidence(run_dir, out)
+    for rel, dst in (
         ("pretrain/metrics.jsonl", "pretrain_metrics.jsonl"),
         ("pretrain/anchor.json", "anchor.json"),
     ):
         if (run_dir / rel).is_file():
-            shutil.copy(run_dir / rel, OUT / name)
+            shutil.copy(run_dir / rel, out / dst)
     for plot in (run_dir / "report").glob("*.png"):
-        shutil.copy(plot, OUT / plot.name)
-    (OUT / "arm.json").write_text(
-        json.dumps({"winner": winner(), "overrides": overrides(winner())}, indent=1)
-    )
-    subprocess.run(
-        [py, "scripts/content_curves.py", str(run_dir), "--out", str(OUT / "curves"), "--n", str(n)],
-        check=True,
-    )
-    print(f"collected {run_dir} ({ {k: v.get('status') for k, v in manifest['stages'].items()} }) into {OUT}")
+        shutil.copy(plot, out / plot.name)
+    arm = winner()
+    (out / "arm.json").write_text(json.dumps({"winner": arm, "overrides": overrides(arm, ratio)}, indent=1))
+    curves = [py, "scripts/content_curves.py", str(run_dir), "--out", str(out / "curves"), "--n", str(n)]
+    subprocess.run(curves, check=True)
+    print(f"collected {run_dir} ({ {k: v.get('status') for k, v in manifest['stages'].items()} }) into {out}")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--collect", action="store_true", help="copy the evidence and draw the curves")
     ap.add_argument("--n", type=int, default=100, help="validation items per checkpoint and reader (curves)")
+    ap.add_argument("--ratio", type=int, default=4, help="compression ratio (4: runs/recall-long)")
     ap.add_argument("--python", default=sys.executable)
     args = ap.parse_args()
     if args.collect:
-        collect(args.python, args.n)
+        collect(args.python, args.n, args.ratio)
     else:
-        run(args.python)
+        run(args.python, args.ratio)
 
 
 if __name__ == "__main__":
