@@ -16,7 +16,7 @@ import torch
 
 from latentwire_core import LatentWire, QuantWireCodec
 from latentwire_core.config import WireCodecConfig
-from latentwire_core.message import FORMAT_VERSION, HEADER_BYTES, message_bytes
+from latentwire_core.message import FORMAT_VERSION, HEADER_BYTES, message_bytes, receive
 from latentwire_core.tasks import Example, TaskSpec, compressed_text
 from latentwire_eval.diagnostics import embedding_diagnostics
 from latentwire_eval.metrics import metric_fns
@@ -97,15 +97,14 @@ def embedding_report(
     compress: str,
     device: str,
     seed: int,
+    fingerprint: bytes,
 ) -> dict[str, Any]:
     """Per reader: soft-token RMS and nearest-vocabulary cosine, before and after calibration,
     on the first 64 evaluation examples as the reader receives them (after the codec)."""
     chunk = list(evaluation[:64])
     feats, mask = features.features([compressed_text(e, compress) for e in chunk])
     counts = [budgets[e.id] for e in chunk]
-    cnt = torch.tensor(counts, dtype=torch.long, device=device)
-    z = wire.encode(feats.to(device), mask.to(device), cnt)
-    rx = codec.decode_rows(codec.encode_rows(z, cnt), counts, d_z=z.shape[-1])
+    rx = receive(wire.send(feats, mask, codec, fingerprint, counts))  # the message path, as a reader gets it
     out: dict[str, Any] = {"n_examples": len(chunk), "calibration": wire.cfg.calibration}
     for name, lm in lms.items():
         refine = wire.refiner if wire.refiner is not None else (lambda z: z)

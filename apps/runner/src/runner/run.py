@@ -609,6 +609,7 @@ class Run:
                 compress=w.compress,
                 device=self.device,
                 seed=self.exp.seed,
+                fingerprint=ctx.fingerprint,
             )
         if self.task.scoring == "squad_v2":
             metrics |= squad_v2_references(self.task, evaluation)

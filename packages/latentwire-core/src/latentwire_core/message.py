@@ -29,7 +29,7 @@ import hashlib
 import json
 import struct
 import zlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -56,6 +56,7 @@ __all__ = [
     "message_bytes",
     "pack",
     "read_header",
+    "receive",
     "unpack",
 ]
 
@@ -236,3 +237,14 @@ def unpack(
         bad = int((~torch.isfinite(z)).sum())
         raise MalformedMessage(f"message decodes to {bad} non-finite values (NaN or infinity); refused")
     return z, header
+
+
+def receive(
+    messages: Sequence[bytes],
+    *,
+    fingerprint: bytes | None = None,
+    d_z: int | None = None,
+    max_tokens: int | None = None,
+) -> list[torch.Tensor]:
+    """What a receiver gets: each message checked and decoded (:func:`unpack`) -> ``Z`` rows ``(M_i, d_z)``."""
+    return [unpack(m, fingerprint=fingerprint, d_z=d_z, max_tokens=max_tokens)[0] for m in messages]

@@ -14,6 +14,7 @@ from torch import nn
 
 from latentwire_core.adapters import AdapterBank, AdapterConfig
 from latentwire_core.calibration import CALIBRATIONS
+from latentwire_core.codec import QuantWireCodec
 from latentwire_core.config import LatentWireConfig
 from latentwire_core.interlingua import build_interlingua, slot_counts, zero_past_counts
 
@@ -113,6 +114,33 @@ class LatentWire(nn.Module):
             self.encoder(features, mask) if counts is None else self.encoder(features, mask, counts)
         )
         return z
+
+    @torch.no_grad()
+    def send(
+        self,
+        features: torch.Tensor,
+        mask: torch.Tensor,
+        codec: QuantWireCodec,
+        fingerprint: bytes,
+        counts: Sequence[int] | torch.Tensor | None = None,
+    ) -> list[bytes]:
+        """What a sender puts on the wire: encode a batch and pack one message per example.
+
+        ``counts`` overrides each example's ``M_i`` (an evaluation's budgets, or another example's M for
+        the shuffled control); by default they come from ``mask`` (ratio) or are ``n_tokens`` (fixed M).
+        The one encode -> pack path of the evaluation, ``PretrainedWire`` and the diagnostics.
+        """
+        from latentwire_core.message import pack
+
+        dev = next(self.parameters()).device
+        c: torch.Tensor | None = None
+        if counts is not None:
+            c = torch.as_tensor(counts, dtype=torch.long)
+        elif self.cfg.interlingua.ratio > 0:
+            c = self.counts(mask)
+        z = self.encode(features.to(dev), mask.to(dev), None if c is None else c.to(dev))
+        m = c.tolist() if c is not None else [z.shape[1]] * z.shape[0]
+        return [pack(z[i, : m[i]], codec, fingerprint) for i in range(z.shape[0])]
 
     def to_model(
         self,

@@ -388,20 +388,15 @@ class Latent(Method):
 
     def latent_of(self, texts: list[str], counts: list[int]) -> Slots:
         """Encode, pack, unpack and adapt: exactly what a receiver gets."""
-        import torch
+        from latentwire_core.message import receive
 
-        from latentwire_core.message import pack, unpack
-
-        wire, codec, dev = self.ctx.wire, self.ctx.codec, self.ctx.device
+        wire, codec = self.ctx.wire, self.ctx.codec
         if wire is None or codec is None:
             raise ValueError(f"{self.name} needs a trained wire and its codec")
-        with torch.no_grad():
-            feats, mask = self.ctx.features.features(texts)
-            cnt = torch.tensor(counts, dtype=torch.long)
-            z = wire.encode(feats.to(dev), mask.to(dev), cnt.to(dev))  # (B, M, d_z)
-            msgs = [pack(z[i, : counts[i]], codec, self.ctx.fingerprint) for i in range(len(counts))]
-            rx = [unpack(m, fingerprint=self.ctx.fingerprint)[0] for m in msgs]
-            return self.to_reader(rx), [len(m) for m in msgs]
+        feats, mask = self.ctx.features.features(texts)
+        msgs = wire.send(feats, mask, codec, self.ctx.fingerprint, counts)
+        rx = receive(msgs, fingerprint=self.ctx.fingerprint)
+        return self.to_reader(rx), [len(m) for m in msgs]
 
     def to_reader(self, z_rows: list[torch.Tensor]) -> list[Segment]:
         import torch
@@ -433,7 +428,7 @@ class LatentZero(Latent):
     def latent_of(self, texts: list[str], counts: list[int]) -> Slots:
         import torch
 
-        from latentwire_core.message import pack, unpack
+        from latentwire_core.message import pack, receive
 
         wire, codec = self.ctx.wire, self.ctx.codec
         if wire is None or codec is None:
@@ -441,7 +436,7 @@ class LatentZero(Latent):
         d_z = wire.cfg.interlingua.d_z
         with torch.no_grad():
             msgs = [pack(torch.zeros(m, d_z), codec, self.ctx.fingerprint) for m in counts]
-            rx = [unpack(msg, fingerprint=self.ctx.fingerprint)[0] for msg in msgs]
+            rx = receive(msgs, fingerprint=self.ctx.fingerprint)
             return self.to_reader(rx), [len(msg) for msg in msgs]
 
 

@@ -32,7 +32,7 @@ from latentwire_core import LatentWire
 from latentwire_core.codec import QuantWireCodec
 from latentwire_core.config import InterlinguaConfig, LatentWireConfig, WireCodecConfig
 from latentwire_core.interlingua import build_interlingua
-from latentwire_core.message import FORMAT_VERSION, encoder_fingerprint, pack, unpack
+from latentwire_core.message import FORMAT_VERSION, encoder_fingerprint, receive
 from latentwire_core.tasks import get_task
 from latentwire_hf import config as _hf_config  # noqa: F401  (declares the lm_pool encoder name)
 from latentwire_hf.checkpoint import CheckpointError, latest_checkpoint, load_weights, verify_checkpoint
@@ -235,12 +235,7 @@ class PretrainedWire:
         if not texts:
             return []
         feats, mask = self.features().features(list(texts))
-        feats, mask = feats.to(self.device), mask.to(self.device)
-        ratio = self.wire.cfg.interlingua.ratio
-        counts = self.wire.counts(mask) if ratio > 0 else None
-        z = self.wire.encode(feats, mask, counts)
-        m = counts.tolist() if counts is not None else [z.shape[1]] * z.shape[0]
-        return [pack(z[i, : m[i]], self.codec, self.fingerprint) for i in range(z.shape[0])]
+        return self.wire.send(feats, mask, self.codec, self.fingerprint)
 
     @torch.no_grad()
     def soft_tokens(self, message: bytes, reader: str) -> torch.Tensor:
@@ -251,7 +246,7 @@ class PretrainedWire:
                 f"this wire has no adapter for {reader!r}; its readers: {', '.join(self.readers)}"
             )
         ic = self.wire.cfg.interlingua
-        z, _ = unpack(message, fingerprint=self.fingerprint, d_z=ic.d_z, max_tokens=ic.n_tokens)
+        (z,) = receive([message], fingerprint=self.fingerprint, d_z=ic.d_z, max_tokens=ic.n_tokens)
         return self.wire.to_model(z[None].to(self.device), reader)[0]
 
     @property
