@@ -81,7 +81,10 @@ def test_generate_rejects_right_padding(tiny_llama) -> None:
 
 
 def test_unknown_model_lists_known_names() -> None:
-    with pytest.raises(UnknownNameError, match="known: gemma3-270m, minilm-l6, smollm2-135m, tiny-gemma3"):
+    with pytest.raises(
+        UnknownNameError,
+        match=r"known: gemma3-270m, minilm-l6, qwen2\.5-coder-0\.5b, smollm2-135m, tiny-gemma3",
+    ):
         resolve_model_name("gpt-7")
 
 

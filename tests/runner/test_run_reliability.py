@@ -261,7 +261,7 @@ def test_config_validation_imports_nothing_heavy(tmp_path: Path) -> None:
 def test_a_diverging_run_stops_with_a_named_error_and_keeps_the_last_good_checkpoint(
     tmp_path: Path, data_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    p = _exp(tmp_path, train={"lr": 1e30, "ckpt_every": 1, "warmup_steps": 0})
+    p = _exp(tmp_path, train={"lr": 1e6, "grad_clip": 1e6, "ckpt_every": 1, "warmup_steps": 0})
     assert main([str(p), "--runs-dir", str(tmp_path / "runs"), "--set", "train.steps=6"]) == 2
     line = _one_line_error(capsys)
     assert "non-finite" in line and "last good checkpoint" in line

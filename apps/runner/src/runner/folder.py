@@ -383,8 +383,10 @@ class RunFolder:
                 if (src / rel).is_dir():
                     shutil.rmtree(self.dir / rel, ignore_errors=True)
                     shutil.copytree(src / rel, self.dir / rel)
+            outputs = {k: v for k, v in entry.get("outputs", {}).items() if k != "wire.json"}  # its own
             self.manifest["stages"][stage] = {
                 **entry,
+                "outputs": outputs,
                 "seconds": 0.0,
                 "source_seconds": entry.get("seconds"),
                 "adopted_from": str(src),
