@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from killing import killed_after  # type: ignore[import-not-found]
 from safetensors.torch import load_file
 from tiny_wire import TEXTS, feature_source
 
@@ -18,7 +19,6 @@ from latentwire_core.adapters import AdapterConfig, LinearAdapter, ResidualMLPAd
 from latentwire_core.anchor import anchor_adapter, anchor_wire, mean_pool_slot, ridge
 from latentwire_hf.lm_encoder import LMPoolEncoder
 from latentwire_hf.models import KNOWN_MODELS
-from latentwire_hf.training import Trainer
 from runner.__main__ import main
 
 
@@ -103,10 +103,6 @@ def test_an_anchored_wire_starts_nearer_each_readers_mean_pool_than_a_fresh_one(
         anchor_wire(kv, fs, {"tiny-llama": tiny_llama}, TEXTS, max_text_tokens=512)
 
 
-class Killed(BaseException):
-    """A kill between two checkpoints (BaseException: nothing on the way catches it)."""
-
-
 def test_an_anchored_run_killed_mid_pretraining_resumes_to_the_same_weights(
     tmp_path: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -122,16 +118,8 @@ def test_an_anchored_run_killed_mid_pretraining_resumes_to_the_same_weights(
     fit = json.loads((tmp_path / "a" / "anc" / "pretrain" / "anchor.json").read_text())
     assert set(fit) == {"tiny-llama", "tiny-gemma3"} and all(0 < f["r2"] <= 1 for f in fit.values())
 
-    train = Trainer.train
-
-    def killed(self: Trainer, *, stop_after: int | None = None) -> LatentWire:
-        train(self, stop_after=3)  # past the step-2 checkpoint, before the step-4 one
-        raise Killed
-
-    monkeypatch.setattr(Trainer, "train", killed)
-    with pytest.raises(Killed):
+    with killed_after(monkeypatch, 3):  # past the step-2 checkpoint, before the step-4 one
         main([str(p), "--runs-dir", str(tmp_path / "b"), *stages])
-    monkeypatch.setattr(Trainer, "train", train)
     assert main([str(p), "--runs-dir", str(tmp_path / "b"), *stages]) == 0  # resumes: no second fit
     last = Path("pretrain") / "checkpoints" / "step_000004" / "wire.safetensors"
     a, b = load_file(tmp_path / "a" / "anc" / last), load_file(tmp_path / "b" / "anc" / last)

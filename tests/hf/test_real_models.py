@@ -12,24 +12,30 @@ from latentwire_hf.frozen_lm import load_frozen_lm
 pytestmark = [pytest.mark.realmodel, pytest.mark.slow]
 
 
-def test_smollm2_answers_the_same_from_ids_and_from_its_own_embeddings() -> None:
-    lm = load_frozen_lm("smollm2-135m")
-    assert lm.d_model == 576 and lm.model.config.vocab_size == 49152
+def _same_answer_from_ids_and_embeddings(lm, question: str, new: int) -> list[int]:  # type: ignore[no-untyped-def]
+    """Greedy answer ids from the reader's own embeddings; asserts they equal ``generate`` from the ids."""
     before, after = lm.prompt_parts("", "", "")
-    ids = before + lm.tokenize(["What is the capital of France?"])[0] + after
+    ids = before + lm.tokenize([question])[0] + after
     from_ids = lm.model.generate(
         torch.tensor([ids]),
         attention_mask=torch.ones(1, len(ids), dtype=torch.long),
-        max_new_tokens=12,
+        max_new_tokens=new,
         do_sample=False,
         eos_token_id=lm.stop_ids,
         pad_token_id=lm.special_ids["pad"],
     )[0, len(ids) :].tolist()
     b = assemble_batch([[ids]], embed=lm.embed, pad_side="left", pad_id=lm.special_ids["pad"])
-    from_embeds = lm.generate(b.inputs_embeds, b.attention_mask, max_new_tokens=12)[0]
+    from_embeds: list[int] = lm.generate(b.inputs_embeds, b.attention_mask, max_new_tokens=new)[0]
     stops = set(lm.stop_ids)
     from_ids = from_ids[: next((i for i, t in enumerate(from_ids) if t in stops), len(from_ids))]
     assert from_embeds == from_ids
+    return from_embeds
+
+
+def test_smollm2_answers_the_same_from_ids_and_from_its_own_embeddings() -> None:
+    lm = load_frozen_lm("smollm2-135m")
+    assert lm.d_model == 576 and lm.model.config.vocab_size == 49152
+    from_embeds = _same_answer_from_ids_and_embeddings(lm, "What is the capital of France?", 12)
     assert "Paris" in lm.decode(from_embeds)
     # embedding statistics (docs/design.md "Models and data that work with no network": output RMS about 0.12 for SmolLM2)
     assert 0.08 < lm.embed_rms < 0.2
@@ -174,19 +180,7 @@ def test_qwen_reader_answers_from_ids_and_from_its_own_embeddings() -> None:
     the same greedy answer from ids and from its own embeddings."""
     lm = load_frozen_lm("qwen2.5-coder-0.5b")
     assert lm.d_model == 896 and lm.has_chat_template
-    before, after = lm.prompt_parts("", "", "")
-    ids = before + lm.tokenize(["What is the capital of France? Answer in one word."])[0] + after
-    b = assemble_batch([[ids]], embed=lm.embed, pad_side="left", pad_id=lm.special_ids["pad"])
-    from_embeds = lm.generate(b.inputs_embeds, b.attention_mask, max_new_tokens=8)[0]
-    from_ids = lm.model.generate(
-        torch.tensor([ids]),
-        attention_mask=torch.ones(1, len(ids), dtype=torch.long),
-        max_new_tokens=8,
-        do_sample=False,
-        eos_token_id=lm.stop_ids,
-        pad_token_id=lm.special_ids["pad"],
-    )[0, len(ids) :].tolist()
-    stops = set(lm.stop_ids)
-    from_ids = from_ids[: next((i for i, t in enumerate(from_ids) if t in stops), len(from_ids))]
-    assert from_embeds == from_ids
+    from_embeds = _same_answer_from_ids_and_embeddings(
+        lm, "What is the capital of France? Answer in one word.", 8
+    )
     assert "Paris" in lm.decode(from_embeds)

@@ -7,16 +7,12 @@ import json
 from pathlib import Path
 
 import pytest
+from killing import killed_after  # type: ignore[import-not-found]
 from safetensors.torch import load_file
 
 from experiments import experiment  # type: ignore[import-not-found]
 from latentwire_hf.pretrained import PretrainedWire
-from latentwire_hf.training import Trainer
 from runner.__main__ import main
-
-
-class Killed(BaseException):
-    """A kill between two checkpoints."""
 
 
 def test_a_refined_wire_trains_reloads_and_resumes_bit_identically(
@@ -35,16 +31,8 @@ def test_a_refined_wire_trains_reloads_and_resumes_bit_identically(
     wire = PretrainedWire.from_pretrained(run)
     assert wire.wire.refiner is not None
     assert float(wire.wire.refiner.blocks[0].gate.detach().abs().sum()) > 0  # training opened it
-    train = Trainer.train
-
-    def killed(self: Trainer, *, stop_after: int | None = None) -> object:
-        train(self, stop_after=3)
-        raise Killed
-
-    monkeypatch.setattr(Trainer, "train", killed)
-    with pytest.raises(Killed):
+    with killed_after(monkeypatch, 3):
         main([str(p), "--runs-dir", str(tmp_path / "b"), "--stage", "prepare", "--stage", "train"])
-    monkeypatch.setattr(Trainer, "train", train)
     assert main([str(p), "--runs-dir", str(tmp_path / "b"), "--stage", "prepare", "--stage", "train"]) == 0
     last = Path("checkpoints") / "step_000004" / "wire.safetensors"
     a, b = load_file(tmp_path / "a" / "ref" / last), load_file(tmp_path / "b" / "ref" / last)
