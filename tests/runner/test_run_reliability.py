@@ -93,7 +93,8 @@ def test_every_numeric_key_has_a_bound_and_the_shipped_experiments_fit() -> None
     the bounds and its wire's estimated memory fits this machine."""
     import attrs
 
-    from runner.config import NUMERIC_BOUNDS, Experiment, wire_memory_bytes
+    from runner.config import Experiment
+    from runner.limits import NUMERIC_BOUNDS, wire_memory_bytes
 
     def numeric(cls: type, prefix: str = "") -> list[str]:
         out = []
