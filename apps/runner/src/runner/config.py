@@ -47,6 +47,11 @@ def _task(_i: Any, a: attrs.Attribute[Any], v: str) -> None:
         raise ValueError(f"{a.name} must be one of {sorted(TASKS)}, got {v!r}")
 
 
+def _task_or_empty(i: Any, a: attrs.Attribute[Any], v: str) -> None:
+    if v:
+        _task(i, a, v)
+
+
 def _methods(_i: Any, a: attrs.Attribute[Any], v: tuple[str, ...]) -> None:
     bad = [m for m in v if m not in METHODS]
     if bad or not v:
@@ -224,6 +229,10 @@ class EvalConfig:
     # keep frozen results of all-token prompts across runs (latentwire_eval.gencache): readers' answers
     # and label scores for the text baselines, LLMLingua's compressions
     cache_generations: bool = True
+    # a transfer evaluation: score the wire trained on [data].task on this task's evaluation (or
+    # validation) split instead; empty: [data].task. A task without contexts sends its whole source
+    # where [wire].compress = "context" (Experiment.eval_compress).
+    task: str = attrs.field(default="", validator=_task_or_empty)
 
 
 @attrs.frozen(kw_only=True)
@@ -254,7 +263,10 @@ class Experiment:
                 f"bytes), got {self.name!r}"
             )
         problems = check_methods(
-            self.eval.methods, task_kind=TASKS[self.data.task].kind, n_readers=len(self.models.names)
+            self.eval.methods,
+            task_kind=TASKS[self.eval_task].kind,
+            n_readers=len(self.models.names),
+            transfer=self.eval_task != self.data.task,
         )
         if problems:
             raise ValueError("eval.methods: " + "; ".join(problems))
@@ -276,6 +288,19 @@ class Experiment:
                 f"train.max_text_tokens ({self.train.max_text_tokens}) < eval.max_text_tokens "
                 f"({self.eval.max_text_tokens}): the KD teacher must see at least what the text baseline sees"
             )
+
+    @property
+    def eval_task(self) -> str:
+        """The task evaluated: ``[eval].task``, else ``[data].task``."""
+        return self.eval.task or self.data.task
+
+    @property
+    def eval_compress(self) -> str:
+        """What of an evaluation example goes on the wire: ``[wire].compress``, except that a transfer
+        evaluation on a task without contexts sends the whole source (a reconstruct span)."""
+        if self.wire.compress == "context" and not TASKS[self.eval_task].has_context:
+            return "source"
+        return self.wire.compress
 
 
 # --- TOML -> configs, by cattrs ----------------------------------------------------------------------

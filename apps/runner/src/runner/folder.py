@@ -352,7 +352,7 @@ class RunFolder:
         evaluation split without training again). The stages' folders are copied; each adopted stage
         records ``adopted_from`` and ``source_seconds`` (its own ``seconds`` is 0: no compute was
         spent here). ``prepare`` (which records the evaluation examples) is adopted only when the
-        whole ``[data]`` table agrees; else it runs here. Stops at the first stage ``src`` has not
+        whole ``[data]`` table and ``[eval] task`` agree; else it runs here. Stops at the first stage ``src`` has not
         finished.
         """
         source = RunFolder(src, read_only=True)
@@ -368,7 +368,9 @@ class RunFolder:
                 f"reuse training from {src}: its config differs beyond [codec]/[eval] and the evaluation "
                 f"examples (in {', '.join(diff)})"
             )
-        same_data = _resolved(theirs).get("data") == _resolved(resolved_toml).get("data")
+        a, b = _resolved(theirs), _resolved(resolved_toml)
+        # prepare records the evaluation examples: theirs only where the same task's same examples
+        same_data = a.get("data") == b.get("data") and a["eval"].get("task") == b["eval"].get("task")
         stages = read_manifest(source.manifest_path).get("stages", {})
         adopted = []
         for stage, folders in TRAINING_STAGES.items():

@@ -77,7 +77,8 @@ class Run:
         self.exp = exp
         self.folder = RunFolder((root or Path(exp.runs_dir)) / exp.name, read_only=read_only)
         self.dir = self.folder.dir
-        self.task = get_task(exp.data.task)
+        self.task = get_task(exp.data.task)  # what the wire trains on
+        self.eval_task = get_task(exp.eval_task)  # what it is scored on ([eval].task: a transfer evaluation)
         for i, name in enumerate(exp.models.names):
             try:
                 resolve_model_name(name)
@@ -123,6 +124,7 @@ class Run:
         self._features: Any = None
         self.wire_spec: WireSpec | None = None
         self._data: tuple[list[Example], list[Example]] | None = None
+        self._transfer_dropped = 0  # a transfer evaluation's examples whose text the wire trained on
 
     @property
     def lock(self) -> RunLock | None:
@@ -188,27 +190,39 @@ class Run:
         if self._data is None:
             d = self.exp.data
             data_dir = Path(d.data_dir) if d.data_dir else None
-            train, evaluation, report = load_train_eval(
-                d.task,
-                data_dir=data_dir,
-                train_limit=d.train_limit,
-                eval_limit=d.eval_limit,
-                on_error="skip" if d.on_error == "skip" else "raise",
-                eval_sampling="prefix" if d.eval_sampling == "prefix" else "seeded",
-                seed=self.exp.seed,
-                eval_split="validation" if d.eval_split == "validation" else "eval",
-            )
-            for split, got, floor, limit in (
-                ("eval", len(evaluation), d.min_eval, d.eval_limit),
-                ("train", len(train), d.min_train, d.train_limit),
+
+            def load(task: str, train_limit: int) -> tuple[list[Example], list[Example], Any]:
+                return load_train_eval(
+                    task,
+                    data_dir=data_dir,
+                    train_limit=train_limit,
+                    eval_limit=d.eval_limit,
+                    on_error="skip" if d.on_error == "skip" else "raise",
+                    eval_sampling="prefix" if d.eval_sampling == "prefix" else "seeded",
+                    seed=self.exp.seed,
+                    eval_split="validation" if d.eval_split == "validation" else "eval",
+                )
+
+            train, evaluation, report = load(d.task, d.train_limit)
+            if self.exp.eval_task != d.task:  # a transfer evaluation: the other task's split, none of
+                # whose texts the wire trained on
+                _, evaluation, other = load(self.exp.eval_task, 0)
+                report.skipped += other.skipped
+                seen = {compressed_text(e, self.exp.wire.compress) for e in train}
+                kept = [e for e in evaluation if compressed_text(e, self.exp.eval_compress) not in seen]
+                self._transfer_dropped = len(evaluation) - len(kept)
+                evaluation = kept
+            for split, got, floor, limit, task in (
+                ("eval", len(evaluation), d.min_eval, d.eval_limit, self.exp.eval_task),
+                ("train", len(train), d.min_train, d.train_limit, d.task),
             ):
                 if got < floor:
                     raise DataError(
-                        f"{d.task}: the {split} split has {got} usable examples, below [data].min_{split} = "
+                        f"{task}: the {split} split has {got} usable examples, below [data].min_{split} = "
                         f"{floor} (asked for up to {limit}); nothing was run"
                     )
                 if got < limit:
-                    log.warning("fewer_examples_than_asked", task=d.task, split=split, got=got, asked=limit)
+                    log.warning("fewer_examples_than_asked", task=task, split=split, got=got, asked=limit)
             self._data = (train, evaluation)
             self._data_report = report
         return self._data
@@ -328,15 +342,17 @@ class Run:
             for n, lm in self.lms().items()
         }
         fs = self.features()
-        comp = self.exp.wire.compress
+        comp, eval_comp = self.exp.wire.compress, self.exp.eval_compress
         fs.warm([compressed_text(e, comp) for e in train], desc="features (train)")
-        fs.warm([compressed_text(e, comp) for e in evaluation], desc="features (eval)")
+        fs.warm([compressed_text(e, eval_comp) for e in evaluation], desc="features (eval)")
         rep = self._data_report
         info = {
             "n_train": len(train),
             "n_eval": len(evaluation),
             "skipped_rows": rep.skipped,
             "dropped_train_eval_overlap": rep.dropped_overlap,
+            "eval_task": self.exp.eval_task,
+            "dropped_eval_texts_trained_on": self._transfer_dropped,
             "models": models,
         }
         self.folder.data_json.parent.mkdir(exist_ok=True)
@@ -468,10 +484,11 @@ class Run:
         """What the evaluation methods may use (latentwire_eval.methods): the training split to fit on,
         each example's budget M_i, the wire, its codec and fingerprint, the shuffled control's partners."""
         train, evaluation = self.data()
-        ev, w = self.exp.eval, self.exp.wire
+        ev = self.exp.eval
+        w = attrs.evolve(self.exp.wire, compress=self.exp.eval_compress)  # as the evaluated task sends it
 
         return EvalContext(
-            task=self.task,
+            task=self.eval_task,
             train=train,
             budgets=example_budgets(evaluation, wire, self.features(), w) if wire is not None else {},
             compress=w.compress,
@@ -581,20 +598,22 @@ class Run:
         bar.close()
         frames += [k.reference_rows(ctx, evaluation) for k in kinds.values() if k.scope == "reference"]
         preds = pd.concat(frames, ignore_index=True)
-        combined = [k.combine(preds, self.task) for k in kinds.values() if k.scope == "combined"]
+        combined = [k.combine(preds, self.eval_task) for k in kinds.values() if k.scope == "combined"]
         if combined:
             preds = pd.concat([preds, *combined], ignore_index=True)
         add_wire_bytes(preds, budgets, self.exp.codec, d_z=w.encoder.d_z)
         preds.to_parquet(self.folder.predictions, index=False)
         metrics = compute_metrics(
             preds,
-            task=self.task,
+            task=self.eval_task,
             eval_labels=[e.label for e in evaluation],
             n_resamples=ev.bootstrap_resamples,
             seed=self.exp.seed,
         )
         metrics["wire"] = wire_summary(self.exp, budgets, preds)
         metrics["eval_split"] = self.exp.data.eval_split
+        if self.exp.eval_task != self.exp.data.task:
+            metrics["transfer"] = {"trained_on": self.exp.data.task, "evaluated_on": self.exp.eval_task}
         if (
             "latent" in ev.methods and w.inject == "embeddings"
         ):  # nearest-vocabulary diagnostics: embeddings only
@@ -606,13 +625,13 @@ class Run:
                 budgets,
                 features=self.features(),
                 lms=self.lms(),
-                compress=w.compress,
+                compress=self.exp.eval_compress,
                 device=self.device,
                 seed=self.exp.seed,
                 fingerprint=ctx.fingerprint,
             )
-        if self.task.scoring == "squad_v2":
-            metrics |= squad_v2_references(self.task, evaluation)
+        if self.eval_task.scoring == "squad_v2":
+            metrics |= squad_v2_references(self.eval_task, evaluation)
         self.folder.eval_metrics.write_text(json.dumps(metrics, indent=1))
         return {"n_predictions": len(preds)}
 

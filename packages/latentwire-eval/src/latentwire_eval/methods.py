@@ -162,6 +162,8 @@ class Method(ABC):
     * ``min_readers``: readers it needs.
     * ``uses``: run parts it needs loaded: ``"wire"`` (a trained checkpoint), ``"control"``.
     * ``confidence_of``: (combined methods) the method whose answers need their own NLL scored.
+    * ``fits_on_train``: it learns from the training split (demonstrations, a PCA basis, a probe,
+      the trained control), so it cannot score a transfer evaluation (another task's examples).
     """
 
     name: ClassVar[str] = ""
@@ -173,6 +175,7 @@ class Method(ABC):
     min_readers: ClassVar[int] = 1
     uses: ClassVar[frozenset[str]] = frozenset()
     confidence_of: ClassVar[str | None] = None
+    fits_on_train: ClassVar[bool] = False
 
     def __init__(self, ctx: EvalContext, reader: str, lm: FrozenLM) -> None:
         self.ctx, self.reader, self.lm = ctx, reader, lm
@@ -232,8 +235,11 @@ class TokenMethod(Method):
         return self.lm_text(self.ids(e))
 
 
-def check_methods(methods: Sequence[str], *, task_kind: str, n_readers: int) -> list[str]:
-    """Problems with ``[eval].methods`` for a task kind and reader count (empty: fine)."""
+def check_methods(
+    methods: Sequence[str], *, task_kind: str, n_readers: int, transfer: bool = False
+) -> list[str]:
+    """Problems with ``[eval].methods`` for a task kind and reader count (empty: fine); ``transfer``:
+    the examples are another task's than the training split's (``[eval].task``)."""
     errors = []
     for m in methods:
         if m not in METHODS:
@@ -247,6 +253,10 @@ def check_methods(methods: Sequence[str], *, task_kind: str, n_readers: int) -> 
             errors.append(f"{m} needs {', '.join(missing)} evaluated beside it; list it too")
         if n_readers < cls.min_readers:
             errors.append(f"{m} needs at least {cls.min_readers} models, got {n_readers}")
+        if transfer and cls.fits_on_train:
+            errors.append(
+                f"{m} learns from the training split, which is another task's in a transfer evaluation"
+            )
     return errors
 
 
@@ -264,6 +274,8 @@ class Text(TokenMethod):
 @register_method("text_kshot")
 class TextKShot(Text):
     """The whole text after ``kshot`` demonstrations drawn from the training split."""
+
+    fits_on_train = True
 
     def fit(self) -> None:
         from latentwire_core.prompting import SlotPrompt
@@ -345,6 +357,7 @@ class LLMLingua(TokenMethod):
 class TextSoftPrompt(Method):
     """The equal-training control: a learned soft prompt before the whole text."""
 
+    fits_on_train = True
     uses = frozenset({"control"})
 
     def slots(self, examples: Sequence[Example]) -> Slots:
@@ -462,6 +475,8 @@ class MeanPool(Method):
 class PCA(Method):
     """Mean-pooled chunks on the top principal components of training-text chunks, through the codec."""
 
+    fits_on_train = True
+
     def fit(self) -> None:
         import numpy as np
 
@@ -507,6 +522,8 @@ class PCA(Method):
 @register_method("linear_probe")
 class LinearProbe(Method):
     """Logistic regression on masked-mean frozen features, fitted on train (a reference, no LLM)."""
+
+    fits_on_train = True
 
     scope = "reference"
     task_kinds = ("classification",)

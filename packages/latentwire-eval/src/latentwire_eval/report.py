@@ -310,6 +310,13 @@ def write_report(
             "not on the task's evaluation split: these numbers are for choosing, not for reporting."
         )
         lines.append("")
+    transfer = metrics.get("transfer")
+    if transfer:
+        lines.append(
+            f"A **transfer evaluation** (`[eval] task`): the wire was trained on `{transfer['trained_on']}` "
+            f"and is scored here on `{transfer['evaluated_on']}`, whose texts it never saw."
+        )
+        lines.append("")
     stages = manifest.get("stages", {})
     if stages:
         timed = [f"{k} {v['seconds']} s" for k, v in stages.items() if "seconds" in v]
