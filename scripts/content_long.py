@@ -3,6 +3,8 @@
     .venv/bin/python scripts/content_long.py             # start, or resume where it stopped, runs/recall-long
     .venv/bin/python scripts/content_long.py --collect   # its evidence and curves into results/recall-long
     .venv/bin/python scripts/content_long.py --ratio 16  # the same recipe at 16x: runs/recall-long-16x
+    .venv/bin/python scripts/content_long.py --on squad  # its wire scored on SQuAD: runs/recall-long-on-squad
+    .venv/bin/python scripts/content_long.py --on squad --collect
 
 The winner is read from ``results/recall-bakeoff/bakeoff.json`` (the rule there was written before any
 arm ran); its overrides (``scripts/content_bakeoff.py``'s ``ARMS``) go on ``experiments/recall.toml``
@@ -11,6 +13,13 @@ two CPU-hours of training on this 2-core machine (600 pretraining steps at ~3 s,
 ~1.6-2 s), every checkpoint kept for the curves, and the evaluation split (recall's own dev draws, never
 trained on) with n = 300 per reader and every baseline at the same budget. A killed run resumes
 bit-identically from its last checkpoint (the runner's resume), so it may span sessions.
+
+``--on TASK`` scores the finished run's wire on another task without training again (``[eval] task``, a
+transfer evaluation adopting its pretrain/train stages): ``reconstruct_32`` (SQuAD dev spans; greedy exact
+match, token F1 and teacher-forced CE beside no_context, latent_shuffled and the zero latent) and ``squad``
+(question in text, context on the wire, against latent_shuffled, no_context, token_budget and llmlingua).
+The wire's features stop at [features].max_length = 128 source tokens (a training setting), so a longer
+SQuAD context reaches the wire cut to its first 128 tokens; every method gets the same M per example.
 """
 
 from __future__ import annotations
@@ -44,6 +53,18 @@ LONG = [
 ]
 
 
+ON = {
+    "reconstruct_32": [
+        'eval.methods=["text", "no_context", "latent", "latent_shuffled", "latent_zero", "token_budget"]',
+        "eval.gold_scores=true",
+    ],
+    "squad": [
+        'eval.methods=["text", "no_context", "latent", "latent_shuffled", "token_budget", "llmlingua"]',
+        "eval.max_text_tokens=512",
+    ],
+}
+
+
 def winner() -> str:
     path = Path("results/recall-bakeoff/bakeoff.json")
     if not path.is_file():
@@ -54,31 +75,42 @@ def winner() -> str:
     return str(result["winner"])
 
 
-def name(ratio: int) -> str:
-    return NAME if ratio == 4 else f"{NAME}-{ratio}x"
+def name(ratio: int, on: str = "") -> str:
+    base = NAME if ratio == 4 else f"{NAME}-{ratio}x"
+    return f"{base}-on-{on}" if on else base
 
 
-def overrides(arm: str, ratio: int = 4) -> list[str]:
+def overrides(arm: str, ratio: int = 4, on: str = "") -> list[str]:
     sets = [*LONG, *[s.format(third=PRETRAIN_STEPS // 3) for s in ARMS[arm]]]
+    sets = [f"name={name(ratio, on)}" if s.startswith("name=") else s for s in sets]
     if ratio != 4:
-        sets = [f"name={name(ratio)}" if s.startswith("name=") else s for s in sets]
         sets.append(f"wire.encoder.ratio={ratio}")
+    if on:
+        sets += [f'eval.task="{on}"', *ON[on]]
     return sets
 
 
-def run(py: str, ratio: int = 4) -> None:
+def run(py: str, ratio: int = 4, on: str = "") -> None:
     arm = winner()
-    sets = overrides(arm, ratio)
+    sets = overrides(arm, ratio, on)
     cmd = [py, "-m", "runner", "experiments/recall.toml", *[a for s in sets for a in ("--set", s)]]
+    if on:  # the trained wire of the run itself, adopted: no training here
+        cmd += ["--reuse-training", str(Path("runs") / name(ratio))]
     print(f"winner: {arm}\n$", " ".join(cmd), flush=True)
     subprocess.run(cmd, check=True)
 
 
-def collect(py: str, n: int, ratio: int = 4) -> None:
-    run_dir = Path("runs") / name(ratio)
-    out = Path("results") / name(ratio)
+def collect(py: str, n: int, ratio: int = 4, on: str = "") -> None:
+    run_dir = Path("runs") / name(ratio, on)
+    out = Path("results") / name(ratio, on)
     manifest = json.loads((run_dir / "manifest.json").read_text())
     copy_evidence(run_dir, out)
+    if on:  # the wire is the trained run's (collected on its own); its curves are there
+        (out / "arm.json").write_text(
+            json.dumps({"winner": winner(), "overrides": overrides(winner(), ratio, on)}, indent=1)
+        )
+        print(f"collected {run_dir} into {out}")
+        return
     for rel, dst in (
         ("pretrain/metrics.jsonl", "pretrain_metrics.jsonl"),
         ("pretrain/anchor.json", "anchor.json"),
@@ -99,12 +131,13 @@ def main() -> None:
     ap.add_argument("--collect", action="store_true", help="copy the evidence and draw the curves")
     ap.add_argument("--n", type=int, default=100, help="validation items per checkpoint and reader (curves)")
     ap.add_argument("--ratio", type=int, default=4, help="compression ratio (4: runs/recall-long)")
+    ap.add_argument("--on", choices=sorted(ON), default="", help="score the trained wire on this task")
     ap.add_argument("--python", default=sys.executable)
     args = ap.parse_args()
     if args.collect:
-        collect(args.python, args.n, args.ratio)
+        collect(args.python, args.n, args.ratio, args.on)
     else:
-        run(args.python, args.ratio)
+        run(args.python, args.ratio, args.on)
 
 
 if __name__ == "__main__":
