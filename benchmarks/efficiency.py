@@ -230,7 +230,6 @@ def _train_overhead(
         )
         assert isinstance(feats, CachedFeatureSource)
         task = get_task(pw.spec.task)
-        inter = pw.wire.cfg.interlingua
         obj = TaskObjective(
             lms={name: lm},
             features=feats,
@@ -238,8 +237,6 @@ def _train_overhead(
             examples=exs,
             cfg=TrainConfig(),
             compress="context",
-            n_tokens=inter.n_tokens,
-            ratio=inter.ratio,
         )
         idx = list(range(len(exs)))
         feats.warm([e.context for e in exs])  # the trainer reads cached trunk features

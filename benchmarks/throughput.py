@@ -192,7 +192,7 @@ def measure(
     def step() -> None:
         opt.zero_grad(set_to_none=True)
         with autocast:
-            soft = wire(feats, mask, [key])[key]
+            soft = wire(feats, mask, [key]).soft[key]
             loss = losses(soft)
         loss.backward()
         opt.step()

@@ -67,11 +67,11 @@ def test_a_new_encoder_and_calibration_are_picked_by_name(max_pool: str, clipped
     wire = LatentWire(cfg, {"reader": (12, 0.5)})
     feats, mask = torch.randn(2, 7, 8), torch.ones(2, 7, dtype=torch.bool)
     mask[1, 4:] = False
-    soft = wire(feats, mask, ["reader"])["reader"]
+    soft = wire(feats, mask, ["reader"]).soft["reader"]
     assert soft.shape == (2, 3, 12) and soft.abs().max() <= 1.5 + 1e-6
     feats2 = feats.clone()
     feats2[1, 4:] = 99.0  # padding content never reaches the latent
-    torch.testing.assert_close(wire(feats2, mask, ["reader"])["reader"], soft)
+    torch.testing.assert_close(wire(feats2, mask, ["reader"]).soft["reader"], soft)
 
 
 def test_the_runner_config_accepts_the_new_names(max_pool: str, clipped: str, tmp_path) -> None:

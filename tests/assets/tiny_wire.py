@@ -53,5 +53,5 @@ def content_setup(
     )
     enc = LMPoolEncoder(cfg.interlingua, lm=lm_src, start_layer=1, n_layers=1)
     wire = LatentWire(cfg, {n: (lm.d_model, lm.embed_rms) for n, lm in lms.items()}, encoder=enc)
-    obj = ContentObjective(lms=lms, features=fs, items=items, cfg=pc, n_tokens=16, ratio=4.0, texts=TEXTS)
+    obj = ContentObjective(lms=lms, features=fs, items=items, cfg=pc, texts=TEXTS)
     return wire, obj, pc

@@ -70,13 +70,13 @@ def test_ratio_mean_pool_is_invariant_to_padding_content_and_amount(lengths: lis
     feats = torch.randn(*mask.shape, 8)
     feats[~mask] = float("nan")  # whatever padding holds never leaks in
     counts = wire.counts(mask)
-    soft = wire(feats, mask, ["m"])["m"]  # (B, M_max, 12)
+    soft = wire(feats, mask, ["m"]).soft["m"]  # (B, M_max, 12)
     assert bool(torch.isfinite(soft).all())
     for i, n in enumerate(lengths):
         c = int(counts[i])
         assert bool((soft[i, c:] == 0).all())  # slots past M_i are empty
         alone = feats[i][mask[i]][None]
-        solo = wire(alone, torch.ones(1, n, dtype=torch.bool), ["m"])["m"][0]
+        solo = wire(alone, torch.ones(1, n, dtype=torch.bool), ["m"]).soft["m"][0]
         torch.testing.assert_close(solo, soft[i, :c], atol=1e-5, rtol=1e-4)
         # calibration sees only the real slots: each example's RMS is the target
         torch.testing.assert_close(soft[i, :c].pow(2).mean().sqrt(), torch.tensor(0.5), atol=1e-4, rtol=1e-4)
@@ -123,3 +123,18 @@ def test_variable_m_slots_sit_between_the_same_prompt_parts() -> None:
         prompt.slot_text(exs[0]) == " x y"
         and prompt.before[-len(lm.tokenize(["Context:"])[0]) :] == lm.tokenize(["Context:"])[0]
     )
+
+
+def test_the_wire_returns_the_counts_it_used_with_its_soft_tokens() -> None:
+    # downstream (objectives, budgets) cuts rows by these counts instead of recomputing M_i
+    mask = _mask([2, 7, 12])
+    for ratio, want in ((3.0, [1, 3, 4]), (0.0, [4, 4, 4])):
+        wire = LatentWire(
+            LatentWireConfig(
+                interlingua=InterlinguaConfig(kind="mean_pool", d_in=8, d_z=8, n_tokens=4, ratio=ratio)
+            ),
+            {"m": (12, 0.5)},
+        )
+        soft, counts = wire(torch.randn(*mask.shape, 8), mask, ["m"])
+        assert counts.tolist() == want == wire.counts(mask).tolist()
+        assert soft["m"].shape[:2] == (3, 4)

@@ -108,7 +108,7 @@ def test_reconstruction_and_continuation_targets_are_aligned(tmp_path: Path, tin
     idx = [0, 1]
     feats, mask = obj.features.features([obj.items[i].encoded for i in idx])
     counts = wire.counts(mask)
-    soft = wire(feats, mask, ["tiny-llama"])["tiny-llama"]
+    soft = wire(feats, mask, ["tiny-llama"]).soft["tiny-llama"]
     rows = obj.batch_rows(wire, "tiny-llama", soft, counts, idx)
     from latentwire_core.slots import assemble_batch
 
@@ -187,7 +187,7 @@ def test_content_probe_swaps_latents_between_rows_and_draws_no_rng(tmp_path: Pat
     idx = [0, 1, 2]
     feats, mask = obj.features.features([obj.items[i].encoded for i in idx])
     counts = wire.counts(mask)
-    soft = wire(feats, mask, ["tiny-llama"])["tiny-llama"]
+    soft = wire(feats, mask, ["tiny-llama"]).soft["tiny-llama"]
     own = obj.batch_rows(wire, "tiny-llama", soft, counts, idx)
     other = obj.batch_rows(wire, "tiny-llama", soft, counts, idx, shuffle=True)
     for r in range(3):  # row r reads row r+1's soft tokens (its own M), after its own marker

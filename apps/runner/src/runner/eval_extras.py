@@ -38,9 +38,7 @@ PRECISIONS = ("fp16", "int8", "int4")
 def example_budgets(
     examples: Sequence[Example], wire: LatentWire, features: Any, spec: WireSection
 ) -> dict[str, int]:
-    """Soft tokens per example (``M_i``): the budget every method gets for that example."""
-    if spec.encoder.ratio <= 0:
-        return {e.id: spec.encoder.n_tokens for e in examples}
+    """Soft tokens per example (``M_i``, the wire's own counts): the budget every method gets for it."""
     out: dict[str, int] = {}
     for i in range(0, len(examples), 64):
         chunk = examples[i : i + 64]

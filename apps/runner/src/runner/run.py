@@ -380,8 +380,6 @@ class Run:
             features=fs,
             items=items,
             cfg=attrs.evolve(pc, seed=self.exp.seed),
-            n_tokens=self.exp.wire.encoder.n_tokens,
-            ratio=self.exp.wire.encoder.ratio,
             texts=texts,
         )
         trainer = Trainer(
@@ -465,8 +463,6 @@ class Run:
             examples=train,
             cfg=cfg,
             compress=w.compress,
-            n_tokens=w.encoder.n_tokens,
-            ratio=w.encoder.ratio,
         )
         objective = SoftPromptObjective(task_obj, max_text_tokens=self.exp.eval.max_text_tokens)
         trainer = Trainer(
@@ -511,8 +507,6 @@ class Run:
                 "llmlingua_scorer": ev.llmlingua_scorer,
                 "tiktoken_cache": str(cache_root() / "tiktoken"),
                 "features_source": self.exp.features.source,
-                "n_tokens": w.encoder.n_tokens,
-                "ratio": w.encoder.ratio,
                 "d_z": w.encoder.d_z,
             },
         )

@@ -8,6 +8,7 @@ them each row really has. Calibration measures each example's RMS over its real 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import NamedTuple
 
 import torch
 from torch import nn
@@ -18,9 +19,18 @@ from latentwire_core.codec import QuantWireCodec
 from latentwire_core.config import LatentWireConfig
 from latentwire_core.interlingua import build_interlingua, slot_counts, zero_past_counts
 
-__all__ = ["CONTENT_TOKENS", "LatentWire", "LatentWireConfig"]
+__all__ = ["CONTENT_TOKENS", "LatentWire", "LatentWireConfig", "Sent"]
 
 CONTENT_TOKENS = ("rec", "cont")  # learned per-reader vectors that ask to reconstruct / continue
+
+
+class Sent(NamedTuple):
+    """What :meth:`LatentWire.forward` returns: each named reader's soft tokens ``(B, M_max, width)``
+    and the wire's own count of real slots per example, ``counts (B,)`` (``M_i``; ``n_tokens`` for a
+    fixed M). Everything downstream cuts rows by these counts rather than recomputing them."""
+
+    soft: dict[str, torch.Tensor]
+    counts: torch.Tensor
 
 
 class LatentWire(nn.Module):
@@ -91,14 +101,14 @@ class LatentWire(nn.Module):
         ic = self.cfg.interlingua
         return slot_counts(mask, n_tokens=ic.n_tokens, ratio=ic.ratio)
 
-    def forward(
-        self, features: torch.Tensor, mask: torch.Tensor, models: Sequence[str]
-    ) -> dict[str, torch.Tensor]:
-        """One call for DDP: features -> ``Z`` -> soft tokens ``(B, M, d_model)`` per named model."""
-        # fixed M: no per-row counts, so the fixed-M path computes exactly what it always did
-        counts = self.counts(mask) if self.cfg.interlingua.ratio > 0 else None
-        z = self.encode(features, mask, counts)
-        return {m: self.to_model(z, m, counts=counts) for m in models}
+    def forward(self, features: torch.Tensor, mask: torch.Tensor, models: Sequence[str]) -> Sent:
+        """One call for DDP: features -> ``Z`` -> soft tokens ``(B, M, d_model)`` per named model, with
+        the counts ``M_i`` the wire used (:class:`Sent`)."""
+        counts = self.counts(mask)
+        # fixed M: no per-row counts inside, so the fixed-M path computes exactly what it always did
+        inner = counts if self.cfg.interlingua.ratio > 0 else None
+        z = self.encode(features, mask, inner)
+        return Sent({m: self.to_model(z, m, counts=inner) for m in models}, counts)
 
     def encode(
         self, features: torch.Tensor, mask: torch.Tensor, counts: torch.Tensor | None = None

@@ -486,12 +486,8 @@ class PCA(Method):
         opt, train = self.ctx.options, self.ctx.train
         rank = int(opt.get("pca_rank", 0)) or int(opt["d_z"])
         fit = [self.text_ids(e) for e in train[: int(opt.get("pca_fit_examples", 1000))]]
-        ratio = float(opt.get("ratio", 0.0))
-        m_fit = (
-            int(opt["n_tokens"])
-            if ratio <= 0
-            else max(1, round(float(np.mean(list(self.ctx.budgets.values())))))
-        )
+        # fitted at the wire's mean M over the evaluation (its counts; n_tokens each for a fixed M)
+        m_fit = max(1, round(float(np.mean(list(self.ctx.budgets.values())))))
         self.pca = PCABaseline(self.lm, fit, m=m_fit, rank=rank, seed=self.ctx.seed)  # training texts only
         get_logger("eval").info(
             "pca_fitted",

@@ -35,7 +35,6 @@ from latentwire_core import (
     prediction_positions,
     with_eos,
 )
-from latentwire_core.interlingua import slot_counts
 from latentwire_core.ports import FrozenLM
 from latentwire_core.prompting import SlotPrompt, is_kv_slot, kv_rows, pad_id
 from latentwire_core.slots import Segment, assemble_batch
@@ -189,7 +188,6 @@ class TaskObjective:
         examples: training examples.
         cfg: a ``TrainConfig`` (weights, KD settings).
         compress: ``source`` or ``context`` (what the wire carries; the question stays in text).
-        n_tokens / ratio: the wire's M rule (to cut each row to its ``M_i``).
     """
 
     def __init__(
@@ -201,8 +199,6 @@ class TaskObjective:
         examples: Sequence[Example],
         cfg: Any,
         compress: str = "source",
-        n_tokens: int = 8,
-        ratio: float = 0.0,
     ) -> None:
         self.lms, self.features, self.task, self.examples, self.cfg = (
             dict(lms),
@@ -211,7 +207,7 @@ class TaskObjective:
             list(examples),
             cfg,
         )
-        self.compress, self.n_tokens, self.ratio = compress, n_tokens, ratio
+        self.compress = compress
         self.n_items = len(self.examples)
         self.prompts = {name: SlotPrompt(lm, task, compress=compress) for name, lm in self.lms.items()}
         self.answers = {
@@ -235,8 +231,7 @@ class TaskObjective:
         exs = [self.examples[i] for i in idx]
         feats, mask = self.features.features([compressed_text(e, self.compress) for e in exs])
         feats, mask = feats.to(device), mask.to(device)
-        counts = slot_counts(mask, n_tokens=self.n_tokens, ratio=self.ratio)
-        soft = wire(feats, mask, models)  # name -> (B, M, d_model)
+        soft, counts = wire(feats, mask, models)  # name -> (B, M, d_model); M_i per row
         slots = {n: slot_rows(soft[n], counts) for n in models}
         if shuffle:  # the probe's control: each question reads another example's latent
             slots = {n: _roll(r) for n, r in slots.items()}
@@ -385,14 +380,11 @@ class ContentObjective:
         features: Any,
         items: Sequence[ContentItem],
         cfg: PretrainConfig,
-        n_tokens: int,
-        ratio: float,
         texts: Sequence[str] | None = None,
     ) -> None:
         if not items:
             raise ValueError("no pretraining text: the training split gave no window of text")
         self.lms, self.features, self.cfg = dict(lms), features, cfg
-        self.n_tokens, self.ratio = n_tokens, ratio
         self.mix = list(items)
         self.n_items = len(self.mix)
         # curriculum phases: 100% reconstruction of spans cut from the same training text
@@ -481,8 +473,7 @@ class ContentObjective:
         its = [self.items[self.item_index(i)] for i in idx]
         feats, mask = self.features.features([it.encoded for it in its])
         feats, mask = feats.to(device), mask.to(device)
-        counts = slot_counts(mask, n_tokens=self.n_tokens, ratio=self.ratio)
-        soft = wire(feats, mask, models)
+        soft, counts = wire(feats, mask, models)
         stats: dict[str, float] = {}
         total = torch.zeros((), device=device)
         for name in models:

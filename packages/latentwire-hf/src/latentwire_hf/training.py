@@ -113,7 +113,6 @@ class Trainer:
                 raise ValueError("no training examples")
             if not isinstance(wire, LatentWire):
                 raise TypeError("the default task objective needs a LatentWire; pass objective= otherwise")
-            ic = wire.cfg.interlingua
             objective = TaskObjective(
                 lms=self.lms,
                 features=features,
@@ -121,8 +120,6 @@ class Trainer:
                 examples=examples,
                 cfg=cfg,
                 compress=compress,
-                n_tokens=ic.n_tokens,
-                ratio=ic.ratio,
             )
         if objective.n_items == 0:
             raise ValueError("no training examples")
