@@ -66,7 +66,7 @@ def main() -> None:
         for name, lm in lms.items():
             prompt = SlotPrompt(lm, wire.task, compress=spec["compress"])
             with torch.no_grad():
-                own = [wire.soft_tokens(m, name) for m in msgs]
+                own = [wire.slot(m, name) for m in msgs]
             other = own[1:] + own[:1]
             tails = prompt.tails(val)
             res = {}

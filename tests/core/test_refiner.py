@@ -30,7 +30,9 @@ def test_a_fresh_refiner_leaves_every_reader_exactly_as_without_it() -> None:
     feats, mask = torch.randn(3, 9, 12), torch.ones(3, 9, dtype=torch.bool)
     mask[1, 5:] = False
     for m in ("a", "b"):
-        torch.testing.assert_close(refined(feats, mask, [m]).soft[m], plain(feats, mask, [m]).soft[m], rtol=0, atol=0)
+        torch.testing.assert_close(
+            refined(feats, mask, [m]).soft[m], plain(feats, mask, [m]).soft[m], rtol=0, atol=0
+        )
 
 
 def test_training_opens_the_gates_and_padding_slots_stay_zero() -> None:

@@ -52,6 +52,11 @@ def _task_or_empty(i: Any, a: attrs.Attribute[Any], v: str) -> None:
         _task(i, a, v)
 
 
+def _layer_indices(_i: Any, a: attrs.Attribute[Any], v: tuple[int, ...]) -> None:
+    if any(i < 0 for i in v) or len(set(v)) != len(v):
+        raise ValueError(f"{a.name} must be distinct layer indices >= 0, got {list(v)}")
+
+
 def _methods(_i: Any, a: attrs.Attribute[Any], v: tuple[str, ...]) -> None:
     bad = [m for m in v if m not in METHODS]
     if bad or not v:
@@ -124,6 +129,9 @@ class WireSection:
     anchor: bool = False
     # latent refiner: gated Transformer blocks over the received Z, before the adapters (0: none)
     refiner_layers: int = attrs.field(default=0, validator=non_negative)
+    # latent adapters: gated cross-attention from these decoder layers of each reader (indices in that
+    # reader) to its slot; [] for none (latentwire_core.latent_adapters)
+    latent_adapter_layers: tuple[int, ...] = attrs.field(default=(), validator=_layer_indices)
 
     def __attrs_post_init__(self) -> None:
         if self.anchor and (
@@ -133,6 +141,10 @@ class WireSection:
                 "anchor = true needs inject = 'embeddings', adapter = 'linear' or 'mlp' and no init_from "
                 f"(got inject = {self.inject!r}, adapter = {self.adapter!r}, init_from = {self.init_from!r}): "
                 "it fits each reader's adapter to that reader's mean_pool input embeddings on a fresh wire"
+            )
+        if self.latent_adapter_layers and self.inject != "embeddings":
+            raise ValueError(
+                "latent_adapter_layers needs inject = 'embeddings' (the adapters read the slot's soft tokens)"
             )
         if self.inject == "kv" and self.adapter != "linear":
             raise ValueError(
@@ -160,6 +172,7 @@ class WireSection:
             content_tokens=content_tokens,
             inject=self.inject,
             refiner_layers=self.refiner_layers,
+            latent_adapter_layers=self.latent_adapter_layers,
         )
 
 

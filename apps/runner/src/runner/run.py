@@ -38,7 +38,7 @@ from latentwire_eval.gencache import GenerationCache
 from latentwire_eval.methods import METHODS, EvalContext, derangement
 from latentwire_eval.report import compute_metrics, write_report
 from latentwire_hf.checkpoint import latest_checkpoint, load_weights
-from latentwire_hf.config import name_key
+from latentwire_hf.config import ModelShapeError, name_key
 from latentwire_hf.data import DataError, load_train_eval
 from latentwire_hf.features import build_feature_source
 from latentwire_hf.frozen_lm import HFFrozenLM, load_frozen_lm
@@ -255,6 +255,12 @@ class Run:
         elif f.source == "bytes":  # the byte front trains inside the encoder
             encoder = byte_encoder(cfg, f.max_length)
         models = {n: (lm.d_model, lm.embed_rms) for n, lm in self.lms().items()}
+        for n, lm in self.lms().items():  # latent adapters: every chosen layer exists in every reader
+            beyond = [i for i in w.latent_adapter_layers if i >= len(lm.decoder_layers)]
+            if beyond:
+                raise ModelShapeError(
+                    f"[wire] latent_adapter_layers {beyond}: {n} has {len(lm.decoder_layers)} decoder layers"
+                )
         kv = {n: (lm.kv_width, lm.kv_rms) for n, lm in self.lms().items()} if w.inject == "kv" else None
         spec = spec_from_core(
             cfg,

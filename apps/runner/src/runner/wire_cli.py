@@ -80,7 +80,7 @@ def _answer(args: argparse.Namespace) -> int:
 
     msg = sys.stdin.buffer.read() if str(args.message) == "-" else args.message.read_bytes()
     wire = _load(args.run, args.step, args.device)
-    soft = wire.soft_tokens(msg, args.model)  # every check of the message runs before the reader loads
+    soft = wire.slot(msg, args.model)  # every check of the message runs before the reader loads
     lm = load_frozen_lm(args.model, device=args.device)
     task = wire.task
     prompt = SlotPrompt(lm, task, compress=wire.spec.compress)

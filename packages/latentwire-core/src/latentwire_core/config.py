@@ -10,7 +10,7 @@ reads those names from the module's source, so validating a kind never imports t
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import attrs
@@ -83,6 +83,10 @@ class WireCodecConfig:
             raise ValueError(f"int4 needs an even group_size, got {self.group_size}")
 
 
+def _int_tuple(v: Iterable[int]) -> tuple[int, ...]:
+    return tuple(v)  # a wire.json list reads back as the tuple it was
+
+
 @attrs.frozen(kw_only=True)
 class LatentWireConfig:
     """Args:
@@ -95,6 +99,9 @@ class LatentWireConfig:
     inject: where a reader receives the slots: ``embeddings`` (soft input tokens) or ``kv`` (a deep
         prefix: every layer's keys and values of M positions, P-tuning v2 / 500xCompressor); the message
         on the wire is the same ``Z`` either way, only the adapters differ.
+    latent_adapter_layers: decoder layers (indices in each reader) where the reader's hidden states
+        cross-attend to its slot through gated blocks of the wire (none: ``()``); a fresh wire's
+        gates are 0 (:mod:`latentwire_core.latent_adapters`). With ``inject = "embeddings"``.
     """
 
     interlingua: InterlinguaConfig = attrs.field(factory=InterlinguaConfig)
@@ -108,3 +115,14 @@ class LatentWireConfig:
     refiner_layers: int = attrs.field(
         default=0, validator=attrs.validators.and_(attrs.validators.ge(0), attrs.validators.le(16))
     )
+    # latent adapters: gated cross-attention from these decoder layers of each reader to its slot
+    latent_adapter_layers: tuple[int, ...] = attrs.field(default=(), converter=_int_tuple)
+
+    def __attrs_post_init__(self) -> None:
+        layers = self.latent_adapter_layers
+        if any(not isinstance(i, int) or i < 0 for i in layers) or len(set(layers)) != len(layers):
+            raise ValueError(f"latent_adapter_layers must be distinct layer indices >= 0, got {list(layers)}")
+        if layers and self.inject != "embeddings":
+            raise ValueError(
+                "latent_adapter_layers needs inject = 'embeddings' (they read the slot's soft tokens)"
+            )

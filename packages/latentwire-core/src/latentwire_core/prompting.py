@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from latentwire_core.latent_adapters import cross_attending, split_memory
 from latentwire_core.ports import FrozenLM, PromptLM
 from latentwire_core.slots import Segment, SlotBatch, assemble_batch
 from latentwire_core.tasks import COMPRESS, Example, TaskSpec, compressed_text, plain_tail
@@ -139,6 +140,13 @@ class SlotPrompt:
         Deep-prefix slots (:func:`is_kv_slot`) go into the reader's cache after the prefix instead; the
         batch then holds only what follows the slot (its labels stay aligned with the hidden states).
         """
+        plain, memory = split_memory(slots)
+        if memory is not None:  # latent adapters: every position reads the memory, the prefix too
+            rows = self._rows(plain, tails, head=True)
+            b = assemble_batch(rows, embed=self.lm.embed, answers=answers, pad_side="right", pad_id=self.pad)
+            with self._reading(memory):
+                h = self.lm.hidden_states(b.inputs_embeds, b.attention_mask, b.position_ids)
+            return b, h
         if self.is_kv(slots):
             kv, kv_mask = kv_rows(slots)
             b = self.batch([[] for _ in slots], answers, tails)
@@ -156,7 +164,17 @@ class SlotPrompt:
         max_new_tokens: int,
         stop_at_line: bool = False,
     ) -> list[list[int]]:
-        """Greedy answers' ids for each slot (ids, input embeddings or a deep prefix)."""
+        """Greedy answers' ids for each slot (ids, input embeddings, a memory slot or a deep prefix)."""
+        plain, memory = split_memory(slots)
+        if memory is not None:
+            g = self.generation_batch(plain, tails)
+            with self._reading(memory):
+                return self.lm.generate(
+                    g.inputs_embeds,
+                    g.attention_mask,
+                    max_new_tokens=max_new_tokens,
+                    stop_at_line=stop_at_line,
+                )
         if self.is_kv(slots):
             kv, kv_mask = kv_rows(slots)
             rows = self._rows([[] for _ in slots], tails, head=False)
@@ -175,6 +193,16 @@ class SlotPrompt:
         return self.lm.generate(
             g.inputs_embeds, g.attention_mask, max_new_tokens=max_new_tokens, stop_at_line=stop_at_line
         )
+
+    def _reading(self, memory: tuple[Any, torch.Tensor, torch.Tensor]) -> Any:
+        """The context in which this reader's decoder layers cross-attend to ``memory`` (latent adapters)."""
+        layers = getattr(self.lm, "decoder_layers", None)
+        if layers is None:
+            raise TypeError(
+                f"{type(self.lm).__name__} exposes no decoder_layers: latent adapters cannot hook it"
+            )
+        adapters, mem, pad = memory
+        return cross_attending(layers, adapters, mem, pad, reader=str(getattr(self.lm, "name", "the reader")))
 
     def generation_batch(
         self, slots: Sequence[Segment], tails: Sequence[Sequence[int]] | None = None

@@ -13,15 +13,53 @@ answer positions are ever targets: BOS and prompt tokens never are, PAD never is
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Literal, TypeAlias
+from typing import Any, Literal, TypeAlias
 
 import attrs
 import torch
 
-__all__ = ["IGNORE", "Segment", "SlotBatch", "assemble_batch", "with_eos"]
+__all__ = [
+    "IGNORE",
+    "MemorySlot",
+    "Segment",
+    "SlotBatch",
+    "assemble_batch",
+    "is_soft",
+    "token_ids",
+    "with_eos",
+]
 
 IGNORE = -100
-Segment: TypeAlias = Sequence[int] | torch.Tensor
+
+
+@attrs.frozen(eq=False)
+class MemorySlot:
+    """A slot of soft tokens ``(M, d_model)`` that the reader's latent adapters also cross-attend to
+    from its hidden states (:mod:`latentwire_core.latent_adapters`): the slot carries its memory, so a
+    shuffled control or a probe that moves slots between rows moves the memory with them.
+    ``SlotPrompt`` unpacks it (:func:`latentwire_core.latent_adapters.split_memory`)."""
+
+    soft: torch.Tensor
+    adapters: Any  # latentwire_core.latent_adapters.ReaderLatentAdapters of the reader
+
+    def __len__(self) -> int:
+        return int(self.soft.shape[0])
+
+
+Segment: TypeAlias = Sequence[int] | torch.Tensor | MemorySlot
+
+
+def is_soft(seg: Segment) -> bool:
+    """Whether a slot holds soft tokens (a tensor or a :class:`MemorySlot`) rather than token ids."""
+    return isinstance(seg, torch.Tensor | MemorySlot)
+
+
+def token_ids(slots: Sequence[Segment]) -> list[Sequence[int]] | None:
+    """The slots as token ids when every one is ids (a cacheable text prompt), else ``None``."""
+    out = [s for s in slots if not isinstance(s, torch.Tensor | MemorySlot)]
+    return out if len(out) == len(slots) else None
+
+
 PadSide = Literal["left", "right"]
 
 
@@ -88,6 +126,10 @@ def assemble_batch(
         ans = list(answers[i]) if answers is not None else []
         embs: list[torch.Tensor] = []
         for seg in [*parts, ans]:
+            if isinstance(seg, MemorySlot):
+                raise TypeError(
+                    f"row {i}: a MemorySlot reaches the batch only through SlotPrompt (split_memory)"
+                )
             if isinstance(seg, torch.Tensor):
                 if seg.dim() != 2:
                     raise ValueError(f"row {i}: soft segment must be (n, d_model), got {tuple(seg.shape)}")

@@ -77,6 +77,11 @@ class FakeFrozenLM(nn.Module):
         prefix = [self.BOS, *self.tokenize([f"U:{instruction}"])[0]]
         return prefix, self.tokenize([f"{after}\nA:{anchor}"])[0]
 
+    @property
+    def decoder_layers(self) -> list[nn.Module]:
+        """The encoder-as-decoder's layers (latent adapters hook their outputs)."""
+        return list(self.body.layers)
+
     def embed(self, ids: torch.Tensor) -> torch.Tensor:
         out: torch.Tensor = self.tok(ids) * self._embed_scale
         return out

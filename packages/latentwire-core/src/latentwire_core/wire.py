@@ -18,6 +18,7 @@ from latentwire_core.calibration import CALIBRATIONS
 from latentwire_core.codec import QuantWireCodec
 from latentwire_core.config import LatentWireConfig
 from latentwire_core.interlingua import build_interlingua, slot_counts, zero_past_counts
+from latentwire_core.slots import MemorySlot, Segment
 
 __all__ = ["CONTENT_TOKENS", "LatentWire", "LatentWireConfig", "Sent"]
 
@@ -95,6 +96,21 @@ class LatentWire(nn.Module):
             if cfg.content_tokens
             else {}
         )
+        # latent adapters: per reader, gated cross-attention blocks at its chosen decoder layers (gates 0)
+        self.latent_adapters: nn.ModuleDict | None = None
+        if cfg.latent_adapter_layers:
+            from latentwire_core.latent_adapters import ReaderLatentAdapters
+
+            with torch.random.fork_rng():  # their own RNG stream: adding them moves no other init
+                torch.manual_seed(1)
+                self.latent_adapters = nn.ModuleDict(
+                    {
+                        name: ReaderLatentAdapters(
+                            cfg.latent_adapter_layers, d_model, cfg.interlingua.d_z, cfg.interlingua.n_heads
+                        )
+                        for name, (d_model, _) in models.items()
+                    }
+                )
 
     def counts(self, mask: torch.Tensor) -> torch.Tensor:
         """Soft tokens per example ``(B,)`` for features with ``mask`` ``(B, T)``."""
@@ -169,6 +185,14 @@ class LatentWire(nn.Module):
         soft = zero_past_counts(self.adapters(z, model), counts)
         out: torch.Tensor = self.gains[model](soft, target_rms=self.target_rms[model], counts=counts)
         return out
+
+    def slot(self, soft: torch.Tensor, model: str) -> Segment:
+        """What ``model``'s prompt slot receives for one example's soft tokens ``(M_i, width)``: the
+        tokens themselves, or with latent adapters a :class:`~latentwire_core.slots.MemorySlot` that
+        its hidden states also cross-attend to."""
+        if self.latent_adapters is None:
+            return soft
+        return MemorySlot(soft, self.latent_adapters[model])
 
     def content_token(self, model: str, which: str) -> torch.Tensor:
         """The learned ``<rec>`` or ``<cont>`` vector of ``model``: ``(1, d_model)``."""

@@ -19,7 +19,7 @@ import torch
 from latentwire_core.losses import gather_at, prediction_positions
 from latentwire_core.ports import PromptLM
 from latentwire_core.prompting import SlotPrompt
-from latentwire_core.slots import Segment
+from latentwire_core.slots import Segment, token_ids
 from latentwire_core.tasks import Example, question_head
 from latentwire_eval.gencache import GenerationCache
 from latentwire_eval.metrics import first_line, metric_fns, normalize_answer, postprocess_answer
@@ -142,13 +142,14 @@ def _generate_cached(
     """:func:`_generate` through ``cache`` when every slot is token ids. The third list is each
     row's generation time per example (cached rows: as measured when computed), or ``None``s
     when the cache was not used."""
-    if cache is None or any(isinstance(s, torch.Tensor) for s in slots):
+    id_slots = token_ids(slots)
+    if cache is None or id_slots is None:
         texts, out = _generate(prompt, slots, max_new_tokens, tails)
         return texts, out, [None] * len(slots)
     stop = prompt.task.kind == "qa"
     ids = [
         [*prompt.before, *(int(t) for t in s), *(tails[i] if tails is not None else []), *prompt.after]
-        for i, s in enumerate(slots)
+        for i, s in enumerate(id_slots)
     ]
     keys = [cache.key(x, max_new_tokens=max_new_tokens, stop_at_line=stop) for x in ids]
     hit = cache.get(keys)
@@ -178,11 +179,12 @@ def _cached_rows(
     """``compute(rows)`` (one JSON-able record per row) through ``cache`` when every slot is token
     ids; ``key(row, prompt ids)`` names a row's record. The second list is each row's compute time
     (cached rows: as measured when computed), or ``None``s when the cache was not used."""
-    if cache is None or any(isinstance(s, torch.Tensor) for s in slots):
+    id_slots = token_ids(slots)
+    if cache is None or id_slots is None:
         return compute(list(range(len(slots)))), [None] * len(slots)
     ids = [
         [*prompt.before, *(int(t) for t in s), *(tails[i] if tails is not None else []), *prompt.after]
-        for i, s in enumerate(slots)
+        for i, s in enumerate(id_slots)
     ]
     keys = [key(i, x) for i, x in enumerate(ids)]
     hit = cache.get(keys)

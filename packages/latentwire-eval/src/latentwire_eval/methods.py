@@ -417,8 +417,10 @@ class Latent(Method):
         wire, dev = self.ctx.wire, self.ctx.device
         assert wire is not None
         if len({z.shape[0] for z in z_rows}) == 1:  # one M for the batch: one batched call
-            return list(wire.to_model(torch.stack(z_rows).to(dev), self.reader))  # (B, M, d_model)
-        return [wire.to_model(z[None].to(dev), self.reader)[0] for z in z_rows]  # (M_i, d_model)
+            soft = list(wire.to_model(torch.stack(z_rows).to(dev), self.reader))  # (B, M, d_model)
+        else:
+            soft = [wire.to_model(z[None].to(dev), self.reader)[0] for z in z_rows]  # (M_i, d_model)
+        return [wire.slot(s, self.reader) for s in soft]  # with latent adapters, memory slots
 
 
 @register_method("latent_shuffled")

@@ -212,6 +212,11 @@ class HFFrozenLM:
         hidden: torch.Tensor = out.last_hidden_state
         return hidden
 
+    @property
+    def decoder_layers(self) -> list[torch.nn.Module]:
+        """The body's decoder layers in order (latent adapters hook their outputs)."""
+        return list(self.base.layers)
+
     # --- deep prefix: per-layer keys and values in the slot ---------------------------------------
     @property
     def kv_layout(self) -> tuple[int, int, int]:

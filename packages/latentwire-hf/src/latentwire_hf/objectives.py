@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import random
 from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+from contextlib import nullcontext
+from typing import Any, Protocol, TypeVar
 
 import attrs
 import torch
@@ -35,6 +36,7 @@ from latentwire_core import (
     prediction_positions,
     with_eos,
 )
+from latentwire_core.latent_adapters import cross_attending, split_memory
 from latentwire_core.ports import FrozenLM
 from latentwire_core.prompting import SlotPrompt, is_kv_slot, kv_rows, pad_id
 from latentwire_core.slots import Segment, assemble_batch
@@ -70,6 +72,9 @@ class Objective(Protocol):
     ) -> dict[str, float]: ...
 
 
+_T = TypeVar("_T")
+
+
 def _unwrap(wire: nn.Module) -> Any:
     return wire.module if hasattr(wire, "module") else wire
 
@@ -79,7 +84,7 @@ def slot_rows(soft: torch.Tensor, counts: torch.Tensor) -> list[torch.Tensor]:
     return [soft[b, : int(c)] for b, c in enumerate(counts.tolist())]
 
 
-def _roll(rows: list[torch.Tensor]) -> list[torch.Tensor]:
+def _roll(rows: list[_T]) -> list[_T]:
     """Row ``b`` gets row ``b + 1``'s soft tokens (the last gets the first's): another text's latent."""
     return rows[1:] + rows[:1]
 
@@ -232,7 +237,10 @@ class TaskObjective:
         feats, mask = self.features.features([compressed_text(e, self.compress) for e in exs])
         feats, mask = feats.to(device), mask.to(device)
         soft, counts = wire(feats, mask, models)  # name -> (B, M, d_model); M_i per row
-        slots = {n: slot_rows(soft[n], counts) for n in models}
+        w = _unwrap(wire)
+        slots: dict[str, list[Segment]] = {
+            n: [w.slot(r, n) for r in slot_rows(soft[n], counts)] for n in models
+        }
         if shuffle:  # the probe's control: each question reads another example's latent
             slots = {n: _roll(r) for n, r in slots.items()}
         total, stats = self.answer_losses(idx, models, slots, device)
@@ -247,7 +255,7 @@ class TaskObjective:
         return content_gap(self, wire, idx, models, device)
 
     def answer_losses(
-        self, idx: list[int], models: list[str], slots: Mapping[str, list[torch.Tensor]], device: torch.device
+        self, idx: list[int], models: list[str], slots: Mapping[str, list[Segment]], device: torch.device
     ) -> tuple[torch.Tensor, dict[str, float]]:
         """Answer CE (+ first-token CE, + KD) of each reader given its slot contents for the batch."""
         exs = [self.examples[i] for i in idx]
@@ -315,7 +323,7 @@ class SoftPromptObjective:
     ) -> tuple[torch.Tensor, dict[str, float]]:
         exs = [self.task.examples[i] for i in idx]
         prompts = wire(models)  # name -> (M, d_model)
-        slots: dict[str, list[torch.Tensor]] = {}
+        slots: dict[str, list[Segment]] = {}
         for name in models:
             lm, sp = self.task.lms[name], self.task.prompts[name]
             ids = [sp.text_ids(e)[: self.max_text_tokens] for e in exs]
@@ -445,12 +453,12 @@ class ContentObjective:
         bos = lm.special_ids["bos"]
         head: list[int] = [int(bos)] if bos is not None else []
         w = _unwrap(wire)
-        slots = slot_rows(soft, counts)
+        slots = [w.slot(r, name) for r in slot_rows(soft, counts)]
         if shuffle:  # the probe's control: each window is read after another window's latent
             slots = _roll(slots)
         rows: list[list[Segment]] = []
         for i, s in zip(idx, slots, strict=True):
-            marker = w.content_token(name, self.items[self.item_index(i)].mode).to(s.dtype)  # (1, d_model)
+            marker = w.content_token(name, self.items[self.item_index(i)].mode).to(soft.dtype)  # (1, d_model)
             rows.append([head, s, marker])
         return rows
 
@@ -495,8 +503,16 @@ class ContentObjective:
                     kv, kv_mask, b.inputs_embeds, b.attention_mask, prefix=self._head_cache(name)
                 )
             else:
+                plain, memory = split_memory([r[1] for r in rows])
+                rows = [[r[0], p, r[2]] for r, p in zip(rows, plain, strict=True)]
                 b = assemble_batch(rows, embed=lm.embed, answers=targets, pad_side="right", pad_id=pad_id(lm))
-                hidden = lm.hidden_states(b.inputs_embeds, b.attention_mask, b.position_ids)
+                reading = (
+                    cross_attending(lm.decoder_layers, *memory, reader=name)  # type: ignore[attr-defined]
+                    if memory is not None
+                    else nullcontext()
+                )
+                with reading:
+                    hidden = lm.hidden_states(b.inputs_embeds, b.attention_mask, b.position_ids)
             pos = prediction_positions(b.labels)
             logits = lm.logits(gather_at(hidden, pos))
             ce = answer_ce(logits, pos.targets)

@@ -33,6 +33,7 @@ from latentwire_core.codec import QuantWireCodec
 from latentwire_core.config import InterlinguaConfig, LatentWireConfig, WireCodecConfig
 from latentwire_core.interlingua import build_interlingua
 from latentwire_core.message import FORMAT_VERSION, encoder_fingerprint, receive
+from latentwire_core.slots import Segment
 from latentwire_core.tasks import get_task
 from latentwire_hf import config as _hf_config  # noqa: F401  (declares the lm_pool encoder name)
 from latentwire_hf.checkpoint import CheckpointError, latest_checkpoint, load_weights, verify_checkpoint
@@ -113,6 +114,8 @@ def spec_from_core(
         del wire["inject"]
     if not wire.get("refiner_layers"):
         del wire["refiner_layers"]  # written only for a wire with a refiner: older wire.json files read alike
+    if not wire.get("latent_adapter_layers"):
+        del wire["latent_adapter_layers"]  # likewise only for a wire with latent adapters
     return WireSpec(
         wire=wire,
         features=dict(features),
@@ -248,6 +251,11 @@ class PretrainedWire:
         ic = self.wire.cfg.interlingua
         (z,) = receive([message], fingerprint=self.fingerprint, d_z=ic.d_z, max_tokens=ic.n_tokens)
         return self.wire.to_model(z[None].to(self.device), reader)[0]
+
+    def slot(self, message: bytes, reader: str) -> Segment:
+        """One message -> what ``reader``'s prompt slot receives (``SlotPrompt`` takes it): its soft tokens,
+        or with latent adapters a memory slot its hidden states also cross-attend to."""
+        return self.wire.slot(self.soft_tokens(message, reader), reader)
 
     @property
     def task(self) -> Any:
