@@ -111,13 +111,14 @@ def test_each_row_reads_its_own_memory_in_a_padded_batch(tiny_llama) -> None:
 def test_a_layer_past_the_reader_depth_is_refused_by_name_and_hooks_never_stay(tiny_llama) -> None:
     adapters = ReaderLatentAdapters((0, 99), tiny_llama.d_model, 16, 4)
     mem, pad = torch.zeros(1, 2, tiny_llama.d_model), torch.zeros(1, 2, dtype=torch.bool)
-    with pytest.raises(ValueError, match=r"\[99\] are beyond tiny-llama's 2 decoder layers"):
-        with cross_attending(tiny_llama.decoder_layers, adapters, mem, pad, reader="tiny-llama"):
-            pass
+    with (
+        pytest.raises(ValueError, match=r"\[99\] are beyond tiny-llama's 2 decoder layers"),
+        cross_attending(tiny_llama.decoder_layers, adapters, mem, pad, reader="tiny-llama"),
+    ):
+        pass
     ok = ReaderLatentAdapters((0,), tiny_llama.d_model, 16, 4)
-    with pytest.raises(RuntimeError, match="boom"):
-        with cross_attending(tiny_llama.decoder_layers, ok, mem, pad):
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError, match="boom"), cross_attending(tiny_llama.decoder_layers, ok, mem, pad):
+        raise RuntimeError("boom")
     assert not any(layer._forward_hooks for layer in tiny_llama.decoder_layers)
     with pytest.raises(ValueError, match="inject = 'embeddings'"):
         LatentWireConfig(latent_adapter_layers=(1,), inject="kv")
