@@ -1,4 +1,4 @@
-"""A wire with a receiver-side option (a latent refiner, latent adapters) runs every stage, records it in
+"""A wire with a receiver-side option (a latent refiner, latent adapters, a coprocessor) runs every stage, records it in
 wire.json, reloads, and a killed run resumes to the same weights (issue 22)."""
 
 from __future__ import annotations
@@ -20,13 +20,20 @@ def _gates(wire: Any, option: str) -> float:
     if option == "refiner_layers":
         assert wire.refiner is not None
         return float(wire.refiner.blocks[0].gate.detach().abs().sum())
+    if option == "inject":
+        assert wire.coprocessors is not None
+        return sum(float(c.gate.detach().abs()) for c in wire.coprocessors.values())
     assert wire.latent_adapters is not None
     return sum(float(r.blocks["1"].gate.detach().abs()) for r in wire.latent_adapters.values())
 
 
 @pytest.mark.parametrize(
     ("option", "value", "prefix"),
-    [("refiner_layers", 1, "refiner."), ("latent_adapter_layers", [1], "latent_adapters.")],
+    [
+        ("refiner_layers", 1, "refiner."),
+        ("latent_adapter_layers", [1], "latent_adapters."),
+        ("inject", "coprocessor", "coprocessors."),
+    ],
 )
 def test_a_wire_with_a_receiver_option_trains_reloads_and_resumes_bit_identically(
     tmp_path: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch, option: str, value: Any, prefix: str
@@ -35,7 +42,7 @@ def test_a_wire_with_a_receiver_option_trains_reloads_and_resumes_bit_identicall
         tmp_path,
         "tiny",
         name="ref",
-        wire={option: value},
+        wire={option: value, **({"adapter": "linear"} if option == "inject" else {})},
         eval={"methods": ["latent", "latent_shuffled"], "bootstrap_resamples": 50},
     )
     assert main([str(p), "--runs-dir", str(tmp_path / "a")]) == 0

@@ -24,6 +24,7 @@ from latentwire_core._validators import non_negative, one_of, positive, register
 from latentwire_core.config import (
     ADAPTERS,
     CALIBRATIONS,
+    INJECT,
     InterlinguaConfig,
     LatentWireConfig,
     WireCodecConfig,
@@ -121,9 +122,10 @@ class WireSection:
     # a trained run folder (or saved wire): its encoder and its readers' adapters are loaded and
     # frozen; only the readers new to this run are trained (adding a reader with the encoder frozen)
     init_from: str = ""
-    # where the readers receive the slots: "embeddings" (soft input tokens) or "kv" (deep prefix: every
-    # layer's keys and values per slot); the message on the wire is the same Z
-    inject: str = attrs.field(default="embeddings", validator=one_of("embeddings", "kv"))
+    # where the readers receive the slots: "embeddings" (soft input tokens), "kv" (deep prefix: every
+    # layer's keys and values per slot) or "coprocessor" (a deep prefix a gated network rewrites after
+    # reading the reader's cached prompt); the message on the wire is the same Z
+    inject: str = attrs.field(default="embeddings", validator=one_of(*INJECT))
     # reader-anchored start: a fresh wire's adapters begin as the least-squares map from the slots to each
     # reader's mean_pool group means on training texts, their residual at zero (latentwire_core.anchor)
     anchor: bool = False
@@ -146,9 +148,9 @@ class WireSection:
             raise ValueError(
                 "latent_adapter_layers needs inject = 'embeddings' (the adapters read the slot's soft tokens)"
             )
-        if self.inject == "kv" and self.adapter != "linear":
+        if self.inject in ("kv", "coprocessor") and self.adapter != "linear":
             raise ValueError(
-                f"inject = 'kv' needs adapter = 'linear', got {self.adapter!r} (a reader's deep prefix has "
+                f"inject = {self.inject!r} needs adapter = 'linear', got {self.adapter!r} (a reader's deep prefix has "
                 "thousands of numbers per slot; an MLP at that width would hold hundreds of millions of weights)"
             )
         if self.init_from and not (Path(self.init_from) / "wire.json").is_file():

@@ -261,7 +261,11 @@ class Run:
                 raise ModelShapeError(
                     f"[wire] latent_adapter_layers {beyond}: {n} has {len(lm.decoder_layers)} decoder layers"
                 )
-        kv = {n: (lm.kv_width, lm.kv_rms) for n, lm in self.lms().items()} if w.inject == "kv" else None
+        kv = (
+            {n: (lm.kv_width, lm.kv_rms) for n, lm in self.lms().items()}
+            if w.inject in ("kv", "coprocessor")
+            else None
+        )
         spec = spec_from_core(
             cfg,
             features={"source": f.source, "layer": f.layer, "max_length": f.max_length},

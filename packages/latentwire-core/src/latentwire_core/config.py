@@ -87,6 +87,11 @@ def _int_tuple(v: Iterable[int]) -> tuple[int, ...]:
     return tuple(v)  # a wire.json list reads back as the tuple it was
 
 
+INJECT = ("embeddings", "kv", "coprocessor")
+"""Where a reader receives the slots: input embeddings, a deep prefix, or a deep prefix a coprocessor
+rewrites after reading the cached prompt (latentwire_core.coprocessor)."""
+
+
 @attrs.frozen(kw_only=True)
 class LatentWireConfig:
     """Args:
@@ -98,7 +103,8 @@ class LatentWireConfig:
         fresh refiner is the identity (:mod:`latentwire_core.refiner`).
     inject: where a reader receives the slots: ``embeddings`` (soft input tokens) or ``kv`` (a deep
         prefix: every layer's keys and values of M positions, P-tuning v2 / 500xCompressor); the message
-        on the wire is the same ``Z`` either way, only the adapters differ.
+        on the wire is the same ``Z`` either way, only the adapters differ; ``coprocessor`` is a deep
+        prefix that a gated network of the wire rewrites after reading the reader's cached prompt.
     latent_adapter_layers: decoder layers (indices in each reader) where the reader's hidden states
         cross-attend to its slot through gated blocks of the wire (none: ``()``); a fresh wire's
         gates are 0 (:mod:`latentwire_core.latent_adapters`). With ``inject = "embeddings"``.
@@ -110,7 +116,7 @@ class LatentWireConfig:
     adapter_out_norm: bool = False
     calibration: str = attrs.field(default="rms", validator=registered(CALIBRATIONS))
     content_tokens: bool = False
-    inject: str = attrs.field(default="embeddings", validator=attrs.validators.in_(("embeddings", "kv")))
+    inject: str = attrs.field(default="embeddings", validator=attrs.validators.in_(INJECT))
     # latent refiner: this many gated Transformer blocks over the received Z before the adapters (0: none)
     refiner_layers: int = attrs.field(
         default=0, validator=attrs.validators.and_(attrs.validators.ge(0), attrs.validators.le(16))

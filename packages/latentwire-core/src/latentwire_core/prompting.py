@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from latentwire_core.coprocessor import resolve_cache_slots
 from latentwire_core.latent_adapters import cross_attending, split_memory
 from latentwire_core.ports import FrozenLM, PromptLM
 from latentwire_core.slots import Segment, SlotBatch, assemble_batch
@@ -140,6 +141,7 @@ class SlotPrompt:
         Deep-prefix slots (:func:`is_kv_slot`) go into the reader's cache after the prefix instead; the
         batch then holds only what follows the slot (its labels stay aligned with the hidden states).
         """
+        slots = resolve_cache_slots(slots, self.prefix)  # a coprocessor's entries after reading the prompt
         plain, memory = split_memory(slots)
         if memory is not None:  # latent adapters: every position reads the memory, the prefix too
             rows = self._rows(plain, tails, head=True)
@@ -164,7 +166,9 @@ class SlotPrompt:
         max_new_tokens: int,
         stop_at_line: bool = False,
     ) -> list[list[int]]:
-        """Greedy answers' ids for each slot (ids, input embeddings, a memory slot or a deep prefix)."""
+        """Greedy answers' ids for each slot (ids, input embeddings, a memory slot, a deep prefix or a
+        coprocessor's slot)."""
+        slots = resolve_cache_slots(slots, self.prefix)
         plain, memory = split_memory(slots)
         if memory is not None:
             g = self.generation_batch(plain, tails)

@@ -20,6 +20,7 @@ import torch
 
 __all__ = [
     "IGNORE",
+    "CacheSlot",
     "MemorySlot",
     "Segment",
     "SlotBatch",
@@ -46,17 +47,29 @@ class MemorySlot:
         return int(self.soft.shape[0])
 
 
-Segment: TypeAlias = Sequence[int] | torch.Tensor | MemorySlot
+@attrs.frozen(eq=False)
+class CacheSlot:
+    """A deep-prefix slot ``(M, kv_width)`` that a coprocessor rewrites after reading the reader's cached
+    prompt (:mod:`latentwire_core.coprocessor`); ``SlotPrompt`` resolves it into plain entries."""
+
+    kv: torch.Tensor
+    coprocessor: Any  # latentwire_core.coprocessor.Coprocessor of the reader
+
+    def __len__(self) -> int:
+        return int(self.kv.shape[0])
+
+
+Segment: TypeAlias = Sequence[int] | torch.Tensor | MemorySlot | CacheSlot
 
 
 def is_soft(seg: Segment) -> bool:
     """Whether a slot holds soft tokens (a tensor or a :class:`MemorySlot`) rather than token ids."""
-    return isinstance(seg, torch.Tensor | MemorySlot)
+    return isinstance(seg, torch.Tensor | MemorySlot | CacheSlot)
 
 
 def token_ids(slots: Sequence[Segment]) -> list[Sequence[int]] | None:
     """The slots as token ids when every one is ids (a cacheable text prompt), else ``None``."""
-    out = [s for s in slots if not isinstance(s, torch.Tensor | MemorySlot)]
+    out = [s for s in slots if not isinstance(s, torch.Tensor | MemorySlot | CacheSlot)]
     return out if len(out) == len(slots) else None
 
 
@@ -126,10 +139,8 @@ def assemble_batch(
         ans = list(answers[i]) if answers is not None else []
         embs: list[torch.Tensor] = []
         for seg in [*parts, ans]:
-            if isinstance(seg, MemorySlot):
-                raise TypeError(
-                    f"row {i}: a MemorySlot reaches the batch only through SlotPrompt (split_memory)"
-                )
+            if isinstance(seg, MemorySlot | CacheSlot):
+                raise TypeError(f"row {i}: a {type(seg).__name__} reaches the batch only through SlotPrompt")
             if isinstance(seg, torch.Tensor):
                 if seg.dim() != 2:
                     raise ValueError(f"row {i}: soft segment must be (n, d_model), got {tuple(seg.shape)}")

@@ -18,7 +18,7 @@ from latentwire_core.calibration import CALIBRATIONS
 from latentwire_core.codec import QuantWireCodec
 from latentwire_core.config import LatentWireConfig
 from latentwire_core.interlingua import build_interlingua, slot_counts, zero_past_counts
-from latentwire_core.slots import MemorySlot, Segment
+from latentwire_core.slots import CacheSlot, MemorySlot, Segment
 
 __all__ = ["CONTENT_TOKENS", "LatentWire", "LatentWireConfig", "Sent"]
 
@@ -66,7 +66,7 @@ class LatentWire(nn.Module):
             with torch.random.fork_rng():  # its own RNG stream: adding a refiner moves no other init
                 torch.manual_seed(0)
                 self.refiner = LatentRefiner(cfg.interlingua.d_z, cfg.refiner_layers, cfg.interlingua.n_heads)
-        if cfg.inject == "kv":
+        if cfg.inject in ("kv", "coprocessor"):
             missing = sorted(set(models) - set(kv or {}))
             if missing:
                 raise ValueError(f"inject = 'kv' needs each reader's (kv_width, kv_rms); missing {missing}")
@@ -96,6 +96,19 @@ class LatentWire(nn.Module):
             if cfg.content_tokens
             else {}
         )
+        # coprocessor: per reader, a gated network that rewrites its deep prefix after reading the prompt cache
+        self.coprocessors: nn.ModuleDict | None = None
+        if cfg.inject == "coprocessor":
+            from latentwire_core.coprocessor import Coprocessor
+
+            with torch.random.fork_rng():  # its own RNG stream: the deep prefix's init is unchanged
+                torch.manual_seed(2)
+                self.coprocessors = nn.ModuleDict(
+                    {
+                        name: Coprocessor(width, cfg.interlingua.d_z, cfg.interlingua.n_heads)
+                        for name, (width, _) in outputs.items()
+                    }
+                )
         # latent adapters: per reader, gated cross-attention blocks at its chosen decoder layers (gates 0)
         self.latent_adapters: nn.ModuleDict | None = None
         if cfg.latent_adapter_layers:
@@ -189,7 +202,10 @@ class LatentWire(nn.Module):
     def slot(self, soft: torch.Tensor, model: str) -> Segment:
         """What ``model``'s prompt slot receives for one example's soft tokens ``(M_i, width)``: the
         tokens themselves, or with latent adapters a :class:`~latentwire_core.slots.MemorySlot` that
-        its hidden states also cross-attend to."""
+        its hidden states also cross-attend to, or with a coprocessor a
+        :class:`~latentwire_core.slots.CacheSlot` it rewrites after reading the reader's cached prompt."""
+        if self.coprocessors is not None:
+            return CacheSlot(soft, self.coprocessors[model])
         if self.latent_adapters is None:
             return soft
         return MemorySlot(soft, self.latent_adapters[model])

@@ -36,10 +36,11 @@ from latentwire_core import (
     prediction_positions,
     with_eos,
 )
+from latentwire_core.coprocessor import resolve_cache_slots
 from latentwire_core.latent_adapters import cross_attending, split_memory
 from latentwire_core.ports import FrozenLM
 from latentwire_core.prompting import SlotPrompt, is_kv_slot, kv_rows, pad_id
-from latentwire_core.slots import Segment, assemble_batch
+from latentwire_core.slots import CacheSlot, Segment, assemble_batch
 from latentwire_core.synthetic import span_windows
 from latentwire_core.tasks import Example, TaskSpec, compressed_text
 from latentwire_hf.config import PretrainConfig
@@ -488,6 +489,9 @@ class ContentObjective:
             lm = self.lms[name]
             rows = self.batch_rows(wire, name, soft[name], counts, idx, shuffle=shuffle)
             targets = [self.targets[name][self.item_index(i)] for i in idx]
+            head = self._head_cache(name) if isinstance(rows[0][1], CacheSlot) else None
+            resolved = resolve_cache_slots([r[1] for r in rows], head)  # a coprocessor reads [BOS]
+            rows = [[r[0], s, r[2]] for r, s in zip(rows, resolved, strict=True)]
             if is_kv_slot(
                 lm, rows[0][1]
             ):  # deep prefix: [BOS] cached, the slot's keys/values, <rec|cont> target
