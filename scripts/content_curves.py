@@ -38,20 +38,32 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("run", type=Path)
     ap.add_argument("--out", type=Path, required=True)
-    ap.add_argument("--n", type=int, default=100, help="validation items per checkpoint and reader")
+    ap.add_argument("--n", type=int, default=100, help="items per checkpoint and reader")
+    ap.add_argument(
+        "--split",
+        choices=["validation", "eval"],
+        default="validation",
+        help="validation: held-out training items after train_limit; eval: the first n of the run's evaluation "
+        "items (for a run that trained on every training item; the curves are read, never used to choose)",
+    )
     args = ap.parse_args()
     exp = json.loads((args.run / "manifest.json").read_text())
     spec = json.loads((args.run / "wire.json").read_text())
     task = spec["task"]
     cfg = tomllib.loads((args.run / "experiment.toml").read_text())
-    # validation items: held-out training items after train_limit (never the evaluation split)
+    # validation: held-out training items after train_limit (never the evaluation split)
     _, val, _ = load_train_eval(
         task,
         train_limit=cfg["data"]["train_limit"],
         eval_limit=args.n,
-        eval_split="validation",
+        eval_split=args.split,
         seed=exp["seed"],
     )
+    if not val:
+        raise SystemExit(
+            f"{task}: no {args.split} items after the run's {cfg['data']['train_limit']} training items "
+            "(it trained on every one); use --split eval"
+        )
     ckpts = sorted(
         (p for p in (args.run / "checkpoints").glob("step_*") if p.name[5:].isdigit()),
         key=lambda p: int(p.name[5:]),
@@ -83,7 +95,9 @@ def main() -> None:
             )
     pre, train = _log(args.run / "pretrain" / "metrics.jsonl"), _log(args.run / "train" / "metrics.jsonl")
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "curves.json").write_text(json.dumps({"n": len(val), "checkpoints": rows}, indent=1))
+    (args.out / "curves.json").write_text(
+        json.dumps({"n": len(val), "split": args.split, "checkpoints": rows}, indent=1)
+    )
     import matplotlib
 
     matplotlib.use("Agg")
@@ -108,7 +122,7 @@ def main() -> None:
             if gap:
                 axes[2].plot(*zip(*gap, strict=True), label=f"{name} ({'pretrain' if off == 0 else 'train'})")
     axes[0].set(
-        title=f"greedy EM on validation (n = {len(val)})", xlabel="step (pretrain + train)", ylabel="EM"
+        title=f"greedy EM on {args.split} (n = {len(val)})", xlabel="step (pretrain + train)", ylabel="EM"
     )
     axes[1].set(title="reconstruction CE (pretraining)", xlabel="step", ylabel="nats / token")
     axes[2].set(

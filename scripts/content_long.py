@@ -121,7 +121,12 @@ def collect(py: str, n: int, ratio: int = 4, on: str = "") -> None:
         shutil.copy(plot, out / plot.name)
     arm = winner()
     (out / "arm.json").write_text(json.dumps({"winner": arm, "overrides": overrides(arm, ratio)}, indent=1))
-    curves = [py, "scripts/content_curves.py", str(run_dir), "--out", str(out / "curves"), "--n", str(n)]
+    # every generated training item is trained on, so no validation items remain: the curves read the
+    # first n evaluation items (to look at, never to choose a checkpoint: the last one is evaluated)
+    curves = [
+        *(py, "scripts/content_curves.py", str(run_dir), "--out", str(out / "curves")),
+        *("--n", str(n), "--split", "eval"),
+    ]
     subprocess.run(curves, check=True)
     print(f"collected {run_dir} ({ {k: v.get('status') for k, v in manifest['stages'].items()} }) into {out}")
 
