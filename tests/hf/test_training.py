@@ -57,9 +57,17 @@ def _trainer(lms, run: Path, **kw) -> Trainer:
 def test_resume_after_kill_gives_the_same_weights(tiny_llama, tiny_gemma3, tmp_path: Path) -> None:
     lms = {"tiny-llama": tiny_llama, "tiny-gemma3": tiny_gemma3}
     straight = _trainer(lms, tmp_path / "a").train()
-    _trainer(lms, tmp_path / "b").train(stop_after=3)  # "killed" after step 3; last checkpoint is step 2
+    first = _trainer(lms, tmp_path / "b")
+    first.train(stop_after=3)  # "killed" after step 3; last checkpoint is step 2
     assert latest_checkpoint(tmp_path / "b" / "checkpoints").name == "step_000002"
-    resumed = _trainer(lms, tmp_path / "b").train()
+    at_2 = json.loads((tmp_path / "b" / "checkpoints" / "step_000002" / "trainer.json").read_text())
+    assert 0 < at_2["train_seconds"] < first.train_seconds  # step 3 ran, and is redone below
+    second = _trainer(lms, tmp_path / "b")
+    resumed = second.train()
+    # the training time of the kept trajectory: the first process's steps 1-2 plus the second's 3-6
+    assert second.train_seconds > at_2["train_seconds"]
+    end = json.loads((tmp_path / "b" / "checkpoints" / "step_000006" / "trainer.json").read_text())
+    assert end["train_seconds"] == pytest.approx(second.train_seconds, abs=1e-3)
     for (k, a), b in zip(straight.state_dict().items(), resumed.state_dict().values(), strict=True):
         assert torch.equal(a, b), k
     steps = [

@@ -408,6 +408,7 @@ class Run:
         objective.set_step(trainer.step)
         return {
             "steps": trainer.step,
+            "train_seconds": round(trainer.train_seconds, 1),
             "items": len(items),
             "rec_items": sum(it.mode == "rec" for it in items),
             "source_texts": len(dict.fromkeys(texts)),
@@ -441,6 +442,7 @@ class Run:
         drawn = {i for _, i in trainer.drawn()}
         return {
             "steps": trainer.step,
+            "train_seconds": round(trainer.train_seconds, 1),
             "initialised_from": str(pre) if pre is not None else (self.exp.wire.init_from or None),
             "trained_readers": sorted(readers),
             "examples_seen": len(drawn),

@@ -129,6 +129,11 @@ class Trainer:
         # the scheduler is stepped by hand: accelerate's wrapper would step it once per process
         self.wire, self.optimizer = self.acc.prepare(wire, opt)
         self.step = 0
+        # wall seconds of the steps on the kept trajectory (with their logging and probes, without the
+        # checkpoint writes), summed over the processes that trained it: a killed run's steps after its
+        # last checkpoint are redone and counted once. Saved in trainer.json, reported as the stage's
+        # train_seconds (its `seconds` is the last process's wall time only)
+        self.train_seconds = 0.0
         self._perms: dict[int, list[int]] = {}
 
     # --- data order: a pure function of (seed, global index) so a resumed run sees the same batches
@@ -190,7 +195,8 @@ class Trainer:
                     "examples_seen": self.step
                     * self.cfg.batch_size
                     * self.cfg.grad_accum
-                    * self.acc.num_processes
+                    * self.acc.num_processes,
+                    "train_seconds": round(self.train_seconds, 3),
                 },
                 keep=self.cfg.keep_checkpoints,
             )
@@ -206,6 +212,7 @@ class Trainer:
             path, model=self.acc.unwrap_model(self.wire), optimizer=opt, scheduler=self.scheduler
         )
         self.step = int(meta["step"])
+        self.train_seconds = float(meta.get("train_seconds", 0.0))  # absent in checkpoints before 2026-12-03
         if self.acc.is_main_process and self.metrics_path.is_file():
             # drop rows logged after the checkpoint we resume from; they will be logged again
             rows = [r for r in self.metrics_path.read_text().splitlines() if r.strip()]
@@ -230,6 +237,7 @@ class Trainer:
         t0, seen = time.perf_counter(), 0
         done_here = 0
         while self.step < self.cfg.steps:
+            step_start = time.perf_counter()
             self._set_step(self.step)
             models = self._active_models(self.step)
             for micro in range(self.cfg.grad_accum):
@@ -274,6 +282,7 @@ class Trainer:
                 bar.set_postfix({k: f"{v:.3f}" for k, v in row.items() if k.endswith("/loss")})
                 log.info("train_step", **{k.replace("/", "."): round(v, 4) for k, v in row.items()})
                 window, t0, seen = {}, time.perf_counter(), 0
+            self.train_seconds += time.perf_counter() - step_start  # the step, its log and probe
             if self.step % self.cfg.ckpt_every == 0 or self.step == self.cfg.steps:
                 self._save()
             if stop_after is not None and done_here >= stop_after:
