@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 
 from experiments import experiment  # type: ignore[import-not-found]
 from runner.__main__ import main
@@ -194,3 +195,25 @@ def test_the_content_recipe_runs_end_to_end_with_its_controls(
             diag[name]["received"]["embed_rms"], rel=0.5
         )
     assert "Soft tokens against each reader's embeddings" in (run / "report" / "summary.md").read_text()
+
+
+@pytest.mark.parametrize("base", ["tiny", "content"])
+def test_the_runner_builds_its_wire_by_the_one_constructor_whatever_the_process_loaded_before(
+    tmp_path: Path, data_dir: Path, base: str
+) -> None:
+    # a train stage in a fresh process (nothing loaded yet) starts from the same weights as one after
+    # prepare in the same process; PretrainedWire's constructor rebuilds the same tensors from wire.json
+    # (wire.json lists the readers sorted, so its fresh initialisation is another draw: weights are loaded)
+    from latentwire_hf.pretrained import SPEC_FILE, WireSpec, build_wire
+    from runner.config import load_experiment
+    from runner.run import Run
+
+    exp = load_experiment(experiment(tmp_path, base))
+    warm = Run(exp, root=tmp_path / "a")
+    warm.lms(), warm.features()
+    ref = warm.build_wire().state_dict()
+    cold = Run(exp, root=tmp_path / "b")
+    built = cold.build_wire().state_dict()
+    rebuilt = build_wire(WireSpec.read(tmp_path / "b" / exp.name / SPEC_FILE)).state_dict()
+    assert built.keys() == ref.keys() and all(torch.equal(built[k], ref[k]) for k in ref)
+    assert {k: v.shape for k, v in rebuilt.items()} == {k: v.shape for k, v in ref.items()}

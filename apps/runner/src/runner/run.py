@@ -25,7 +25,7 @@ import torch
 from tqdm.auto import tqdm
 
 from latentwire_core import LatentWire, QuantWireCodec
-from latentwire_core.interlingua import build_interlingua, slot_counts
+from latentwire_core.interlingua import slot_counts
 from latentwire_core.logs import configure_logging, get_logger
 from latentwire_core.message import (
     encoder_fingerprint,
@@ -42,9 +42,10 @@ from latentwire_hf.config import ModelShapeError, name_key
 from latentwire_hf.data import DataError, load_train_eval
 from latentwire_hf.features import build_feature_source
 from latentwire_hf.frozen_lm import HFFrozenLM, load_frozen_lm
-from latentwire_hf.models import cache_root, load_causal_lm, resolve_model_name
+from latentwire_hf.models import cache_root, resolve_model_name
 from latentwire_hf.objectives import ContentObjective, SoftPromptObjective, TaskObjective, content_items
-from latentwire_hf.pretrained import WireSpec, byte_encoder, spec_from_core, write_spec
+from latentwire_hf.pretrained import WireSpec, spec_from_core, write_spec
+from latentwire_hf.pretrained import build_wire as build_wire_from_spec
 from latentwire_hf.training import Trainer
 from runner.config import STAGES, Experiment, to_toml
 from runner.eval_extras import (
@@ -242,45 +243,36 @@ class Run:
         return self._features
 
     def build_wire(self) -> LatentWire:
-        torch.manual_seed(self.exp.seed)
-        w = self.exp.wire
-        cfg = w.to_core(self.features().feature_dim, content_tokens=self.exp.pretrain.steps > 0)
-        f = self.exp.features
-        lm_encoder = w.lm_encoder.encoder_kwargs(f.layer) if w.encoder.kind == "lm_pool" else None
-        encoder = None
-        if lm_encoder is not None:  # a fresh copy of the LM: the feature source dropped its upper layers
-            trunk, _ = load_causal_lm(f.source, seed=self.exp.seed)
-            encoder = build_interlingua(cfg.interlingua, lm=trunk, **lm_encoder)
-            del trunk
-        elif f.source == "bytes":  # the byte front trains inside the encoder
-            encoder = byte_encoder(cfg, f.max_length)
-        models = {n: (lm.d_model, lm.embed_rms) for n, lm in self.lms().items()}
-        for n, lm in self.lms().items():  # latent adapters: every chosen layer exists in every reader
+        """This run's wire, untrained: its spec (``wire.json``, written here) built by the one constructor
+        the benchmarks and ``PretrainedWire`` use (``latentwire_hf.pretrained.build_wire``). The readers and
+        the feature source are loaded first, so the seeded initialisation never depends on what this
+        process happened to load before."""
+        w, f = self.exp.wire, self.exp.features
+        lms = self.lms()
+        for n, lm in lms.items():  # latent adapters: every chosen layer exists in every reader
             beyond = [i for i in w.latent_adapter_layers if i >= len(lm.decoder_layers)]
             if beyond:
                 raise ModelShapeError(
                     f"[wire] latent_adapter_layers {beyond}: {n} has {len(lm.decoder_layers)} decoder layers"
                 )
-        kv = (
-            {n: (lm.kv_width, lm.kv_rms) for n, lm in self.lms().items()}
-            if w.inject in ("kv", "coprocessor")
-            else None
-        )
+        cfg = w.to_core(self.features().feature_dim, content_tokens=self.exp.pretrain.steps > 0)
         spec = spec_from_core(
             cfg,
             features={"source": f.source, "layer": f.layer, "max_length": f.max_length},
-            lm_encoder=lm_encoder,
-            readers=models,
+            lm_encoder=w.lm_encoder.encoder_kwargs(f.layer) if w.encoder.kind == "lm_pool" else None,
+            readers={n: (lm.d_model, lm.embed_rms) for n, lm in lms.items()},
             task=self.exp.data.task,
             compress=w.compress,
             codec=self.exp.codec,
             seed=self.exp.seed,
-            kv=kv,
+            kv={n: (lm.kv_width, lm.kv_rms) for n, lm in lms.items()}
+            if w.inject in ("kv", "coprocessor")
+            else None,
         )
         self.wire_spec = spec
         if self.is_main and not self.folder.read_only:  # what PretrainedWire.from_pretrained rebuilds it from
             write_spec(self.dir, spec)
-        return LatentWire(cfg, models, encoder=encoder, kv=kv)
+        return build_wire_from_spec(spec)
 
     def fit_standardization(self, wire: LatentWire) -> None:
         """``[wire.lm_encoder] standardize``: set the encoder's per-dimension statistics from training texts

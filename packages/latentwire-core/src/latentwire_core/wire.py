@@ -199,6 +199,17 @@ class LatentWire(nn.Module):
         out: torch.Tensor = self.gains[model](soft, target_rms=self.target_rms[model], counts=counts)
         return out
 
+    def adapt(self, z_rows: Sequence[torch.Tensor], model: str) -> list[Segment]:
+        """What ``model``'s slots receive from received ``Z`` rows ``(M_i, d_z)`` (the last step of the
+        message path: encode -> pack -> unpack -> **adapt**): refiner, adapter and calibration, one batched
+        call when every row has the same M, then :meth:`slot` per row."""
+        dev = next(self.parameters()).device
+        if len({z.shape[0] for z in z_rows}) == 1:  # one M for the batch: one batched call
+            soft = list(self.to_model(torch.stack(list(z_rows)).to(dev), model))  # (B, M, width)
+        else:
+            soft = [self.to_model(z[None].to(dev), model)[0] for z in z_rows]  # (M_i, width)
+        return [self.slot(s, model) for s in soft]
+
     def slot(self, soft: torch.Tensor, model: str) -> Segment:
         """What ``model``'s prompt slot receives for one example's soft tokens ``(M_i, width)``: the
         tokens themselves, or with latent adapters a :class:`~latentwire_core.slots.MemorySlot` that

@@ -412,15 +412,8 @@ class Latent(Method):
         return self.to_reader(rx), [len(m) for m in msgs]
 
     def to_reader(self, z_rows: list[torch.Tensor]) -> list[Segment]:
-        import torch
-
-        wire, dev = self.ctx.wire, self.ctx.device
-        assert wire is not None
-        if len({z.shape[0] for z in z_rows}) == 1:  # one M for the batch: one batched call
-            soft = list(wire.to_model(torch.stack(z_rows).to(dev), self.reader))  # (B, M, d_model)
-        else:
-            soft = [wire.to_model(z[None].to(dev), self.reader)[0] for z in z_rows]  # (M_i, d_model)
-        return [wire.slot(s, self.reader) for s in soft]  # with latent adapters, memory slots
+        assert self.ctx.wire is not None
+        return self.ctx.wire.adapt(z_rows, self.reader)
 
 
 @register_method("latent_shuffled")

@@ -240,22 +240,27 @@ class PretrainedWire:
         feats, mask = self.features().features(list(texts))
         return self.wire.send(feats, mask, self.codec, self.fingerprint)
 
-    @torch.no_grad()
-    def soft_tokens(self, message: bytes, reader: str) -> torch.Tensor:
-        """One message -> ``(M, d_model)`` soft tokens for ``reader`` (checks run first); for a deep-prefix
-        wire ``(M, kv_width)``, the reader's per-layer keys and values (``SlotPrompt`` routes them)."""
+    def _received(self, message: bytes, reader: str) -> torch.Tensor:
+        """One message checked against this wire (reader, fingerprint, d_z, M) and unpacked: ``Z (M, d_z)``."""
         if reader not in self.spec.readers:
             raise UnknownReaderError(
                 f"this wire has no adapter for {reader!r}; its readers: {', '.join(self.readers)}"
             )
         ic = self.wire.cfg.interlingua
         (z,) = receive([message], fingerprint=self.fingerprint, d_z=ic.d_z, max_tokens=ic.n_tokens)
-        return self.wire.to_model(z[None].to(self.device), reader)[0]
+        return z
 
+    @torch.no_grad()
+    def soft_tokens(self, message: bytes, reader: str) -> torch.Tensor:
+        """One message -> ``(M, d_model)`` soft tokens for ``reader`` (checks run first); for a deep-prefix
+        wire ``(M, kv_width)``, the reader's per-layer keys and values (``SlotPrompt`` routes them)."""
+        return self.wire.to_model(self._received(message, reader)[None].to(self.device), reader)[0]
+
+    @torch.no_grad()
     def slot(self, message: bytes, reader: str) -> Segment:
-        """One message -> what ``reader``'s prompt slot receives (``SlotPrompt`` takes it): its soft tokens,
-        or with latent adapters a memory slot its hidden states also cross-attend to."""
-        return self.wire.slot(self.soft_tokens(message, reader), reader)
+        """One message -> what ``reader``'s prompt slot receives (``SlotPrompt`` takes it): the message path's
+        last step (``LatentWire.adapt``), so with latent adapters a memory slot, with a coprocessor a cache slot."""
+        return self.wire.adapt([self._received(message, reader)], reader)[0]
 
     @property
     def task(self) -> Any:
