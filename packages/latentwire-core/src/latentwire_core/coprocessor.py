@@ -19,44 +19,26 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
-from torch import nn
 
+from latentwire_core.latent_adapters import GatedCrossAttention
 from latentwire_core.slots import CacheSlot, Segment
 
 __all__ = ["Coprocessor", "resolve_cache_slots"]
 
 
-class Coprocessor(nn.Module):
-    """``slot (B, M, W)`` and the cached prompt ``(P, W)`` -> ``slot + gate * CrossAttention`` (gate 0 first).
+class Coprocessor(GatedCrossAttention):
+    """``slot (B, M, W)`` and the cached prompt ``(P, W)`` -> ``slot + gate * CrossAttention`` (gate 0 first):
+    the latent adapters' gated block with the slot's entries as queries and the cache as memory.
 
     ``W`` is the reader's ``kv_width`` (every layer's key and value per position); attention runs at
     ``d_inner`` over ``n_heads``.
     """
 
-    def __init__(self, width: int, d_inner: int, n_heads: int) -> None:
-        super().__init__()
-        if d_inner % n_heads:
-            raise ValueError(f"coprocessor: {n_heads} heads must divide the inner width {d_inner}")
-        self.s_norm = nn.LayerNorm(width)
-        self.c_norm = nn.LayerNorm(width)
-        self.q = nn.Linear(width, d_inner, bias=False)
-        self.kv = nn.Linear(width, 2 * d_inner, bias=False)
-        self.out = nn.Linear(d_inner, width, bias=False)
-        self.gate = nn.Parameter(torch.zeros(()))  # 0: the deep prefix unchanged
-        self.n_heads = n_heads
-
-    def forward(self, slot: torch.Tensor, cache: torch.Tensor) -> torch.Tensor:
-        b, m, _ = slot.shape
-        p = cache.shape[0]
-        dtype = self.q.weight.dtype
-        q = self.q(self.s_norm(slot.to(dtype))).view(b, m, self.n_heads, -1).transpose(1, 2)  # (B, H, M, d)
-        k, v = self.kv(self.c_norm(cache.to(slot.device, dtype))).chunk(2, dim=-1)  # (P, d_inner) each
-        k = k.view(1, p, self.n_heads, -1).transpose(1, 2).expand(b, -1, -1, -1)
-        v = v.view(1, p, self.n_heads, -1).transpose(1, 2).expand(b, -1, -1, -1)
-        a = nn.functional.scaled_dot_product_attention(q, k, v)
-        delta = self.out(a.transpose(1, 2).reshape(b, m, -1))
-        out: torch.Tensor = slot + (self.gate * delta).to(slot.dtype)
-        return out
+    def forward(self, slot: torch.Tensor, cache: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        b = slot.shape[0]
+        memory = cache.to(slot.device)[None].expand(b, -1, -1)
+        pad = torch.zeros(memory.shape[:2], dtype=torch.bool, device=slot.device)  # every cached entry
+        return super().forward(slot, memory, pad)
 
 
 def cache_rows(prefix: Any) -> torch.Tensor:
