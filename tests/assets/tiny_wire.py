@@ -55,3 +55,19 @@ def content_setup(
     wire = LatentWire(cfg, {n: (lm.d_model, lm.embed_rms) for n, lm in lms.items()}, encoder=enc)
     obj = ContentObjective(lms=lms, features=fs, items=items, cfg=pc, texts=TEXTS)
     return wire, obj, pc
+
+
+def qa_examples() -> list[Any]:
+    """Three SQuAD-shaped questions of different lengths (the slot tests' batch; the context is a stub)."""
+    from latentwire_core.tasks import Example
+
+    return [
+        Example(id=str(i), task="squad", source="", question=q, context="x", answers=("a",))
+        for i, q in enumerate(["Who won?", "Where was it?", "Why?"])
+    ]
+
+
+def random_slots(counts: list[int], width: int, rms: float, seed: int) -> list[torch.Tensor]:
+    """One random slot ``(M_i, width)`` per count, at the reader's scale ``rms``."""
+    g = torch.Generator().manual_seed(seed)
+    return [torch.randn(m, width, generator=g) * rms for m in counts]

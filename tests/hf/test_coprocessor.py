@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from tiny_wire import content_setup
+from tiny_wire import content_setup, qa_examples, random_slots
 
 from latentwire_core import InterlinguaConfig, LatentWire, LatentWireConfig
 from latentwire_core.coprocessor import cache_rows
@@ -31,15 +31,11 @@ def _wire(lm: HFFrozenLM, inject: str) -> LatentWire:
 
 
 def _exs() -> list[Example]:
-    return [
-        Example(id=str(i), task="squad", source="", question=q, context="x", answers=("a",))
-        for i, q in enumerate(["Who won?", "Where was it?", "Why?"])
-    ]
+    return qa_examples()
 
 
 def _kv(lm: HFFrozenLM, counts: list[int]) -> list[torch.Tensor]:
-    g = torch.Generator().manual_seed(5)
-    return [torch.randn(m, lm.kv_width, generator=g) * lm.kv_rms for m in counts]
+    return random_slots(counts, lm.kv_width, lm.kv_rms, 5)
 
 
 @pytest.mark.parametrize("reader", READERS)

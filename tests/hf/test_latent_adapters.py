@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from tiny_wire import content_setup
+from tiny_wire import content_setup, qa_examples, random_slots
 
 from latentwire_core import InterlinguaConfig, LatentWire, LatentWireConfig
 from latentwire_core.latent_adapters import ReaderLatentAdapters, cross_attending
@@ -30,15 +30,11 @@ def _wire(lm: HFFrozenLM, layers: tuple[int, ...]) -> LatentWire:
 
 
 def _exs() -> list[Example]:
-    return [
-        Example(id=str(i), task="squad", source="", question=q, context="x", answers=("a",))
-        for i, q in enumerate(["Who won?", "Where was it?", "Why?"])
-    ]
+    return qa_examples()
 
 
 def _soft(lm: HFFrozenLM, counts: list[int]) -> list[torch.Tensor]:
-    g = torch.Generator().manual_seed(3)
-    return [torch.randn(m, lm.d_model, generator=g) * lm.embed_rms for m in counts]
+    return random_slots(counts, lm.d_model, lm.embed_rms, 3)
 
 
 @pytest.mark.parametrize("reader", READERS)
