@@ -11,34 +11,12 @@ import numpy as np
 import pandas as pd
 
 from latentwire_core.tasks import TaskSpec
-from latentwire_eval.methods import ALL_READERS, NO_READER
+from latentwire_eval.methods.base import ALL_READERS, NO_READER
 from latentwire_eval.metrics import GOLD_METRICS, METRICS, TASK_METRICS, headline_of
 from latentwire_eval.records import MetricResult
 from latentwire_eval.stats import holm, mcnemar_test, mean_ci, paired_bootstrap
 
-__all__ = ["compute_metrics", "derive_joint_oracle", "write_report"]
-
-
-def derive_joint_oracle(preds: pd.DataFrame, task: TaskSpec) -> pd.DataFrame:
-    """Rows for ``joint`` (per example, the model more confident in its own latent answer) and
-    ``oracle`` (per example, the best model's latent answer: an upper bound, not a method), under the
-    model :data:`~latentwire_eval.methods.ALL_READERS`; ``picked_model`` says whose answer it is."""
-    lat = preds[preds["method"] == "latent"]
-    if lat["model"].nunique() < 2:
-        return preds.iloc[0:0]
-    headline = headline_of(task)
-    out = []
-    for _, g in lat.groupby("example_id", sort=False):
-        for name, pick in (
-            ("joint", g.loc[g["confidence"].idxmax()]),
-            ("oracle", g.loc[g[headline].idxmax()]),
-        ):
-            row = pick.copy()
-            row["picked_model"] = pick["model"]
-            row["model"] = ALL_READERS
-            row["method"] = name
-            out.append(row)
-    return pd.DataFrame(out)
+__all__ = ["compute_metrics", "write_report"]
 
 
 def _coverage(g: pd.DataFrame) -> dict[str, float | None]:
