@@ -33,10 +33,11 @@ from latentwire_core.message import (
 from latentwire_core.registry import UnknownNameError
 from latentwire_core.soft_prompt import SoftPromptControl
 from latentwire_core.tasks import Example, compressed_text, get_task
+from latentwire_eval.analysis import compute_metrics
 from latentwire_eval.evaluate import evaluate_method
 from latentwire_eval.gencache import GenerationCache
 from latentwire_eval.methods import METHODS, EvalContext, derangement
-from latentwire_eval.report import compute_metrics, write_report
+from latentwire_eval.report import write_report
 from latentwire_hf.checkpoint import latest_checkpoint, load_weights
 from latentwire_hf.config import ModelShapeError, name_key
 from latentwire_hf.data import DataError, load_train_eval
