@@ -88,8 +88,8 @@ def test_a_new_metric_is_scored_and_reported(monkeypatch: pytest.MonkeyPatch) ->
 
     from latentwire_core.tasks import get_task
     from latentwire_eval import metrics
+    from latentwire_eval.analysis import compute_metrics
     from latentwire_eval.metrics import METRICS, TASK_METRICS, MetricSpec, metric_fns, normalize_answer
-    from latentwire_eval.report import compute_metrics
 
     def contains_gold(pred: str, golds: list[str]) -> float:
         """1 when a normalised gold answer occurs inside the normalised prediction."""

@@ -235,7 +235,7 @@ def test_reconstruct_without_data_names_what_it_needs(monkeypatch: pytest.Monkey
 
 
 def test_name_key_keeps_registry_names_and_makes_paths_one_safe_distinct_component() -> None:
-    from latentwire_hf.config import name_key
+    from latentwire_core.names import name_key
 
     assert name_key("smollm2-135m") == "smollm2-135m"
     a, b = name_key("/models/my llama"), name_key("/other/my llama")

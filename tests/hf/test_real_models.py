@@ -62,7 +62,7 @@ def test_minilm_features_are_real_and_cached(tmp_path) -> None:
 
 def test_llmlingua_compresses_with_a_local_scorer_to_the_budget(tmp_path) -> None:
     from latentwire_core.tasks import Example
-    from latentwire_eval.baselines import LLMLinguaBaseline
+    from latentwire_eval.methods.llmlingua import LLMLinguaBaseline
     from latentwire_hf.models import cache_root
 
     lm = load_frozen_lm("smollm2-135m")  # converts once; its folder is the scorer
@@ -92,7 +92,7 @@ def test_llmlingua_compresses_with_a_local_scorer_to_the_budget(tmp_path) -> Non
 
 
 def test_llmlingua_compressions_are_kept_on_disk_with_their_time(tmp_path, monkeypatch) -> None:
-    from latentwire_eval.baselines import LLMLinguaBaseline
+    from latentwire_eval.methods.llmlingua import LLMLinguaBaseline
     from latentwire_hf.models import cache_root
 
     load_frozen_lm("smollm2-135m")  # converts once; its folder is the scorer

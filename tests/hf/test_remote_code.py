@@ -80,7 +80,7 @@ def test_registry_loads_the_builtin_class_and_ignores_auto_map(tmp_path: Path) -
 @pytest.mark.slow
 def test_llmlingua_scorer_never_runs_remote_code(tmp_path: Path) -> None:
     """The LLMLingua baseline builds llmlingua's PromptCompressor (which defaults to trusting remote code)."""
-    from latentwire_eval.baselines import LLMLinguaBaseline
+    from latentwire_eval.methods.llmlingua import LLMLinguaBaseline
 
     for model_type in ("evil", "llama"):
         folder, marker = _evil_folder(tmp_path, model_type=model_type)

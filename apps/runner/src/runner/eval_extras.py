@@ -1,7 +1,6 @@
-"""What the evaluate stage needs beside the methods themselves: each example's budget M_i, model
-folders for the methods that load a model by name, and what it adds to its predictions and metrics
-beyond the methods' own scores: the latent's message size at every precision, the wire's summary,
-the soft tokens' norm diagnostics and, for SQuAD v2, the abstain-always reference."""
+"""What the evaluate stage adds to the evaluation pipeline (latentwire_eval.pipeline) that only a run has:
+each example's budget M_i from its wire, model folders for the methods that load a model by name, the
+wire's summary and the soft tokens' norm diagnostics."""
 
 from __future__ import annotations
 
@@ -9,30 +8,24 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import attrs
 import numpy as np
 import pandas as pd
 import torch
 
 from latentwire_core import LatentWire, QuantWireCodec
-from latentwire_core.config import WireCodecConfig
-from latentwire_core.message import FORMAT_VERSION, HEADER_BYTES, message_bytes, receive
-from latentwire_core.tasks import Example, TaskSpec, compressed_text
+from latentwire_core.message import FORMAT_VERSION, HEADER_BYTES, receive
+from latentwire_core.tasks import Example, compressed_text
 from latentwire_eval.diagnostics import embedding_diagnostics
-from latentwire_eval.metrics import metric_fns
+from latentwire_eval.pipeline import PRECISIONS
 from latentwire_hf.models import KNOWN_MODELS, cache_root, load_causal_lm
 from runner.config import Experiment, WireSection
 
 __all__ = [
-    "add_wire_bytes",
     "embedding_report",
     "example_budgets",
     "resolve_model",
-    "squad_v2_references",
     "wire_summary",
 ]
-
-PRECISIONS = ("fp16", "int8", "int4")
 
 
 def example_budgets(
@@ -53,18 +46,6 @@ def resolve_model(name: str) -> Path:
     if name in KNOWN_MODELS and not folder.is_dir():
         load_causal_lm(name)
     return folder if folder.is_dir() else Path(name)
-
-
-def add_wire_bytes(
-    preds: pd.DataFrame, budgets: Mapping[str, int], codec: WireCodecConfig, *, d_z: int
-) -> None:
-    """Columns ``n_tokens`` (each example's M_i) and the latent's whole message at every precision."""
-    m_i = preds["example_id"].map(budgets)
-    preds["n_tokens"] = m_i
-    for prec in PRECISIONS:  # the latent's wire at every precision, scales included
-        c = QuantWireCodec(attrs.evolve(codec, precision=prec))
-        sizes = {m: message_bytes(c, n_tokens=int(m), d_z=d_z) for m in set(budgets.values())}
-        preds[f"latent_wire_bytes_{prec}"] = m_i.map(sizes)
 
 
 def wire_summary(exp: Experiment, budgets: Mapping[str, int], preds: pd.DataFrame) -> dict[str, Any]:
@@ -113,17 +94,3 @@ def embedding_report(
             "before_calibration": embedding_diagnostics(raw, lm.embed, lm.vocab_size, lm.decode, seed=seed),
         }
     return out
-
-
-def squad_v2_references(task: TaskSpec, evaluation: Sequence[Example]) -> dict[str, Any]:
-    """How the no-answer phrase is scored, and the reference every v2 number must beat: abstain always."""
-    fns = metric_fns(task)
-    return {
-        "no_answer_phrase": (
-            f"predictions equal to {task.no_answer!r} (normalised) are scored as the empty answer"
-        ),
-        "always_abstain": {
-            name: float(np.mean([fn("", task.golds(e)) for e in evaluation])) for name, fn in fns.items()
-        }
-        | {"n": len(evaluation), "no_answer_share": float(np.mean([not e.answers for e in evaluation]))},
-    }

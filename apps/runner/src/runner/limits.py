@@ -7,9 +7,12 @@ import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from runner.config import Experiment, to_dict
+import attrs
+
+if TYPE_CHECKING:  # for annotations only: config calls this module while it loads a file
+    from runner.config import Experiment
 
 __all__ = ["NUMERIC_BOUNDS", "bound_errors", "machine_bytes", "memory_error", "wire_memory_bytes"]
 
@@ -103,7 +106,7 @@ def _flat(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def bound_errors(exp: Experiment) -> list[str]:
     """One message per numeric key past its :data:`NUMERIC_BOUNDS` entry."""
-    flat = _flat(to_dict(exp))
+    flat = _flat(attrs.asdict(exp, recurse=True))
     return [
         f"{key} must be <= {limit:g}, got {flat[key]!r}"
         for key, limit in NUMERIC_BOUNDS.items()

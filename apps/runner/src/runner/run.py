@@ -20,9 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import attrs
-import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
 from latentwire_core import LatentWire, QuantWireCodec
 from latentwire_core.interlingua import slot_counts
@@ -33,12 +31,12 @@ from latentwire_core.message import (
 from latentwire_core.registry import UnknownNameError
 from latentwire_core.soft_prompt import SoftPromptControl
 from latentwire_core.tasks import Example, compressed_text, get_task
-from latentwire_eval.evaluate import evaluate_method
 from latentwire_eval.gencache import GenerationCache
 from latentwire_eval.methods import METHODS, EvalContext, derangement
-from latentwire_eval.report import compute_metrics, write_report
+from latentwire_eval.pipeline import evaluate
+from latentwire_eval.report import write_report
 from latentwire_hf.checkpoint import latest_checkpoint, load_weights
-from latentwire_hf.config import ModelShapeError, name_key
+from latentwire_hf.config import ModelShapeError
 from latentwire_hf.data import DataError, load_train_eval
 from latentwire_hf.features import build_feature_source
 from latentwire_hf.frozen_lm import HFFrozenLM, load_frozen_lm
@@ -49,11 +47,9 @@ from latentwire_hf.pretrained import build_wire as build_wire_from_spec
 from latentwire_hf.training import Trainer
 from runner.config import STAGES, Experiment, to_toml
 from runner.eval_extras import (
-    add_wire_bytes,
     embedding_report,
     example_budgets,
     resolve_model,
-    squad_v2_references,
     wire_summary,
 )
 from runner.folder import RunFolder, RunFolderError, RunFolderMismatch, RunLock, read_manifest
@@ -518,9 +514,7 @@ class Run:
     def _evaluate(self) -> dict[str, Any]:
         _, evaluation = self.data()
         ev, w = self.exp.eval, self.exp.wire
-        kinds = {m: METHODS.get(m) for m in ev.methods}
-        per_reader = [m for m, k in kinds.items() if k.scope == "reader"]
-        uses = set().union(*(k.uses for k in kinds.values()))
+        uses = set().union(*(METHODS.get(m).uses for m in ev.methods))
         wire = self.build_wire()
         if "wire" in uses:
             ckpt = latest_checkpoint(self.folder.checkpoints("train"))
@@ -540,75 +534,27 @@ class Run:
                 )
             load_weights(cck, control)
         ctx = self.eval_context(wire, control)
-        budgets = ctx.budgets
-        confidence_of = {k.confidence_of for k in kinds.values() if k.confidence_of}
-        partial = self.folder.eval_partial
-        partial.mkdir(parents=True, exist_ok=True)
-        frames: list[pd.DataFrame] = []
-        bar = tqdm(total=len(self.lms()) * len(per_reader) * len(evaluation), desc="evaluate", leave=False)
 
-        def gen_cache(name: str, lm: HFFrozenLM) -> GenerationCache | None:
+        def gen_cache(name: str) -> GenerationCache | None:
             if not ev.cache_generations or name.startswith("tiny-"):  # tiny readers are rebuilt per process
                 return None
-            return GenerationCache(cache_root() / "generations.sqlite", f"{name}:{lm.fingerprint}")
+            return GenerationCache(
+                cache_root() / "generations.sqlite", f"{name}:{self.lms()[name].fingerprint}"
+            )
 
-        for name, lm in self.lms().items():
-            for method_name in per_reader:
-                out = partial / f"{name_key(name)}__{method_name}.parquet"  # a folder path stays inside
-                if out.is_file():  # finished before an interruption
-                    try:
-                        frames.append(pd.read_parquet(out))
-                        bar.update(len(evaluation))
-                        continue
-                    except Exception as e:  # pyarrow raises its own kinds for a torn file
-                        log.warning(
-                            "partial_result_unreadable_redoing",
-                            file=str(out),
-                            error=f"{type(e).__name__}: {e}",
-                        )
-                        out.unlink()
-                method = kinds[method_name](ctx, name, lm)
-                method.fit()
-                res = evaluate_method(
-                    method.prompt,
-                    evaluation,
-                    method.slots,
-                    method=method_name,
-                    batch_size=ev.batch_size,
-                    gold_scores=ev.gold_scores,
-                    own_confidence=method_name in confidence_of,
-                    progress=bar.update,
-                    encoded=method.read,
-                    cache=gen_cache(name, lm),
-                    replayed=method.replayed_seconds,
-                )
-                df = pd.DataFrame(res.rows)
-                df.to_parquet(out.with_suffix(".tmp"), index=False)
-                os.replace(out.with_suffix(".tmp"), out)
-                frames.append(df)
-                log.info(
-                    "evaluated",
-                    model=name,
-                    method=method_name,
-                    n=len(df),
-                    **{k: round(float(df[k].mean()), 4) for k in ("accuracy", "em", "f1") if k in df},
-                )
-        bar.close()
-        frames += [k.reference_rows(ctx, evaluation) for k in kinds.values() if k.scope == "reference"]
-        preds = pd.concat(frames, ignore_index=True)
-        combined = [k.combine(preds, self.eval_task) for k in kinds.values() if k.scope == "combined"]
-        if combined:
-            preds = pd.concat([preds, *combined], ignore_index=True)
-        add_wire_bytes(preds, budgets, self.exp.codec, d_z=w.encoder.d_z)
-        preds.to_parquet(self.folder.predictions, index=False)
-        metrics = compute_metrics(
-            preds,
-            task=self.eval_task,
-            eval_labels=[e.label for e in evaluation],
+        preds, metrics = evaluate(
+            ctx,
+            evaluation,
+            self.lms(),
+            ev.methods,
+            batch_size=ev.batch_size,
+            gold_scores=ev.gold_scores,
             n_resamples=ev.bootstrap_resamples,
-            seed=self.exp.seed,
+            partial_dir=self.folder.eval_partial,
+            generation_cache=gen_cache,
         )
-        metrics["wire"] = wire_summary(self.exp, budgets, preds)
+        preds.to_parquet(self.folder.predictions, index=False)
+        metrics["wire"] = wire_summary(self.exp, ctx.budgets, preds)
         metrics["eval_split"] = self.exp.data.eval_split
         if self.exp.eval_task != self.exp.data.task:
             metrics["transfer"] = {"trained_on": self.exp.data.task, "evaluated_on": self.exp.eval_task}
@@ -620,7 +566,7 @@ class Run:
                 evaluation,
                 wire,
                 ctx.codec,
-                budgets,
+                ctx.budgets,
                 features=self.features(),
                 lms=self.lms(),
                 compress=self.exp.eval_compress,
@@ -628,8 +574,6 @@ class Run:
                 seed=self.exp.seed,
                 fingerprint=ctx.fingerprint,
             )
-        if self.eval_task.scoring == "squad_v2":
-            metrics |= squad_v2_references(self.eval_task, evaluation)
         self.folder.eval_metrics.write_text(json.dumps(metrics, indent=1))
         return {"n_predictions": len(preds)}
 

@@ -11,10 +11,13 @@ from typing import TYPE_CHECKING
 from latentwire_core.lazy import lazy_getattr
 
 if TYPE_CHECKING:
-    from latentwire_eval.evaluate import evaluate_method, sequence_scores, token_budget_slot
+    from latentwire_eval.analysis import compute_metrics
+    from latentwire_eval.evaluate import evaluate_method, sequence_scores
     from latentwire_eval.methods import METHODS, EvalContext, Method, register_method
+    from latentwire_eval.methods.combined import derive_joint_oracle
+    from latentwire_eval.methods.text import token_budget_slot
     from latentwire_eval.metrics import GOLD_METRICS, HEADLINE, METRICS, TASK_METRICS, MetricSpec
-    from latentwire_eval.report import compute_metrics, derive_joint_oracle, write_report
+    from latentwire_eval.report import write_report
     from latentwire_eval.stats import bootstrap_ci, holm, mcnemar_test, paired_bootstrap, paired_permutation
 
 _WHERE: dict[str, str] = {
@@ -27,8 +30,8 @@ _WHERE: dict[str, str] = {
     "MetricSpec": "latentwire_eval.metrics",
     "TASK_METRICS": "latentwire_eval.metrics",
     "bootstrap_ci": "latentwire_eval.stats",
-    "compute_metrics": "latentwire_eval.report",
-    "derive_joint_oracle": "latentwire_eval.report",
+    "compute_metrics": "latentwire_eval.analysis",
+    "derive_joint_oracle": "latentwire_eval.methods.combined",
     "evaluate_method": "latentwire_eval.evaluate",
     "holm": "latentwire_eval.stats",
     "mcnemar_test": "latentwire_eval.stats",
@@ -36,7 +39,7 @@ _WHERE: dict[str, str] = {
     "paired_permutation": "latentwire_eval.stats",
     "register_method": "latentwire_eval.methods",
     "sequence_scores": "latentwire_eval.evaluate",
-    "token_budget_slot": "latentwire_eval.evaluate",
+    "token_budget_slot": "latentwire_eval.methods.text",
     "write_report": "latentwire_eval.report",
 }
 

@@ -17,15 +17,14 @@ import attrs
 import torch
 
 from latentwire_core.losses import gather_at, prediction_positions
-from latentwire_core.ports import PromptLM
 from latentwire_core.prompting import SlotPrompt
 from latentwire_core.slots import Segment, token_ids
-from latentwire_core.tasks import Example, question_head
+from latentwire_core.tasks import Example
 from latentwire_eval.gencache import GenerationCache
 from latentwire_eval.metrics import first_line, metric_fns, normalize_answer, postprocess_answer
 from latentwire_eval.records import Prediction
 
-__all__ = ["MethodResult", "answer_slots", "evaluate_method", "token_budget_slot"]
+__all__ = ["MethodResult", "answer_slots", "evaluate_method"]
 
 SlotFn = Callable[[Sequence[Example]], tuple[list[Segment], list[int]]]
 """examples -> (slot contents, wire bytes per example (0 for text methods))."""
@@ -34,16 +33,6 @@ SlotFn = Callable[[Sequence[Example]], tuple[list[Segment], list[int]]]
 @attrs.frozen
 class MethodResult:
     rows: list[dict[str, Any]]
-
-
-def token_budget_slot(lm: PromptLM, ex: Example, budget: int) -> list[int]:
-    """The text truncated to ``budget`` target-model tokens, question first (docs/design.md "Correctness rules", rule 5)."""
-    if ex.question and ex.context:
-        head = list(lm.tokenize([question_head(ex.question)])[0])
-        if len(head) >= budget:
-            return head[:budget]
-        return head + list(lm.tokenize([" " + ex.context])[0])[: budget - len(head)]
-    return list(lm.tokenize([ex.source])[0])[:budget]
 
 
 @torch.no_grad()

@@ -1,171 +1,26 @@
-"""Metrics with CIs and paired tests from ``eval/predictions.parquet``, and ``report/summary.md`` with plots."""
+"""``report/summary.md`` with plots, rendered from an evaluation's metrics (:mod:`.analysis` computes them)."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
-from latentwire_core.tasks import TaskSpec
-from latentwire_eval.methods import ALL_READERS, NO_READER
-from latentwire_eval.metrics import GOLD_METRICS, METRICS, TASK_METRICS, headline_of
-from latentwire_eval.records import MetricResult
-from latentwire_eval.stats import holm, mcnemar_test, mean_ci, paired_bootstrap
+from latentwire_eval.methods.base import ALL_READERS, NO_READER
+from latentwire_eval.tables import markdown_table
 
-__all__ = ["compute_metrics", "derive_joint_oracle", "write_report"]
-
-
-def derive_joint_oracle(preds: pd.DataFrame, task: TaskSpec) -> pd.DataFrame:
-    """Rows for ``joint`` (per example, the model more confident in its own latent answer) and
-    ``oracle`` (per example, the best model's latent answer: an upper bound, not a method), under the
-    model :data:`~latentwire_eval.methods.ALL_READERS`; ``picked_model`` says whose answer it is."""
-    lat = preds[preds["method"] == "latent"]
-    if lat["model"].nunique() < 2:
-        return preds.iloc[0:0]
-    headline = headline_of(task)
-    out = []
-    for _, g in lat.groupby("example_id", sort=False):
-        for name, pick in (
-            ("joint", g.loc[g["confidence"].idxmax()]),
-            ("oracle", g.loc[g[headline].idxmax()]),
-        ):
-            row = pick.copy()
-            row["picked_model"] = pick["model"]
-            row["model"] = ALL_READERS
-            row["method"] = name
-            out.append(row)
-    return pd.DataFrame(out)
-
-
-def _coverage(g: pd.DataFrame) -> dict[str, float | None]:
-    """What the method read: tokens/bytes actually encoded and how often the answer was cut away."""
-    out: dict[str, float | None] = {}
-    for col in ("encoded_utf8_bytes", "encoded_tokens", "answer_in_slot"):
-        if col in g and g[col].notna().any():
-            out[col] = float(g[col].astype(float).mean())
-    return out
-
-
-def compute_metrics(
-    preds: pd.DataFrame,
-    *,
-    task: TaskSpec,
-    eval_labels: Sequence[int | None] = (),
-    n_resamples: int = 2000,
-    seed: int = 0,
-) -> dict[str, Any]:
-    """Per (model, method): metric mean, BCa 95% CI, n; latent vs each baseline: paired tests, Holm-corrected.
-
-    Returns a JSON-ready dict (what ``eval/metrics.json`` holds).
-    """
-    task_metrics = TASK_METRICS[task.kind]
-    metric_names = [*task_metrics, *[m for m in GOLD_METRICS if m in preds.columns]]
-    results: list[dict[str, Any]] = []
-    # the full text's slot length per (model, example): the reference for token compression
-    text_tokens = (
-        preds[preds["method"] == "text"].set_index(["model", "example_id"])["slot_tokens"]
-        if "text" in set(preds["method"])
-        else None
-    )
-    for (model, method), g in preds.groupby(["model", "method"], sort=False):
-        comp: dict[str, float | None] = {"token_compression": None, "byte_compression": None}
-        if text_tokens is not None:
-            ref = text_tokens.reindex(pd.MultiIndex.from_arrays([g["model"], g["example_id"]])).to_numpy(
-                float
-            )
-            slot = g["slot_tokens"].to_numpy(float)
-            ratio = np.where(slot > 0, ref / np.maximum(slot, 1), np.nan)  # an empty slot has no ratio
-            if np.isfinite(ratio).any():  # rows with no text reference (probe, joint, oracle) have none
-                comp["token_compression"] = float(np.nanmean(ratio))
-        if (g["wire_bytes"] > 0).all():
-            # bytes the method actually encoded (after truncation), not the whole source
-            read = g["encoded_utf8_bytes"] if "encoded_utf8_bytes" in g else g["prompt_utf8_bytes"]
-            comp["byte_compression"] = float((read.astype(float) / g["wire_bytes"]).mean())
-        subsets: list[tuple[str, pd.DataFrame]] = [("all", g)]
-        if "has_answer" in g and task.scoring == "squad_v2":  # SQuAD v2 reports HasAns / NoAns apart
-            subsets += [("has_answer", g[g["has_answer"]]), ("no_answer", g[~g["has_answer"]])]
-        for subset, sg in subsets:
-            for metric in metric_names:
-                if metric not in sg or sg[metric].isna().all() or sg.empty:
-                    continue
-                vals = sg[metric].dropna()
-                groups = sg.loc[vals.index, "group"].tolist() if "group" in sg else None
-                mean, lo, hi, how = mean_ci(
-                    vals.to_numpy(), groups=groups, n_resamples=n_resamples, seed=seed
-                )
-                results.append(
-                    MetricResult(
-                        model=str(model),
-                        method=str(method),
-                        subset=subset,
-                        ci_method=how,
-                        n_groups=len(set(groups)) if groups is not None else len(vals),
-                        metric=metric,
-                        higher_is_better=(METRICS | GOLD_METRICS)[metric].higher_is_better,
-                        value=mean,
-                        ci_low=lo,
-                        ci_high=hi,
-                        n=len(vals),
-                        slot_tokens=float(sg["slot_tokens"].mean()),
-                        prompt_tokens=float(sg["prompt_tokens"].mean()) if "prompt_tokens" in sg else None,
-                        wire_bytes=float(sg["wire_bytes"].mean()),
-                        prompt_utf8_bytes=float(sg["prompt_utf8_bytes"].mean()),
-                        latency_s=float(sg["latency_s"].mean()),
-                        token_compression=comp["token_compression"],
-                        byte_compression=comp["byte_compression"],
-                        coverage=_coverage(sg),
-                    ).as_row()
-                )
-    comparisons: list[dict[str, Any]] = []
-    refs = preds[
-        preds["model"] == NO_READER
-    ]  # answered without a reader: compared with every reader's latent
-    for model, g in preds.groupby("model", sort=False):
-        if "latent" not in set(g["method"]) or model in (ALL_READERS, NO_READER):
-            continue
-        lat = g[g["method"] == "latent"].set_index("example_id")
-        others = {m: g[g["method"] == m] for m in g["method"].unique() if m != "latent"}
-        others.update({m: refs[refs["method"] == m] for m in refs["method"].unique()})
-        for method, og in others.items():
-            other = og.set_index("example_id").reindex(lat.index)  # paired by example id, not row order
-            groups = lat["group"].tolist() if "group" in lat else None
-            for metric in task_metrics:
-                a, b = lat[metric].to_numpy(float), other[metric].to_numpy(float)
-                pb = paired_bootstrap(a, b, groups=groups, n_resamples=n_resamples, seed=seed)
-                row = {"model": model, "metric": metric, "latent_vs": method, "n": len(a), **pb}
-                if set(np.unique(np.concatenate([a, b]))) <= {0.0, 1.0}:
-                    mc = mcnemar_test(a, b)
-                    row.update(p_mcnemar=mc["p_value"], latent_only=mc["a_only"], baseline_only=mc["b_only"])
-                comparisons.append(row)
-    for metric in task_metrics:  # Holm across every (model, baseline) comparison of this metric
-        rows = [c for c in comparisons if c["metric"] == metric]
-        key = "p_mcnemar" if rows and all("p_mcnemar" in c for c in rows) else "p_value"
-        for c, adj in zip(rows, holm([c[key] for c in rows]), strict=True):
-            c["p_holm"], c["p_holm_of"] = adj, key
-    out: dict[str, Any] = {
-        "task": task.name,
-        "headline": headline_of(task),
-        "metrics": list(metric_names),
-        "results": results,
-        "comparisons": comparisons,
-    }
-    labels = [lab for lab in eval_labels if lab is not None]
-    if task.kind == "classification" and labels:
-        counts = np.bincount(labels, minlength=len(task.labels))
-        out["majority_class"] = {
-            "label": task.labels[int(counts.argmax())].strip(),
-            "rate_on_eval": float(counts.max() / counts.sum()),
-            "n": int(counts.sum()),
-        }
-    return out
+__all__ = ["write_report"]
 
 
 def _fmt(v: float) -> str:
     return f"{v:.3f}"
+
+
+def _ci(r: Any) -> str:
+    """A metric row's value and 95% CI, ``0.827 [0.790, 0.860]``."""
+    return f"{_fmt(r['value'])} [{_fmt(r['ci_low'])}, {_fmt(r['ci_high'])}]"
 
 
 def _plots(rep: Path, metrics: dict[str, Any], curves: pd.DataFrame | None) -> list[str]:
@@ -249,10 +104,8 @@ def _diagnostics_lines(diag: dict[str, Any] | None) -> list[str]:
         "what the reader read). RMS per token; nearest cosine = cosine with the closest vocabulary "
         "embedding, beside the same for random directions (chance).",
         "",
-        "| model | stage | soft RMS median [p10, p90] | embedding RMS | ratio | nearest cos mean [p10, p90] "
-        "| random cos | most frequent nearest tokens |",
-        "|---|---|---|---|---|---|---|---|",
     ]
+    rows = []
     for model, d in diag.items():
         if not isinstance(d, dict):
             continue
@@ -261,14 +114,31 @@ def _diagnostics_lines(diag: dict[str, Any] | None) -> list[str]:
             if not x:
                 continue
             r, c = x["soft_rms"], x["nearest_cos"]
-            toks = ", ".join(f"{t['token']!r}×{t['count']}" for t in x["nearest_tokens"][:5]).replace(
-                "|", "\\|"
+            rows.append(
+                [
+                    model,
+                    stage.replace("_", " "),
+                    f"{r['median']:.3g} [{r['p10']:.3g}, {r['p90']:.3g}]",
+                    f"{x['embed_rms']:.3g}",
+                    f"{x['rms_ratio']:.3g}×",
+                    f"{c['mean']:.3f} [{c['p10']:.3f}, {c['p90']:.3f}]",
+                    f"{x['random_cos']['mean']:.3f}",
+                    ", ".join(f"{t['token']!r}×{t['count']}" for t in x["nearest_tokens"][:5]),
+                ]
             )
-            lines.append(
-                f"| {model} | {stage.replace('_', ' ')} | {r['median']:.3g} [{r['p10']:.3g}, {r['p90']:.3g}] "
-                f"| {x['embed_rms']:.3g} | {x['rms_ratio']:.3g}× | {c['mean']:.3f} [{c['p10']:.3f}, {c['p90']:.3f}] "
-                f"| {x['random_cos']['mean']:.3f} | {toks} |"
-            )
+    lines += markdown_table(
+        [
+            "model",
+            "stage",
+            "soft RMS median [p10, p90]",
+            "embedding RMS",
+            "ratio",
+            "nearest cos mean [p10, p90]",
+            "random cos",
+            "most frequent nearest tokens",
+        ],
+        rows,
+    )
     lines.append("")
     return lines
 
@@ -335,46 +205,50 @@ def write_report(
         by_subset = {}
     ci_methods = sorted(set(res["ci_method"])) if "ci_method" in res else ["BCa bootstrap"]
     has_read = "encoded_utf8_bytes" in res
-    lines.append(
-        "| model | method | "
-        + " | ".join(f"{m} [95% CI]" for m in metrics["metrics"])
-        + " | n | slot tokens | token compression | wire bytes | prompt UTF-8 bytes"
-        + (" | bytes read | answer in what was read" if has_read else "")
-        + " | byte compression | latency/example (s) |"
-    )
-    lines.append(
-        "|---|---|"
-        + "---|" * len(metrics["metrics"])
-        + "---|---|---|---|---|"
-        + ("---|---|" if has_read else "")
-        + "---|---|"
-    )
+    header = [
+        "model",
+        "method",
+        *[f"{m} [95% CI]" for m in metrics["metrics"]],
+        "n",
+        "slot tokens",
+        "token compression",
+        "wire bytes",
+        "prompt UTF-8 bytes",
+        *(["bytes read", "answer in what was read"] if has_read else []),
+        "byte compression",
+        "latency/example (s)",
+    ]
+    rows = []
     for (model, method), g in res.groupby(["model", "method"], sort=False):
         cells = []
         for m in metrics["metrics"]:
             hit = g[g["metric"] == m]
-            if hit.empty:
-                cells.append("–")
-                continue
-            r = hit.iloc[0]
-            cells.append(f"{_fmt(r['value'])} [{_fmt(r['ci_low'])}, {_fmt(r['ci_high'])}]")
+            cells.append("–" if hit.empty else _ci(hit.iloc[0]))
         r0 = g.iloc[0]
-        wb = f"{r0['wire_bytes']:.0f}" if r0["wire_bytes"] else "–"
-        tc = r0.get("token_compression")
-        bc = r0.get("byte_compression")
-        tcs = f"{tc:.2f}×" if tc is not None and pd.notna(tc) else "–"
-        bcs = f"{bc:.3f}×" if bc is not None and pd.notna(bc) else "–"
-        read = ""
+        tc, bc = r0.get("token_compression"), r0.get("byte_compression")
+        read = []
         if has_read:
             eb, ais = r0.get("encoded_utf8_bytes"), r0.get("answer_in_slot")
-            read = f" | {eb:.0f}" if eb is not None and pd.notna(eb) else " | –"
-            read += f" | {ais:.1%}" if ais is not None and pd.notna(ais) else " | –"
-        lines.append(
-            f"| {model} | {method} | "
-            + " | ".join(cells)
-            + f" | {int(r0['n'])} | {r0['slot_tokens']:.1f} | {tcs} | {wb} | {r0['prompt_utf8_bytes']:.0f}{read} | {bcs}"
-            + f" | {r0['latency_s']:.4f} |"
+            read = [
+                f"{eb:.0f}" if eb is not None and pd.notna(eb) else "–",
+                f"{ais:.1%}" if ais is not None and pd.notna(ais) else "–",
+            ]
+        rows.append(
+            [
+                model,
+                method,
+                *cells,
+                int(r0["n"]),
+                f"{r0['slot_tokens']:.1f}",
+                f"{tc:.2f}×" if tc is not None and pd.notna(tc) else "–",
+                f"{r0['wire_bytes']:.0f}" if r0["wire_bytes"] else "–",
+                f"{r0['prompt_utf8_bytes']:.0f}",
+                *read,
+                f"{bc:.3f}×" if bc is not None and pd.notna(bc) else "–",
+                f"{r0['latency_s']:.4f}",
+            ]
         )
+    lines += markdown_table(header, rows)
     lines.append(
         "\nToken compression: the text's slot tokens / this method's slot tokens, per example. Byte compression: "
         "the UTF-8 bytes the method actually read (after truncation) / wire bytes (quantisation scales included); "
@@ -400,12 +274,13 @@ def write_report(
             head = metrics["headline"]
             lines.append(f"{'HasAns' if subset == 'has_answer' else 'NoAns'} subset ({head}):")
             lines.append("")
-            lines.append(f"| model | method | {head} [95% CI] | n |")
-            lines.append("|---|---|---|---|")
-            for _, r in sub[sub["metric"] == head].iterrows():
-                lines.append(
-                    f"| {r['model']} | {r['method']} | {_fmt(r['value'])} [{_fmt(r['ci_low'])}, {_fmt(r['ci_high'])}] | {int(r['n'])} |"
-                )
+            lines += markdown_table(
+                ["model", "method", f"{head} [95% CI]", "n"],
+                [
+                    [r["model"], r["method"], _ci(r), int(r["n"])]
+                    for _, r in sub[sub["metric"] == head].iterrows()
+                ],
+            )
             lines.append("")
     if metrics.get("comparisons"):
         lines.append(
@@ -413,14 +288,22 @@ def write_report(
             "p Holm-corrected across models and baselines):"
         )
         lines.append("")
-        lines.append("| model | metric | vs | diff [95% CI] | p (bootstrap) | p (McNemar) | p Holm | n |")
-        lines.append("|---|---|---|---|---|---|---|---|")
-        for c in metrics["comparisons"]:
-            mcn = f"{c['p_mcnemar']:.3g}" if "p_mcnemar" in c else "–"
-            lines.append(
-                f"| {c['model']} | {c['metric']} | {c['latent_vs']} | {c['diff']:+.3f} "
-                f"[{c['ci_low']:+.3f}, {c['ci_high']:+.3f}] | {c['p_value']:.3g} | {mcn} | {c['p_holm']:.3g} | {c['n']} |"
-            )
+        lines += markdown_table(
+            ["model", "metric", "vs", "diff [95% CI]", "p (bootstrap)", "p (McNemar)", "p Holm", "n"],
+            [
+                [
+                    c["model"],
+                    c["metric"],
+                    c["latent_vs"],
+                    f"{c['diff']:+.3f} [{c['ci_low']:+.3f}, {c['ci_high']:+.3f}]",
+                    f"{c['p_value']:.3g}",
+                    f"{c['p_mcnemar']:.3g}" if "p_mcnemar" in c else "–",
+                    f"{c['p_holm']:.3g}",
+                    c["n"],
+                ]
+                for c in metrics["comparisons"]
+            ],
+        )
         lines.append("")
     lines.extend(_diagnostics_lines(metrics.get("embedding_diagnostics")))
     for p in plots:

@@ -26,6 +26,7 @@ import pandas as pd
 from scipy import stats as sps
 
 from latentwire_eval.stats import holm, paired_bootstrap
+from latentwire_eval.tables import markdown_table
 
 __all__ = ["SweepPoint", "aggregate_sweep", "write_sweep_report"]
 
@@ -250,35 +251,59 @@ def write_sweep_report(
         "what it carries without the frame (quantised numbers and scales) or, for a text method, the "
         "UTF-8 bytes of the text it read; *text* is the example's whole compressed text in UTF-8.",
         "",
-        "| settings | reader | method | "
-        + metric
-        + " [95% CI] | seeds | n/seed | message | payload | text | token compression |",
-        "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for r in results.itertuples():
-        ci = f"[{r.ci_low:.3f}, {r.ci_high:.3f}]" if np.isfinite(r.ci_low) else "[–]"
-        tc = f"{r.token_compression:.2f}×" if _num(r.token_compression) else "–"
-        wb = f"{r.wire_bytes:.0f}" if r.wire_bytes else "–"
-        pb = f"{r.payload_bytes:.1f}" if _num(r.payload_bytes) else "–"
-        tb = f"{r.prompt_utf8_bytes:.1f}" if _num(r.prompt_utf8_bytes) else "–"
-        lines.append(
-            f"| {r.settings} | {r.model} | {r.method} | {r.mean:.3f} {ci} | {r.n_seeds} | {r.n_per_seed} "
-            f"| {wb} | {pb} | {tb} | {tc} |"
-        )
+    lines += markdown_table(
+        [
+            "settings",
+            "reader",
+            "method",
+            f"{metric} [95% CI]",
+            "seeds",
+            "n/seed",
+            "message",
+            "payload",
+            "text",
+            "token compression",
+        ],
+        [
+            [
+                r.settings,
+                r.model,
+                r.method,
+                f"{r.mean:.3f} " + (f"[{r.ci_low:.3f}, {r.ci_high:.3f}]" if np.isfinite(r.ci_low) else "[–]"),
+                r.n_seeds,
+                r.n_per_seed,
+                f"{r.wire_bytes:.0f}" if r.wire_bytes else "–",
+                f"{r.payload_bytes:.1f}" if _num(r.payload_bytes) else "–",
+                f"{r.prompt_utf8_bytes:.1f}" if _num(r.prompt_utf8_bytes) else "–",
+                f"{r.token_compression:.2f}×" if _num(r.token_compression) else "–",
+            ]
+            for r in results.itertuples()
+        ],
+    )
     if not tests.empty:
         lines += [
             "",
             "Latent vs each baseline at the same settings, paired by (seed, example) and pooled over seeds; "
             "Holm over the whole family:",
             "",
-            "| settings | reader | vs | diff [95% CI] | p | p Holm | n | seeds |",
-            "|---|---|---|---|---|---|---|---|",
         ]
-        for t in tests.itertuples():
-            lines.append(
-                f"| {t.settings} | {t.model} | {t.latent_vs} | {t.diff:+.3f} [{t.ci_low:+.3f}, {t.ci_high:+.3f}] "
-                f"| {t.p_value:.3g} | {t.p_holm:.3g} | {t.n} | {t.n_seeds} |"
-            )
+        lines += markdown_table(
+            ["settings", "reader", "vs", "diff [95% CI]", "p", "p Holm", "n", "seeds"],
+            [
+                [
+                    t.settings,
+                    t.model,
+                    t.latent_vs,
+                    f"{t.diff:+.3f} [{t.ci_low:+.3f}, {t.ci_high:+.3f}]",
+                    f"{t.p_value:.3g}",
+                    f"{t.p_holm:.3g}",
+                    t.n,
+                    t.n_seeds,
+                ]
+                for t in tests.itertuples()
+            ],
+        )
     for p in _plots(results, out):
         lines += ["", f"![{p}]({p})"]
     path = out / "summary.md"

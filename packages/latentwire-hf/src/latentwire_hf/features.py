@@ -30,7 +30,8 @@ def _cache_key(name: str, model: PreTrainedModel, rest: str) -> str:
     """The feature cache's folder for a source: ``<name>-<rest>`` for a registry model (its files are
     pinned); a folder or hub id adds its weights' fingerprint, so changed weights never reuse old features
     and the key is one safe path component (:func:`~latentwire_hf.config.name_key`)."""
-    from latentwire_hf.config import KNOWN_ENCODERS, KNOWN_MODEL_NAMES, name_key
+    from latentwire_core.names import name_key
+    from latentwire_hf.config import KNOWN_ENCODERS, KNOWN_MODEL_NAMES
     from latentwire_hf.models import weights_fingerprint
 
     if name in KNOWN_MODEL_NAMES or name in KNOWN_ENCODERS:

@@ -1,111 +1,52 @@
-"""Compression baselines at the same budget M, each filling the same prompt slot.
-
-Every baseline is fitted only on training data (docs/design.md "Correctness rules", rule 4):
-
-* ``mean_pool``: the target model's own token embeddings of the text, averaged in M
-  contiguous chunks; no learning. On the wire: ``M x d_model`` values.
-* ``pca``: ``mean_pool`` chunks projected on the top-``r`` principal components of
-  *training-set* chunk embeddings and reconstructed; ``r`` defaults to the latent's
-  ``d_z`` so both send ``M x d_z`` numbers (the same byte budget).
-* ``llmlingua``: the real ``llmlingua`` package, perplexity mode, a local small causal LM
-  as scorer, target ``M`` tokens; question kept first, then the compressed context,
-  truncated to M target-model tokens.
-* ``linear_probe``: logistic regression on mean-pooled frozen features (classification).
-* ``text_kshot``: the full text with ``k`` demonstrations drawn from the training split.
-"""
+"""LLMLingua at the same budget: the real ``llmlingua`` package, perplexity mode, a local small causal LM as
+scorer, target ``M`` tokens; the question kept first, then the compressed context, truncated to M reader
+tokens. The compressed text does not depend on the reader, so readers share one compressor."""
 
 from __future__ import annotations
 
 import hashlib
 import os
-import random
 import re
 import shutil
 import time
-from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import torch
-from sklearn.decomposition import PCA
-from sklearn.linear_model import LogisticRegression
-
-from latentwire_core.anchor import mean_pool_slot  # the reader-anchored start fits to it
-from latentwire_core.ports import FrozenLM, PromptLM
-from latentwire_core.tasks import Example, TaskSpec, question_head
+from latentwire_core.tasks import Example, question_head
 from latentwire_eval.gencache import GenerationCache
+from latentwire_eval.methods.base import Method, TokenMethod, register_method
 
-__all__ = [
-    "LLMLinguaBaseline",
-    "PCABaseline",
-    "fit_linear_probe",
-    "kshot_instruction",
-    "mean_pool_slot",
-    "prepare_tiktoken_offline",
-]
+if TYPE_CHECKING:
+    from latentwire_core.ports import PromptLM
+
+__all__ = ["LLMLingua", "LLMLinguaBaseline", "prepare_tiktoken_offline"]
 
 
-class PCABaseline:
-    """Mean-pooled chunks compressed to ``rank`` principal components fitted on training texts."""
+@register_method("llmlingua")
+class LLMLingua(TokenMethod):
+    """LLMLingua (perplexity mode, ``llmlingua_scorer`` as local scorer) toward ``M_i`` reader tokens."""
 
-    def __init__(
-        self, lm: FrozenLM, train_texts: Sequence[Sequence[int]], *, m: int, rank: int, seed: int = 0
-    ) -> None:
-        chunks = torch.cat([mean_pool_slot(lm, ids, m) for ids in train_texts]).cpu().numpy()  # (N*m, d)
-        rank = min(rank, chunks.shape[0], chunks.shape[1])
-        self.lm, self.m, self.rank = lm, m, rank
-        self.pca = PCA(n_components=rank, random_state=seed).fit(chunks)
-        self.explained = float(self.pca.explained_variance_ratio_.sum())
+    task_kinds = Method.ALL_KINDS
 
-    @torch.no_grad()
-    def codes(self, text_ids: Sequence[int], m: int | None = None) -> np.ndarray:
-        """What crosses the wire: ``(m, rank)`` coefficients (``m`` defaults to the fitted M)."""
-        pooled = mean_pool_slot(self.lm, text_ids, self.m if m is None else m)
-        out: np.ndarray = self.pca.transform(pooled.cpu().numpy())
-        return out
+    def fit(self) -> None:
+        def build() -> Any:
+            name = str(self.ctx.options.get("llmlingua_scorer", "smollm2-135m"))
+            folder = self.ctx.resolve_model(name) if self.ctx.resolve_model else Path(name)
+            cache = Path(str(self.ctx.options.get("tiktoken_cache", folder.parent / "tiktoken")))
+            return LLMLinguaBaseline(
+                folder, tiktoken_cache=cache, device=self.ctx.device, store_path=self.ctx.cache_path
+            )
 
-    def reconstruct(self, codes: np.ndarray) -> torch.Tensor:
-        return torch.as_tensor(self.pca.inverse_transform(codes), dtype=torch.float32)  # (m, d_model)
+        self.lingua = self.ctx.shared("llmlingua", build)  # compressed texts are shared by readers
 
+    def replayed_seconds(self) -> float:
+        seconds, self.lingua.replayed_seconds = self.lingua.replayed_seconds, 0.0
+        return float(seconds)
 
-def fit_linear_probe(
-    train_feats: np.ndarray, train_labels: Sequence[int], *, seed: int = 0
-) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]:
-    """Logistic regression on pooled frozen features; returns ``predict -> (labels, probabilities)``."""
-    clf = LogisticRegression(max_iter=2000, C=1.0, random_state=seed).fit(train_feats, list(train_labels))
-
-    def predict(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return clf.predict(x), clf.predict_proba(x)
-
-    return predict
-
-
-def kshot_instruction(
-    task: TaskSpec, train: Sequence[Example], *, k: int, seed: int = 0, compress: str = "source"
-) -> str:
-    """``k`` demonstrations from the training split (fixed seed; balanced over labels when possible).
-
-    With ``compress="context"`` each demonstration reads ``Context: … / Question: …`` like the prompt.
-    """
-    rng = random.Random(seed)
-    pool = list(train)
-    if task.kind == "classification":
-        by_label: dict[int, list[Example]] = {}
-        for e in pool:
-            by_label.setdefault(int(e.label or 0), []).append(e)
-        demos = []
-        labels = sorted(by_label)
-        for i in range(k):
-            demos.append(rng.choice(by_label[labels[i % len(labels)]]))
-    else:
-        demos = rng.sample(pool, min(k, len(pool)))
-    rng.shuffle(demos)
-    parts = []
-    for d in demos:
-        answer = task.answer_text(d)
-        body = f"Context: {d.context}\nQuestion: {d.question}" if compress == "context" else d.source
-        parts.append(f"{task.instruction}{body}{task.after}\n{task.anchor}{answer}\n\n")
-    return "".join(parts) + task.instruction
+    def ids(self, e: Example) -> list[int]:
+        if self.ctx.compress == "context":
+            return list(self.lingua.context_slot(self.lm, e.context, self.ctx.budgets[e.id]))
+        return list(self.lingua.slot(self.lm, e, self.ctx.budgets[e.id]))
 
 
 _URL = "https://openaipublic.blob.core.windows.net/encodings/cl100k_base.tiktoken"
