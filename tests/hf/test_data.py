@@ -24,6 +24,17 @@ def test_every_task_loads_from_the_real_files_without_overlap(task: str, full_da
         assert len({e.group for e in evaluation}) > 20
 
 
+def test_every_task_with_offline_files_has_one_source_record() -> None:
+    """Files, parser, split policy and hub dataset of a task are one record (latentwire_hf.data.sources);
+    generated tasks and tasks declared with their own files need none."""
+    from latentwire_core.tasks import TASKS as SPECS
+    from latentwire_hf.data.sources import SOURCES
+
+    assert set(SOURCES) == {n for n, s in SPECS.items() if s.bundle is None and s.data is None} == set(TASKS)
+    carved = {n for n, src in SOURCES.items() if src.carve is not None}
+    assert carved == {"agnews", "hotpotqa"} and all(SOURCES[n].train == SOURCES[n].eval for n in carved)
+
+
 def test_known_counts(full_data_dir: Path) -> None:
     # counts from ../shared/data/README.md
     assert len(load_examples("sst2", "eval", data_dir=full_data_dir)) == 872
