@@ -182,3 +182,24 @@ def test_the_flat_wire_layout_of_older_files_reads_as_the_nested_one(tmp_path: P
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # today's layout warns of nothing
         load_experiment(nested, ["wire.encoder.d_z=64"])
+
+
+def test_pretraining_and_training_share_one_validated_loop_config() -> None:
+    """[train] and [pretrain] take the same loop keys from one class; each keeps its own defaults, and a
+    bad value in either is refused (``[pretrain] mixed_precision`` was never checked before)."""
+    import attrs
+    import pytest
+
+    from latentwire_hf.config import LoopConfig, PretrainConfig, TrainConfig
+
+    loop = {f.name for f in attrs.fields(LoopConfig)}
+    assert loop <= {f.name for f in attrs.fields(TrainConfig)} and loop <= {
+        f.name for f in attrs.fields(PretrainConfig)
+    }
+    assert (TrainConfig().steps, PretrainConfig().steps) == (200, 0)
+    assert (TrainConfig().model_schedule, PretrainConfig().model_schedule) == ("all", "round_robin")
+    for cls in (TrainConfig, PretrainConfig):
+        with pytest.raises(ValueError, match="mixed_precision"):
+            cls(mixed_precision="fp8")
+        with pytest.raises(ValueError, match="model_schedule"):
+            cls(model_schedule="random")

@@ -21,6 +21,7 @@ __all__ = [
     "KNOWN_ENCODERS",
     "KNOWN_MODEL_NAMES",
     "LMEncoderConfig",
+    "LoopConfig",
     "PretrainConfig",
     "TrainConfig",
     "resolve_model_name",
@@ -101,7 +102,25 @@ class LMEncoderConfig:
 
 
 @attrs.frozen(kw_only=True)
-class TrainConfig:
+class LoopConfig:
+    """The optimiser and loop settings every training stage shares (``[train]`` and ``[pretrain]`` both
+    take these keys; each stage's own keys are in :class:`TrainConfig` / :class:`PretrainConfig`).
+
+    Args:
+        steps, batch_size, grad_accum: optimiser steps, items per micro-batch, micro-batches per step.
+        lr, weight_decay, warmup_steps, grad_clip: AdamW with linear warm-up then cosine decay.
+        log_every, ckpt_every, keep_checkpoints: logging and checkpoint cadence.
+        model_schedule: ``all`` readers every step, or ``round_robin`` (one reader per step).
+        mixed_precision: ``no`` or ``bf16``.
+        content_probe: at each logged step, the loss on the next batch with its own vs another row's
+            latent (no grad).
+        lr_encoder, lr_adapters: per-component learning rates (0: ``lr``): the shared encoder's
+            parameters and everything else (adapters, calibration gains, <rec>/<cont>); the anchors use
+            ~1e-4 and ~1e-3 (docs/design.md "What the CPU runs taught").
+        content_weight, content_margin: content loss, + weight * max(0, margin - (CE with another
+            row's latent - CE with its own)), per step.
+    """
+
     steps: int = attrs.field(default=200, validator=positive)
     batch_size: int = attrs.field(default=16, validator=positive)
     grad_accum: int = attrs.field(default=1, validator=positive)
@@ -112,6 +131,26 @@ class TrainConfig:
     log_every: int = attrs.field(default=10, validator=positive)
     ckpt_every: int = attrs.field(default=50, validator=positive)
     keep_checkpoints: int = attrs.field(default=2, validator=positive)
+    model_schedule: str = attrs.field(default="all", validator=one_of("all", "round_robin"))
+    mixed_precision: str = attrs.field(default="no", validator=one_of("no", "bf16"))
+    content_probe: bool = True
+    lr_encoder: float = attrs.field(default=0.0, validator=non_negative)
+    lr_adapters: float = attrs.field(default=0.0, validator=non_negative)
+    content_weight: float = attrs.field(default=0.0, validator=non_negative)
+    content_margin: float = attrs.field(default=1.0, validator=non_negative)
+    seed: int = 0
+
+
+@attrs.frozen(kw_only=True)
+class TrainConfig(LoopConfig):
+    """``[train]``: the task stage (the loop settings of :class:`LoopConfig`, then the task losses).
+
+    Args:
+        ce_weight, first_token_weight: the answer's cross-entropy and its first token's extra weight.
+        kd_weight, kd_k, kd_temperature, kd_top_k: distillation from the reader reading the text.
+        max_text_tokens: cap on the text a training item reads.
+    """
+
     ce_weight: float = attrs.field(default=1.0, validator=non_negative)
     first_token_weight: float = attrs.field(default=0.5, validator=non_negative)
     kd_weight: float = attrs.field(default=0.0, validator=non_negative)
@@ -119,23 +158,12 @@ class TrainConfig:
     kd_temperature: float = attrs.field(default=1.0, validator=positive)
     kd_top_k: int = attrs.field(default=64, validator=positive)  # teacher logits cached per position
     max_text_tokens: int = attrs.field(default=512, validator=positive)
-    model_schedule: str = attrs.field(default="all", validator=one_of("all", "round_robin"))
-    mixed_precision: str = attrs.field(default="no", validator=one_of("no", "bf16"))
-    # at each logged step, the loss on the next batch with its own vs another row's latent (no grad)
-    content_probe: bool = True
-    # per-component learning rates (0: ``lr``): the shared encoder's parameters and everything else
-    # (adapters, calibration gains, <rec>/<cont>); the anchors use ~1e-4 and ~1e-3 (docs/design.md "What the CPU runs taught")
-    lr_encoder: float = attrs.field(default=0.0, validator=non_negative)
-    lr_adapters: float = attrs.field(default=0.0, validator=non_negative)
-    # content loss: + weight * max(0, margin - (CE with another row's latent - CE with its own)), per step
-    content_weight: float = attrs.field(default=0.0, validator=non_negative)
-    content_margin: float = attrs.field(default=1.0, validator=non_negative)
-    seed: int = 0
 
 
 @attrs.frozen(kw_only=True)
-class PretrainConfig:
-    """``[pretrain]``: reconstruction / continuation on unlabelled training text before the task.
+class PretrainConfig(LoopConfig):
+    """``[pretrain]``: reconstruction / continuation on unlabelled training text before the task (the loop
+    settings of :class:`LoopConfig`, with its own defaults: no steps, batch 8, lr 1e-4, one reader per step).
 
     Args:
         steps: optimiser steps (0: no pretraining stage).
@@ -144,45 +172,26 @@ class PretrainConfig:
         continue_words: words the reader must continue with (continuation items).
         max_target_tokens: cap on the reader tokens scored per item.
         max_items: how many text windows to cut from the training texts.
-        curriculum / curriculum_steps: reconstruction-first phases (REFRAG; "progressive cramming").
+        curriculum / curriculum_steps: reconstruction-first phases (REFRAG; "progressive cramming"): 100%
+            reconstruction of spans of these many words (growing, e.g. [12, 24, 48]),
+            ``curriculum_steps`` steps each, before the rec/cont mix.
     """
 
     steps: int = attrs.field(default=0, validator=non_negative)
     batch_size: int = attrs.field(default=8, validator=positive)
-    grad_accum: int = attrs.field(default=1, validator=positive)
     lr: float = attrs.field(default=1e-4, validator=positive)
-    weight_decay: float = attrs.field(default=0.01, validator=non_negative)
-    warmup_steps: int = attrs.field(default=10, validator=non_negative)
-    grad_clip: float = attrs.field(default=1.0, validator=positive)
-    log_every: int = attrs.field(default=10, validator=positive)
-    ckpt_every: int = attrs.field(default=50, validator=positive)
-    keep_checkpoints: int = attrs.field(default=2, validator=positive)
+    model_schedule: str = attrs.field(default="round_robin", validator=one_of("all", "round_robin"))  # ARC
     rec_fraction: float = attrs.field(default=0.2, validator=non_negative)
     encode_words: int = attrs.field(default=48, validator=positive)
     continue_words: int = attrs.field(default=24, validator=positive)
     max_target_tokens: int = attrs.field(default=64, validator=positive)
     max_items: int = attrs.field(default=20000, validator=positive)
-    model_schedule: str = "round_robin"  # ARC: one reader per step
-    mixed_precision: str = "no"
-    content_probe: bool = True  # see TrainConfig
-    # per-component learning rates (0: ``lr``): the shared encoder's parameters and everything else
-    # (adapters, calibration gains, <rec>/<cont>); the anchors use ~1e-4 and ~1e-3 (docs/design.md "What the CPU runs taught")
-    lr_encoder: float = attrs.field(default=0.0, validator=non_negative)
-    lr_adapters: float = attrs.field(default=0.0, validator=non_negative)
-    # content loss: + weight * max(0, margin - (CE with another row's latent - CE with its own)), per step
-    content_weight: float = attrs.field(default=0.0, validator=non_negative)
-    content_margin: float = attrs.field(default=1.0, validator=non_negative)
-    # reconstruction-first curriculum: phases of 100% reconstruction of spans of these many words
-    # (growing, e.g. [12, 24, 48]), ``curriculum_steps`` steps each, before the rec/cont mix above
     curriculum: tuple[int, ...] = attrs.field(default=(), converter=tuple)
     curriculum_steps: int = attrs.field(default=0, validator=non_negative)
-    seed: int = 0
 
     def __attrs_post_init__(self) -> None:
         if not 0.0 <= self.rec_fraction <= 1.0:
             raise ValueError(f"rec_fraction must be in [0, 1], got {self.rec_fraction}")
-        if self.model_schedule not in ("all", "round_robin"):
-            raise ValueError(f"model_schedule must be 'all' or 'round_robin', got {self.model_schedule!r}")
         if any(int(w) < 2 for w in self.curriculum):
             raise ValueError(f"curriculum spans must be >= 2 words, got {list(self.curriculum)}")
         if bool(self.curriculum) != (self.curriculum_steps > 0):

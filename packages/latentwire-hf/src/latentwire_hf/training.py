@@ -31,7 +31,7 @@ from latentwire_core.logs import get_logger
 from latentwire_core.ports import FrozenLM
 from latentwire_core.tasks import Example, TaskSpec
 from latentwire_hf.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
-from latentwire_hf.config import TrainConfig
+from latentwire_hf.config import LoopConfig, TrainConfig
 from latentwire_hf.objectives import Objective, TaskObjective
 
 __all__ = ["NonFiniteLossError", "TrainConfig", "Trainer", "param_groups"]
@@ -43,7 +43,7 @@ class NonFiniteLossError(FloatingPointError):
     """Training produced a NaN/inf loss or weights; the message names the step. Nothing was saved after it."""
 
 
-def _lr_lambda(cfg: TrainConfig) -> Any:
+def _lr_lambda(cfg: LoopConfig) -> Any:
     def f(step: int) -> float:
         if step < cfg.warmup_steps:
             return (step + 1) / (cfg.warmup_steps + 1)
@@ -79,7 +79,7 @@ class Trainer:
         features: a (cached) feature source.
         task: prompt/answer spec.
         examples: training examples (never evaluation ones).
-        cfg: hyper-parameters (a ``TrainConfig``, or a ``PretrainConfig`` with ``objective``).
+        cfg: the loop's settings (a ``TrainConfig``, or a ``PretrainConfig`` with ``objective``).
         ckpt_dir: where checkpoints go (and a resumed run finds them).
         metrics_path: the per-step JSONL log (a resumed run drops its rows past the checkpoint).
         accelerator: an ``Accelerator``; one is made (CPU unless CUDA is present) if omitted.
@@ -95,7 +95,7 @@ class Trainer:
         features: Any = None,
         task: TaskSpec | None = None,
         examples: Sequence[Example] = (),
-        cfg: Any,
+        cfg: LoopConfig,
         ckpt_dir: Path,
         metrics_path: Path,
         accelerator: Accelerator | None = None,
