@@ -26,7 +26,7 @@ import torch
 from latentwire_eval.methods import METHODS
 from latentwire_hf.checkpoint import latest_checkpoint, load_weights
 from runner.config import load_experiment
-from runner.folder import git_dirty, git_revision, now
+from runner.provenance import git_dirty, git_revision, now
 from runner.run import Run
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from dashboard.runs import fmt_p, styled
+from dashboard.display import fmt_p, styled
 
 
 def test_p_values_read_as_people_read_them() -> None:

@@ -15,21 +15,19 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
+from dashboard.display import for_display, styled
 from dashboard.runs import (
     RunData,
-    SweepData,
     across_runs,
     content_probe_curves,
     diagnostics_table,
     filter_examples,
-    for_display,
     headline_table,
     list_runs,
-    list_sweeps,
     load_run,
-    styled,
     wide_examples,
 )
+from dashboard.sweeps import SweepData, list_sweeps
 
 
 def _runs_dir() -> Path:

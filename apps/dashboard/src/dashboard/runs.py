@@ -15,16 +15,13 @@ import pandas as pd
 
 __all__ = [
     "RunData",
-    "SweepData",
     "content_probe_curves",
     "disagreement_mask",
     "filter_examples",
-    "for_display",
     "headline_table",
     "list_runs",
-    "list_sweeps",
     "load_run",
-    "load_sweep",
+    "read_json",
     "wide_examples",
 ]
 
@@ -75,7 +72,7 @@ class RunData:
         return res
 
 
-def _read_json(path: Path, problems: list[str], rel: str, *, kind: type = dict) -> Any:
+def read_json(path: Path, problems: list[str], rel: str, *, kind: type = dict) -> Any:
     """The file's JSON, or ``None`` with a line in ``problems`` saying what is wrong with it."""
     if not path.is_file():
         return None
@@ -90,77 +87,10 @@ def _read_json(path: Path, problems: list[str], rel: str, *, kind: type = dict) 
     return data
 
 
-INT_COLUMNS = (
-    "n",
-    "n_groups",
-    "wire_bytes",
-    "prompt_utf8_bytes",
-    "encoded_utf8_bytes",
-    "compressed_utf8_bytes",
-)
-
-
-def for_display(df: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
-    """Counts and bytes as integers (not ``8,704.0000``), other numbers rounded."""
-    out = df.copy()
-    for c in out.columns:
-        if c in INT_COLUMNS and pd.api.types.is_numeric_dtype(out[c]):
-            out[c] = out[c].round().astype("Int64")
-        elif pd.api.types.is_float_dtype(out[c]):
-            out[c] = out[c].round(digits)
-    return out
-
-
-P_COLUMNS = ("p_value", "p_holm", "p_holm_across_runs", "p_mcnemar", "p")
-
-
-def fmt_p(p: object) -> str:
-    """A p-value as people read it: 4 significant digits, and '< 1e-4' below that (never a bare 0)."""
-    if p is None or pd.isna(p):  # type: ignore[call-overload]
-        return "–"
-    v = float(p)  # type: ignore[arg-type]
-    return "< 1e-4" if v < 1e-4 else f"{v:.4g}"
-
-
-def _fmt_int(v: object) -> str:
-    return "–" if v is None or pd.isna(v) else str(round(float(v)))  # type: ignore[call-overload,arg-type]
-
-
-def _fmt_bytes(v: object) -> str:
-    """Wire bytes; 0 means nothing was sent (a text method), shown as '–'."""
-    s = _fmt_int(v)
-    return "–" if s == "0" else s
-
-
-def display_formats(df: pd.DataFrame, digits: int = 3) -> dict[str, Any]:
-    """Per-column formatters for a Styler: integers for counts and bytes, wire bytes 0 as '–' (nothing was
-    sent: a text method), p-values with '< 1e-4', other numbers to ``digits`` decimals."""
-
-    def fmt_float(v: object) -> str:
-        return "–" if v is None or pd.isna(v) else f"{float(v):.{digits}f}"  # type: ignore[call-overload,arg-type]
-
-    out: dict[str, Any] = {}
-    for c in df.columns:
-        if c == "wire_bytes":
-            out[c] = _fmt_bytes
-        elif c in P_COLUMNS:
-            out[c] = fmt_p
-        elif c in INT_COLUMNS and pd.api.types.is_numeric_dtype(df[c]):
-            out[c] = _fmt_int
-        elif pd.api.types.is_float_dtype(df[c]):
-            out[c] = fmt_float
-    return out
-
-
-def styled(df: pd.DataFrame, digits: int = 3) -> Any:
-    """``df`` for display: no index column, and :func:`display_formats` (the data itself is unchanged)."""
-    return df.style.hide(axis="index").format(display_formats(df, digits), escape="html")
-
-
 def load_run(path: Path) -> RunData:
     """Load whatever a run folder holds; ``missing`` lists the rest in words."""
     missing = [f"{rel} ({what})" for rel, what in EXPECTED.items() if not (path / rel).is_file()]
-    manifest = _read_json(path / "manifest.json", missing, "manifest.json") or {}
+    manifest = read_json(path / "manifest.json", missing, "manifest.json") or {}
     try:
         cfg = (
             (path / "experiment.toml").read_text(encoding="utf-8")
@@ -170,7 +100,7 @@ def load_run(path: Path) -> RunData:
     except (OSError, UnicodeDecodeError) as e:
         cfg = ""
         missing.append(f"experiment.toml is unreadable ({e})")
-    metrics = _read_json(path / "eval" / "metrics.json", missing, "eval/metrics.json")
+    metrics = read_json(path / "eval" / "metrics.json", missing, "eval/metrics.json")
     if metrics is not None and not isinstance(metrics.get("results", []), list):
         missing.append("eval/metrics.json has no list of results")
         metrics = None
@@ -226,82 +156,6 @@ def content_probe_curves(run: RunData) -> pd.DataFrame:
         out.append(long.drop(columns="key"))
     cols = ["step", "value", "reader", "series", "stage"]
     return pd.concat(out, ignore_index=True)[cols] if out else pd.DataFrame(columns=cols)
-
-
-@attrs.define
-class SweepData:
-    """What ``python -m runner sweep`` left in ``<runs>/<sweep>/``: its plan, points and report."""
-
-    path: Path
-    spec: dict[str, Any]
-    points: pd.DataFrame  # name, status, settings
-    results: pd.DataFrame | None
-    tests: pd.DataFrame | None
-    summary: str
-    missing: list[str]
-
-    @property
-    def name(self) -> str:
-        return self.path.name
-
-
-def list_sweeps(root: Path) -> list[SweepData]:
-    """Every sweep folder (one holding ``sweep.json``) under ``root``, by name."""
-    if not root.is_dir():
-        return []
-    return [load_sweep(p) for p in sorted(root.iterdir()) if (p / "sweep.json").is_file()]
-
-
-def _point_status(path: Path) -> str:
-    if not (path / "manifest.json").is_file():
-        return "not started"
-    try:
-        stages = json.loads((path / "manifest.json").read_text()).get("stages", {})
-    except (OSError, json.JSONDecodeError):
-        return "manifest unreadable"
-    return "done" if stages.get("report", {}).get("status") == "done" else "partial"
-
-
-def load_sweep(path: Path) -> SweepData:
-    """Read a sweep folder; ``missing`` names what is not there (yet) or cannot be read."""
-    missing: list[str] = []
-    spec = _read_json(path / "sweep.json", missing, "sweep.json") or {}
-    rows = []
-    for pt in spec.get("points", []):
-        d = Path(pt.get("dir", path / str(pt.get("name", ""))))
-        d = d if d.is_dir() else path / str(pt.get("name", ""))
-        params = ", ".join(f"{k}={v}" for k, v in sorted(pt.get("params", {}).items())) or "(base)"
-        rows.append(
-            {
-                "point": pt.get("name", "?"),
-                "settings": params,
-                "seed": pt.get("seed"),
-                "status": _point_status(d),
-            }
-        )
-    tables: dict[str, pd.DataFrame | None] = {}
-    for name in ("results", "tests"):
-        f = path / "report" / f"{name}.csv"
-        tables[name] = None
-        if not f.is_file():
-            missing.append(f"report/{name}.csv (aggregate with `python -m runner sweep ... --report-only`)")
-            continue
-        try:
-            tables[name] = pd.read_csv(f)
-        except pd.errors.EmptyDataError:
-            tables[name] = pd.DataFrame()
-        except (OSError, ValueError) as e:
-            missing.append(f"report/{name}.csv is unreadable ({type(e).__name__}: {e})")
-    summary = path / "report" / "summary.md"
-    return SweepData(
-        path=path,
-        spec=spec,
-        points=pd.DataFrame(rows, columns=["point", "settings", "seed", "status"]),
-        results=tables["results"],
-        tests=tables["tests"],
-        summary=summary.read_text(encoding="utf-8", errors="replace") if summary.is_file() else "",
-        missing=missing,
-    )
 
 
 def list_runs(root: Path) -> list[RunData]:

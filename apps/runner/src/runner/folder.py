@@ -10,17 +10,15 @@ Torch-free, so the sweep planner and the CLI can read a folder's state without l
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
 import shutil
-import subprocess
-import sys
 import tomllib
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from runner.provenance import git_dirty, git_revision, now, rank_info, versions
 
 __all__ = [
     "EVAL_ONLY_TABLES",
@@ -30,8 +28,6 @@ __all__ = [
     "RunFolderError",
     "RunFolderMismatch",
     "RunLock",
-    "now",
-    "rank_info",
     "training_identity",
 ]
 
@@ -83,45 +79,6 @@ def training_identity(resolved_toml: str) -> dict[str, Any]:
     out = {k: v for k, v in cfg.items() if k not in ("name", *EVAL_ONLY_TABLES)}
     if isinstance(out.get("data"), dict):
         out["data"] = {k: v for k, v in out["data"].items() if k not in EVAL_ONLY_DATA_KEYS}
-    return out
-
-
-def now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-def rank_info() -> tuple[int, bool]:
-    """``(world size, is the main rank)`` under ``accelerate launch`` / torchrun (``(1, True)`` alone)."""
-    return int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0")) == 0
-
-
-def _git(*args: str) -> str | None:
-    try:
-        out = subprocess.run(
-            ["git", *args], capture_output=True, text=True, cwd=Path(__file__).parent, timeout=5
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() if out.returncode == 0 else None
-
-
-def git_revision() -> str | None:
-    return _git("rev-parse", "HEAD") or None
-
-
-def git_dirty() -> bool | None:
-    """Whether tracked files differ from ``HEAD`` (the revision alone does not say what ran)."""
-    out = _git("status", "--porcelain", "--untracked-files=no")
-    return None if out is None else bool(out)
-
-
-def versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {"python": sys.version.split()[0]}
-    for pkg in ("torch", "transformers", "accelerate", "latentwire-core", "latentwire-hf", "latentwire-eval"):
-        with contextlib.suppress(PackageNotFoundError):
-            out[pkg] = version(pkg)
     return out
 
 

@@ -23,7 +23,6 @@ import attrs
 import torch
 
 from latentwire_core import LatentWire, QuantWireCodec
-from latentwire_core.interlingua import slot_counts
 from latentwire_core.logs import configure_logging, get_logger
 from latentwire_core.message import (
     encoder_fingerprint,
@@ -36,15 +35,12 @@ from latentwire_eval.methods import METHODS, EvalContext, derangement
 from latentwire_eval.pipeline import evaluate
 from latentwire_eval.report import write_report
 from latentwire_hf.checkpoint import latest_checkpoint, load_weights
-from latentwire_hf.config import ModelShapeError
-from latentwire_hf.data import DataError, load_train_eval
 from latentwire_hf.features import build_feature_source
 from latentwire_hf.frozen_lm import HFFrozenLM, load_frozen_lm
 from latentwire_hf.models import cache_root, resolve_model_name
-from latentwire_hf.objectives import ContentObjective, SoftPromptObjective, TaskObjective, content_items
-from latentwire_hf.pretrained import WireSpec, spec_from_core, write_spec
+from latentwire_hf.pretrained import WireSpec, write_spec
 from latentwire_hf.pretrained import build_wire as build_wire_from_spec
-from latentwire_hf.training import Trainer
+from runner.building import fit_anchor, fit_standardization, init_from, load_run_data, run_wire_spec
 from runner.config import STAGES, Experiment, to_toml
 from runner.eval_extras import (
     embedding_report,
@@ -53,14 +49,15 @@ from runner.eval_extras import (
     wire_summary,
 )
 from runner.folder import RunFolder, RunFolderError, RunFolderMismatch, RunLock, read_manifest
+from runner.stages import TrainingStages
 
 __all__ = ["STAGES", "Run", "RunFolderError", "RunFolderMismatch", "RunLock"]
 
 log = get_logger("runner")
 
 
-class Run:
-    """One experiment's run folder and its stages."""
+class Run(TrainingStages):
+    """One experiment's run folder and its stages (the training ones in :class:`.stages.TrainingStages`)."""
 
     def __init__(
         self,
@@ -185,43 +182,8 @@ class Run:
     # --- shared, lazily built pieces -------------------------------------------------------------
     def data(self) -> tuple[list[Example], list[Example]]:
         if self._data is None:
-            d = self.exp.data
-            data_dir = Path(d.data_dir) if d.data_dir else None
-
-            def load(task: str, train_limit: int) -> tuple[list[Example], list[Example], Any]:
-                return load_train_eval(
-                    task,
-                    data_dir=data_dir,
-                    train_limit=train_limit,
-                    eval_limit=d.eval_limit,
-                    on_error="skip" if d.on_error == "skip" else "raise",
-                    eval_sampling="prefix" if d.eval_sampling == "prefix" else "seeded",
-                    seed=self.exp.seed,
-                    eval_split="validation" if d.eval_split == "validation" else "eval",
-                )
-
-            train, evaluation, report = load(d.task, d.train_limit)
-            if self.exp.eval_task != d.task:  # a transfer evaluation: the other task's split, none of
-                # whose texts the wire trained on
-                _, evaluation, other = load(self.exp.eval_task, 0)
-                report.skipped += other.skipped
-                seen = {compressed_text(e, self.exp.wire.compress) for e in train}
-                kept = [e for e in evaluation if compressed_text(e, self.exp.eval_compress) not in seen]
-                self._transfer_dropped = len(evaluation) - len(kept)
-                evaluation = kept
-            for split, got, floor, limit, task in (
-                ("eval", len(evaluation), d.min_eval, d.eval_limit, self.exp.eval_task),
-                ("train", len(train), d.min_train, d.train_limit, d.task),
-            ):
-                if got < floor:
-                    raise DataError(
-                        f"{task}: the {split} split has {got} usable examples, below [data].min_{split} = "
-                        f"{floor} (asked for up to {limit}); nothing was run"
-                    )
-                if got < limit:
-                    log.warning("fewer_examples_than_asked", task=task, split=split, got=got, asked=limit)
+            train, evaluation, self._data_report, self._transfer_dropped = load_run_data(self.exp)
             self._data = (train, evaluation)
-            self._data_report = report
         return self._data
 
     def lms(self) -> dict[str, HFFrozenLM]:
@@ -243,59 +205,21 @@ class Run:
         the benchmarks and ``PretrainedWire`` use (``latentwire_hf.pretrained.build_wire``). The readers and
         the feature source are loaded first, so the seeded initialisation never depends on what this
         process happened to load before."""
-        w, f = self.exp.wire, self.exp.features
-        lms = self.lms()
-        for n, lm in lms.items():  # latent adapters: every chosen layer exists in every reader
-            beyond = [i for i in w.latent_adapter_layers if i >= len(lm.decoder_layers)]
-            if beyond:
-                raise ModelShapeError(
-                    f"[wire] latent_adapter_layers {beyond}: {n} has {len(lm.decoder_layers)} decoder layers"
-                )
-        cfg = w.to_core(self.features().feature_dim, content_tokens=self.exp.pretrain.steps > 0)
-        spec = spec_from_core(
-            cfg,
-            features={"source": f.source, "layer": f.layer, "max_length": f.max_length},
-            lm_encoder=w.lm_encoder.encoder_kwargs(f.layer) if w.encoder.kind == "lm_pool" else None,
-            readers={n: (lm.d_model, lm.embed_rms) for n, lm in lms.items()},
-            task=self.exp.data.task,
-            compress=w.compress,
-            codec=self.exp.codec,
-            seed=self.exp.seed,
-            kv={n: (lm.kv_width, lm.kv_rms) for n, lm in lms.items()}
-            if w.inject in ("kv", "coprocessor")
-            else None,
-        )
+        spec = run_wire_spec(self.exp, self.lms(), self.features())
         self.wire_spec = spec
         if self.is_main and not self.folder.read_only:  # what PretrainedWire.from_pretrained rebuilds it from
             write_spec(self.dir, spec)
         return build_wire_from_spec(spec)
 
     def fit_standardization(self, wire: LatentWire) -> None:
-        """``[wire.lm_encoder] standardize``: set the encoder's per-dimension statistics from training texts
-        (the first 256 distinct ones, in order; never an evaluation text). Called on a fresh wire only:
-        a checkpoint or an ``init_from`` source carries its own."""
-        encoder: Any = wire.encoder
-        if not getattr(encoder, "standardize", False):
-            return
-        train, _ = self.data()
-        texts = list(dict.fromkeys(compressed_text(e, self.exp.wire.compress) for e in train))[:256]
-        fs = self.features()
-        n = encoder.fit_standardization(fs.features(texts[i : i + 32]) for i in range(0, len(texts), 32))
-        log.info("fitted_standardization", texts=len(texts), slots=n)
+        """``[wire.lm_encoder] standardize``, on a fresh wire only (see :func:`.building.fit_standardization`)."""
+        fit_standardization(wire, self.exp, self.data()[0], self.features())
 
     def fit_anchor(self, wire: LatentWire, stage: str) -> None:
-        """``[wire] anchor``: fit each reader's adapter to its ``mean_pool`` group means on the first 256
-        distinct training texts (never an evaluation text); the fit's R^2 per reader goes to
-        ``<stage>/anchor.json``. Called on a fresh wire only: a checkpoint carries the fitted adapters."""
-        if not self.exp.wire.anchor:
+        """``[wire] anchor``, on a fresh wire only; the fit's R^2 per reader goes to ``<stage>/anchor.json``."""
+        fit = fit_anchor(wire, self.exp, self.data()[0], self.features(), self.lms())
+        if fit is None:
             return
-        from latentwire_core.anchor import anchor_wire
-
-        train, _ = self.data()
-        texts = list(dict.fromkeys(compressed_text(e, self.exp.wire.compress) for e in train))[:256]
-        fit = anchor_wire(
-            wire, self.features(), self.lms(), texts, max_text_tokens=self.exp.eval.max_text_tokens
-        )
         log.info("anchored_readers", stage=stage, **{n: round(f["r2"], 4) for n, f in fit.items()})
         if self.is_main and not self.folder.read_only:
             path = self.folder.metrics_log(stage).parent / "anchor.json"
@@ -303,34 +227,9 @@ class Run:
             path.write_text(json.dumps(fit, indent=1))
 
     def init_from(self, wire: LatentWire, *, load: bool) -> dict[str, Any]:
-        """``[wire] init_from``: load a trained wire's encoder and readers into ``wire`` (when ``load``:
-        a fresh start) and freeze them; returns the readers this run trains (the new ones)."""
-        src = self.exp.wire.init_from
-        if not src:
-            return dict(self.lms())
-        from latentwire_hf.pretrained import PretrainedWire
-
-        source = PretrainedWire.from_pretrained(Path(src))
+        """``[wire] init_from``: see :func:`.building.init_from`; returns the readers this run trains."""
         assert self.wire_spec is not None
-        if source.spec.encoder_identity() != self.wire_spec.encoder_identity():
-            raise RunFolderError(
-                f"init_from {src}: its encoder (interlingua, features, trunk) differs from this run's [wire]/[features]"
-            )
-        old = set(source.spec.readers)
-        new = {n: lm for n, lm in self.lms().items() if n not in old}
-        if not new:
-            raise RunFolderError(
-                f"init_from {src}: every reader of this run was trained there; nothing to add"
-            )
-        if load:
-            own, theirs = wire.state_dict(), source.wire.state_dict()
-            keep = {k: v for k, v in theirs.items() if k in own and own[k].shape == v.shape}
-            wire.load_state_dict({**own, **keep})
-            log.info("initialised_from_wire", source=src, tensors=len(keep), frozen_readers=sorted(old))
-        for name, prm in wire.named_parameters():
-            parts = name.split(".")
-            prm.requires_grad_(not (parts[0] == "encoder" or any(r in parts for r in old)))
-        return new
+        return init_from(wire, self.exp, self.wire_spec, self.lms(), load=load)
 
     # --- stages ----------------------------------------------------------------------------------
     def _prepare(self) -> dict[str, Any]:
@@ -356,125 +255,6 @@ class Run:
         self.folder.data_json.parent.mkdir(exist_ok=True)
         self.folder.data_json.write_text(json.dumps(info, indent=1))
         return {"n_train": len(train), "n_eval": len(evaluation), "skipped_rows": len(rep.skipped)}
-
-    def _pretrain(self) -> dict[str, Any]:
-        """Reconstruction / continuation on the training split's texts (never an evaluation text)."""
-        pc = self.exp.pretrain
-        if pc.steps == 0:
-            return {"skipped": "pretrain.steps = 0"}
-        train, _ = self.data()
-        texts = [compressed_text(e, self.exp.wire.compress) for e in train]
-        items = content_items(texts, attrs.evolve(pc, seed=self.exp.seed))
-        fs = self.features()  # windows are encoded (and cached) as the trainer draws them: the draw is
-        # a seeded permutation of all items, so warming a prefix of the list would encode the wrong ones
-        wire = self.build_wire()
-        fresh = latest_checkpoint(self.folder.checkpoints("pretrain")) is None
-        readers = self.init_from(wire, load=fresh)
-        if fresh and not self.exp.wire.init_from:
-            self.fit_standardization(wire)
-            self.fit_anchor(wire, "pretrain")
-        objective = ContentObjective(
-            lms=readers,
-            features=fs,
-            items=items,
-            cfg=attrs.evolve(pc, seed=self.exp.seed),
-            texts=texts,
-        )
-        trainer = Trainer(
-            wire=wire,
-            lms=readers,
-            cfg=attrs.evolve(pc, seed=self.exp.seed),
-            ckpt_dir=self.folder.checkpoints("pretrain"),
-            metrics_path=self.folder.metrics_log("pretrain"),
-            objective=objective,
-        )
-        trainer.train()
-        seen: set[str] = set()
-        for step, i in trainer.drawn():  # the windows actually trained on (curriculum phases included)
-            objective.set_step(step)
-            seen.add(objective.items[objective.item_index(i)].encoded)
-        objective.set_step(trainer.step)
-        return {
-            "steps": trainer.step,
-            "train_seconds": round(trainer.train_seconds, 1),
-            "items": len(items),
-            "rec_items": sum(it.mode == "rec" for it in items),
-            "source_texts": len(dict.fromkeys(texts)),
-            "distinct_windows_seen": len(seen),
-        }
-
-    def _train(self) -> dict[str, Any]:
-        train, _ = self.data()
-        wire = self.build_wire()
-        pre = latest_checkpoint(self.folder.checkpoints("pretrain")) if self.exp.pretrain.steps else None
-        fresh = latest_checkpoint(self.folder.checkpoints("train")) is None
-        readers = self.init_from(wire, load=fresh and pre is None)
-        if fresh and pre is None and not self.exp.wire.init_from:
-            self.fit_standardization(wire)
-            self.fit_anchor(wire, "train")
-        if pre is not None and fresh:
-            load_weights(pre, wire)  # fine-tuning starts from the content-pretrained wire
-            log.info("initialised_from_pretrain", checkpoint=str(pre))
-        trainer = Trainer(
-            wire=wire,
-            lms=readers,
-            features=self.features(),
-            task=self.task,
-            examples=train,
-            cfg=attrs.evolve(self.exp.train, seed=self.exp.seed),
-            ckpt_dir=self.folder.checkpoints("train"),
-            metrics_path=self.folder.metrics_log("train"),
-            compress=self.exp.wire.compress,
-        )
-        trainer.train()
-        drawn = {i for _, i in trainer.drawn()}
-        return {
-            "steps": trainer.step,
-            "train_seconds": round(trainer.train_seconds, 1),
-            "initialised_from": str(pre) if pre is not None else (self.exp.wire.init_from or None),
-            "trained_readers": sorted(readers),
-            "examples_seen": len(drawn),
-            "distinct_texts_seen": len({compressed_text(train[i], self.exp.wire.compress) for i in drawn}),
-            "groups_seen": len({train[i].group for i in drawn if train[i].group}),
-        }
-
-    def soft_prompt_control(self) -> SoftPromptControl:
-        """The control's module: M = the wire's (fixed) M, or its mean M over the training split."""
-        w, enc = self.exp.wire, self.exp.wire.encoder
-        m = enc.n_tokens
-        if enc.ratio > 0:
-            train, _ = self.data()
-            _, mask = self.features().features([compressed_text(e, w.compress) for e in train[:512]])
-            m = max(1, round(float(slot_counts(mask, n_tokens=enc.n_tokens, ratio=enc.ratio).float().mean())))
-        return SoftPromptControl({n: (lm.d_model, lm.embed_rms) for n, lm in self.lms().items()}, m)
-
-    def _control(self) -> dict[str, Any]:
-        """Train the equal-training soft-prompt control: same steps, data, losses as the wire."""
-        if "text_soft_prompt" not in self.exp.eval.methods:
-            return {"skipped": "text_soft_prompt is not an evaluation method"}
-        train, _ = self.data()
-        control = self.soft_prompt_control()
-        cfg = attrs.evolve(self.exp.train, seed=self.exp.seed)
-        w = self.exp.wire
-        task_obj = TaskObjective(
-            lms=self.lms(),
-            features=self.features(),
-            task=self.task,
-            examples=train,
-            cfg=cfg,
-            compress=w.compress,
-        )
-        objective = SoftPromptObjective(task_obj, max_text_tokens=self.exp.eval.max_text_tokens)
-        trainer = Trainer(
-            wire=control,
-            lms=self.lms(),
-            cfg=cfg,
-            ckpt_dir=self.folder.checkpoints("control"),
-            metrics_path=self.folder.metrics_log("control"),
-            objective=objective,
-        )
-        trainer.train()
-        return {"steps": trainer.step, "soft_prompt_tokens": control.n_tokens}
 
     def eval_context(self, wire: LatentWire | None, control: SoftPromptControl | None = None) -> EvalContext:
         """What the evaluation methods may use (latentwire_eval.methods): the training split to fit on,

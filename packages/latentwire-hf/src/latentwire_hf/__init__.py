@@ -13,8 +13,9 @@ if TYPE_CHECKING:
     from latentwire_hf.checkpoint import CheckpointError, latest_checkpoint, load_checkpoint, save_checkpoint
     from latentwire_hf.config import PretrainConfig, TrainConfig, resolve_model_name
     from latentwire_hf.data import DataError, LoadReport, load_examples, load_train_eval
+    from latentwire_hf.decoding import PrefixCache
     from latentwire_hf.features import CachedFeatureSource, build_feature_source
-    from latentwire_hf.frozen_lm import HFFrozenLM, PrefixCache, load_frozen_lm
+    from latentwire_hf.frozen_lm import HFFrozenLM, load_frozen_lm
     from latentwire_hf.models import KNOWN_MODELS, cache_root, load_causal_lm, load_encoder
     from latentwire_hf.pretrained import PretrainedWire
     from latentwire_hf.training import Trainer
@@ -26,7 +27,7 @@ _WHERE: dict[str, str] = {
     "HFFrozenLM": "latentwire_hf.frozen_lm",
     "KNOWN_MODELS": "latentwire_hf.models",
     "LoadReport": "latentwire_hf.data",
-    "PrefixCache": "latentwire_hf.frozen_lm",
+    "PrefixCache": "latentwire_hf.decoding",
     "PretrainConfig": "latentwire_hf.config",
     "PretrainedWire": "latentwire_hf.pretrained",
     "TrainConfig": "latentwire_hf.config",

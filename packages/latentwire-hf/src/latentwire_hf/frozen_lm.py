@@ -5,38 +5,21 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-import attrs
 import torch
 from transformers import (
     DynamicCache,
     PreTrainedModel,
     PreTrainedTokenizerBase,
-    StoppingCriteria,
     StoppingCriteriaList,
 )
 
 from latentwire_core.stopping import line_complete
+from latentwire_hf.decoding import LineStop, PrefixCache
 from latentwire_hf.models import cache_root, load_causal_lm
 
-__all__ = ["HFFrozenLM", "PrefixCache", "load_frozen_lm"]
+__all__ = ["HFFrozenLM", "load_frozen_lm"]
 
 _SLOT = "\u0000SLOT\u0000"
-
-
-@attrs.frozen
-class PrefixCache:
-    """Keys/values of a constant prompt prefix, computed once and reused by every batch.
-
-    The prefix before the slot (BOS, system prompt, user header, instruction) is the
-    same for every example of a task, so its attention states are frozen work.
-    """
-
-    ids: tuple[int, ...]
-    layers: tuple[tuple[torch.Tensor, torch.Tensor], ...]  # per layer (1, heads, P, head_dim)
-
-    @property
-    def length(self) -> int:
-        return len(self.ids)
 
 
 class HFFrozenLM:
@@ -377,7 +360,7 @@ class HFFrozenLM:
         the token that completed it)."""
         if bool((attention_mask[:, -1] == 0).any()):
             raise ValueError("generate() needs left padding: every row must end with a real token")
-        criteria = StoppingCriteriaList([_LineStop(self)]) if stop_at_line else None
+        criteria = StoppingCriteriaList([LineStop(self.decode)]) if stop_at_line else None
         out = self.model.generate(
             inputs_embeds=inputs_embeds.to(self.device),
             attention_mask=attention_mask.to(self.device),
@@ -401,20 +384,6 @@ class HFFrozenLM:
                     break  # what a finished row was padded with afterwards is not the answer
             rows.append(kept)
         return rows
-
-
-class _LineStop(StoppingCriteria):
-    """Per-row stop once the decoded new tokens hold a complete first line."""
-
-    def __init__(self, lm: HFFrozenLM) -> None:
-        self.lm = lm
-
-    def __call__(
-        self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs: object
-    ) -> torch.BoolTensor:
-        # generate() from inputs_embeds passes only the generated ids
-        done = [line_complete(self.lm.decode(row)) for row in input_ids.tolist()]
-        return torch.tensor(done, dtype=torch.bool, device=input_ids.device)  # type: ignore[return-value]
 
 
 def load_frozen_lm(name: str, *, device: str | torch.device = "cpu", seed: int = 0) -> HFFrozenLM:

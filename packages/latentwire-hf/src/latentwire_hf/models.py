@@ -27,24 +27,17 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers
 from transformers import (
     AutoModel,
     AutoModelForCausalLM,
     AutoTokenizer,
-    Gemma3ForCausalLM,
-    Gemma3TextConfig,
-    LlamaConfig,
-    LlamaForCausalLM,
     PreTrainedModel,
     PreTrainedTokenizerBase,
-    PreTrainedTokenizerFast,
-    Qwen2Config,
-    Qwen2ForCausalLM,
 )
 
 from latentwire_core.logs import get_logger
 from latentwire_hf.config import KNOWN_ENCODERS, KNOWN_MODEL_NAMES, resolve_model_name
+from latentwire_hf.tiny_models import tiny_model
 
 __all__ = [
     "GGUF_SHA256",
@@ -60,11 +53,6 @@ __all__ = [
 ]
 
 log = get_logger(__name__)
-
-_CHATML = (
-    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
-    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
-)
 
 
 def cache_root() -> Path:
@@ -231,54 +219,6 @@ def _package_dir(module: str) -> Path:
     return Path(next(iter(spec.submodule_search_locations)))
 
 
-def tiny_tokenizer(
-    *, chat: bool, bos: str = "<s>", eos: str = "</s>", pad: str | None = None
-) -> PreTrainedTokenizerFast:
-    """Byte-level tokenizer (256 byte tokens + specials), built in process for the tiny models."""
-    alphabet = pre_tokenizers.ByteLevel.alphabet()
-    specials = [bos, eos, *(["<|im_start|>", "<|im_end|>"] if chat else []), *([pad] if pad else [])]
-    vocab = {t: i for i, t in enumerate(specials + sorted(alphabet))}
-    tok = Tokenizer(models.BPE(vocab=vocab, merges=[]))
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    tok.add_special_tokens(specials)
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token=bos, eos_token=eos, pad_token=pad or eos)
-    if chat:
-        fast.chat_template = _CHATML
-        fast.eos_token = "<|im_end|>"
-    return fast
-
-
-def _tiny(arch: str) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    chat = arch != "gemma3"
-    tok = tiny_tokenizer(chat=chat, pad="<pad>" if arch == "gemma3" else None)
-    common: dict[str, Any] = dict(
-        vocab_size=len(tok),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=512,
-        bos_token_id=tok.bos_token_id,
-        eos_token_id=tok.eos_token_id,
-        pad_token_id=tok.pad_token_id,
-        tie_word_embeddings=True,
-        # larger than the 0.02 default so a random tiny model's outputs depend on its inputs
-        # (tests of learning need a signal path from the slot to the logits)
-        initializer_range=0.3,
-    )
-    model: PreTrainedModel
-    if arch == "llama":
-        model = LlamaForCausalLM(LlamaConfig(**common))
-    elif arch == "qwen2":
-        model = Qwen2ForCausalLM(Qwen2Config(**common))
-    else:
-        cfg = Gemma3TextConfig(**common, head_dim=8, sliding_window=16, query_pre_attn_scalar=8)
-        model = Gemma3ForCausalLM(cfg)
-    return model, tok
-
-
 @contextlib.contextmanager
 def _gguf_parsed_once() -> Iterator[None]:
     """Within the block, transformers parses each GGUF file's metadata once.
@@ -384,9 +324,9 @@ KNOWN_MODELS: dict[str, Callable[[], tuple[PreTrainedModel, PreTrainedTokenizerB
     "smollm2-135m": _smollm2,
     "gemma3-270m": _gemma3,
     "qwen2.5-coder-0.5b": _qwen,
-    "tiny-llama": lambda: _tiny("llama"),
-    "tiny-qwen2": lambda: _tiny("qwen2"),
-    "tiny-gemma3": lambda: _tiny("gemma3"),
+    "tiny-llama": lambda: tiny_model("llama"),
+    "tiny-qwen2": lambda: tiny_model("qwen2"),
+    "tiny-gemma3": lambda: tiny_model("gemma3"),
 }
 assert tuple(KNOWN_MODELS) == KNOWN_MODEL_NAMES  # the torch-free list in config.py stays in step
 

@@ -1,0 +1,177 @@
+"""The training stages of a run: content pretraining, the task, and the equal-training soft-prompt control.
+
+:class:`TrainingStages` is the part of :class:`runner.run.Run` that trains; the run folder, the shared
+pieces it uses (data, readers, features, the wire) and the other stages are the run's.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+from latentwire_core import LatentWire
+from latentwire_core.interlingua import slot_counts
+from latentwire_core.logs import get_logger
+from latentwire_core.soft_prompt import SoftPromptControl
+from latentwire_core.tasks import Example, TaskSpec, compressed_text
+from latentwire_hf.checkpoint import latest_checkpoint, load_weights
+from latentwire_hf.frozen_lm import HFFrozenLM
+from latentwire_hf.objectives import ContentObjective, SoftPromptObjective, TaskObjective, content_items
+from latentwire_hf.training import Trainer
+from runner.config import Experiment
+from runner.folder import RunFolder
+
+__all__ = ["TrainingStages"]
+
+log = get_logger("runner")
+
+
+class TrainingStages:
+    """``pretrain``, ``train`` and ``control``: each trains with :class:`~latentwire_hf.training.Trainer`
+    into the run folder's checkpoints, resuming from the last one."""
+
+    exp: Experiment
+    folder: RunFolder
+    task: TaskSpec
+
+    # the run's shared pieces (runner.run.Run)
+    def data(self) -> tuple[list[Example], list[Example]]:
+        raise NotImplementedError
+
+    def lms(self) -> dict[str, HFFrozenLM]:
+        raise NotImplementedError
+
+    def features(self) -> Any:
+        raise NotImplementedError
+
+    def build_wire(self) -> LatentWire:
+        raise NotImplementedError
+
+    def init_from(self, wire: LatentWire, *, load: bool) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def fit_standardization(self, wire: LatentWire) -> None:
+        raise NotImplementedError
+
+    def fit_anchor(self, wire: LatentWire, stage: str) -> None:
+        raise NotImplementedError
+
+    def _pretrain(self) -> dict[str, Any]:
+        """Reconstruction / continuation on the training split's texts (never an evaluation text)."""
+        pc = self.exp.pretrain
+        if pc.steps == 0:
+            return {"skipped": "pretrain.steps = 0"}
+        train, _ = self.data()
+        texts = [compressed_text(e, self.exp.wire.compress) for e in train]
+        items = content_items(texts, attrs.evolve(pc, seed=self.exp.seed))
+        fs = self.features()  # windows are encoded (and cached) as the trainer draws them: the draw is
+        # a seeded permutation of all items, so warming a prefix of the list would encode the wrong ones
+        wire = self.build_wire()
+        fresh = latest_checkpoint(self.folder.checkpoints("pretrain")) is None
+        readers = self.init_from(wire, load=fresh)
+        if fresh and not self.exp.wire.init_from:
+            self.fit_standardization(wire)
+            self.fit_anchor(wire, "pretrain")
+        objective = ContentObjective(
+            lms=readers,
+            features=fs,
+            items=items,
+            cfg=attrs.evolve(pc, seed=self.exp.seed),
+            texts=texts,
+        )
+        trainer = Trainer(
+            wire=wire,
+            lms=readers,
+            cfg=attrs.evolve(pc, seed=self.exp.seed),
+            ckpt_dir=self.folder.checkpoints("pretrain"),
+            metrics_path=self.folder.metrics_log("pretrain"),
+            objective=objective,
+        )
+        trainer.train()
+        seen: set[str] = set()
+        for step, i in trainer.drawn():  # the windows actually trained on (curriculum phases included)
+            objective.set_step(step)
+            seen.add(objective.items[objective.item_index(i)].encoded)
+        objective.set_step(trainer.step)
+        return {
+            "steps": trainer.step,
+            "train_seconds": round(trainer.train_seconds, 1),
+            "items": len(items),
+            "rec_items": sum(it.mode == "rec" for it in items),
+            "source_texts": len(dict.fromkeys(texts)),
+            "distinct_windows_seen": len(seen),
+        }
+
+    def _train(self) -> dict[str, Any]:
+        train, _ = self.data()
+        wire = self.build_wire()
+        pre = latest_checkpoint(self.folder.checkpoints("pretrain")) if self.exp.pretrain.steps else None
+        fresh = latest_checkpoint(self.folder.checkpoints("train")) is None
+        readers = self.init_from(wire, load=fresh and pre is None)
+        if fresh and pre is None and not self.exp.wire.init_from:
+            self.fit_standardization(wire)
+            self.fit_anchor(wire, "train")
+        if pre is not None and fresh:
+            load_weights(pre, wire)  # fine-tuning starts from the content-pretrained wire
+            log.info("initialised_from_pretrain", checkpoint=str(pre))
+        trainer = Trainer(
+            wire=wire,
+            lms=readers,
+            features=self.features(),
+            task=self.task,
+            examples=train,
+            cfg=attrs.evolve(self.exp.train, seed=self.exp.seed),
+            ckpt_dir=self.folder.checkpoints("train"),
+            metrics_path=self.folder.metrics_log("train"),
+            compress=self.exp.wire.compress,
+        )
+        trainer.train()
+        drawn = {i for _, i in trainer.drawn()}
+        return {
+            "steps": trainer.step,
+            "train_seconds": round(trainer.train_seconds, 1),
+            "initialised_from": str(pre) if pre is not None else (self.exp.wire.init_from or None),
+            "trained_readers": sorted(readers),
+            "examples_seen": len(drawn),
+            "distinct_texts_seen": len({compressed_text(train[i], self.exp.wire.compress) for i in drawn}),
+            "groups_seen": len({train[i].group for i in drawn if train[i].group}),
+        }
+
+    def soft_prompt_control(self) -> SoftPromptControl:
+        """The control's module: M = the wire's (fixed) M, or its mean M over the training split."""
+        w, enc = self.exp.wire, self.exp.wire.encoder
+        m = enc.n_tokens
+        if enc.ratio > 0:
+            train, _ = self.data()
+            _, mask = self.features().features([compressed_text(e, w.compress) for e in train[:512]])
+            m = max(1, round(float(slot_counts(mask, n_tokens=enc.n_tokens, ratio=enc.ratio).float().mean())))
+        return SoftPromptControl({n: (lm.d_model, lm.embed_rms) for n, lm in self.lms().items()}, m)
+
+    def _control(self) -> dict[str, Any]:
+        """Train the equal-training soft-prompt control: same steps, data, losses as the wire."""
+        if "text_soft_prompt" not in self.exp.eval.methods:
+            return {"skipped": "text_soft_prompt is not an evaluation method"}
+        train, _ = self.data()
+        control = self.soft_prompt_control()
+        cfg = attrs.evolve(self.exp.train, seed=self.exp.seed)
+        w = self.exp.wire
+        task_obj = TaskObjective(
+            lms=self.lms(),
+            features=self.features(),
+            task=self.task,
+            examples=train,
+            cfg=cfg,
+            compress=w.compress,
+        )
+        objective = SoftPromptObjective(task_obj, max_text_tokens=self.exp.eval.max_text_tokens)
+        trainer = Trainer(
+            wire=control,
+            lms=self.lms(),
+            cfg=cfg,
+            ckpt_dir=self.folder.checkpoints("control"),
+            metrics_path=self.folder.metrics_log("control"),
+            objective=objective,
+        )
+        trainer.train()
+        return {"steps": trainer.step, "soft_prompt_tokens": control.n_tokens}
