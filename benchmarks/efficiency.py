@@ -49,6 +49,7 @@ import torch
 from latentwire_core.message import pack, unpack
 from latentwire_core.prompting import SlotPrompt
 from latentwire_core.tasks import Example, get_task
+from latentwire_eval.tables import markdown_table
 from latentwire_hf.checkpoint import latest_checkpoint, load_weights
 from latentwire_hf.config import TrainConfig
 from latentwire_hf.data import load_examples
@@ -295,10 +296,8 @@ def _write(
         f"Efficiency of {meta['wire']} (ratio {ratio:g}) on {meta['device']}; weights: {weights}.",
         f"Median of {args.reps} after a warm-up; throughput at batch {args.batch} with {args.new_tokens} new tokens.",
         "",
-        "| reader | prompt tokens | slot tokens (latent) | TTFT text (s) | TTFT latent (s) | latent ÷ text | "
-        "text ex/s | latent ex/s | train step (s) | reader fwd+bwd (s) | step overhead | peak MB |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
+    table = []
     for r in rows:
         if r["method"] != "train_step":
             continue
@@ -306,12 +305,39 @@ def _write(
             key[(r["reader"], r["prompt_tokens"], "text")],
             key[(r["reader"], r["prompt_tokens"], "latent")],
         )
-        lines.append(
-            f"| {r['reader']} | {r['prompt_tokens']} | {lat['slot_tokens']} | {t['ttft_s']:.3f} | "
-            f"{lat['ttft_s']:.3f} | {lat['ttft_s'] / t['ttft_s']:.2f}× | {t['throughput_examples_per_s']:.2f} | "
-            f"{lat['throughput_examples_per_s']:.2f} | {r['train_step_s']:.3f} | {r['reader_fwd_bwd_s']:.3f} | "
-            f"{r['train_step_overhead']:.2f}× | {max(t['peak_memory_mb'], lat['peak_memory_mb']):.0f} |"
+        table.append(
+            [
+                r["reader"],
+                r["prompt_tokens"],
+                lat["slot_tokens"],
+                f"{t['ttft_s']:.3f}",
+                f"{lat['ttft_s']:.3f}",
+                f"{lat['ttft_s'] / t['ttft_s']:.2f}×",
+                f"{t['throughput_examples_per_s']:.2f}",
+                f"{lat['throughput_examples_per_s']:.2f}",
+                f"{r['train_step_s']:.3f}",
+                f"{r['reader_fwd_bwd_s']:.3f}",
+                f"{r['train_step_overhead']:.2f}×",
+                f"{max(t['peak_memory_mb'], lat['peak_memory_mb']):.0f}",
+            ]
         )
+    lines += markdown_table(
+        [
+            "reader",
+            "prompt tokens",
+            "slot tokens (latent)",
+            "TTFT text (s)",
+            "TTFT latent (s)",
+            "latent ÷ text",
+            "text ex/s",
+            "latent ex/s",
+            "train step (s)",
+            "reader fwd+bwd (s)",
+            "step overhead",
+            "peak MB",
+        ],
+        table,
+    )
     (out / "efficiency_lengths.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

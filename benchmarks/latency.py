@@ -24,6 +24,7 @@ from typing import Any
 import torch
 
 from latentwire_eval.methods import METHODS
+from latentwire_eval.tables import markdown_table
 from latentwire_hf.checkpoint import latest_checkpoint, load_weights
 from runner.config import load_experiment
 from runner.provenance import git_dirty, git_revision, now
@@ -133,15 +134,30 @@ def main() -> None:
         f"{len(exs)} examples (encoder time included for latent); run `{meta['run']}`, measured by "
         f"`{meta['git_revision']}` (dirty: {meta['git_dirty']}), {meta['finished']}, {meta['wall_s']} s.",
         "",
-        f"| model | method | TTFT b=1 (s) | latency b=1 (s) | latency b={args.batch} (s/ex) | examples/s | peak MB |",
-        "|---|---|---|---|---|---|---|",
     ]
-    for r in results:
-        lines.append(
-            f"| {r['model']} | {r['method']} | {r['ttft_s_batch1']:.4f} | {r['latency_s_batch1']:.4f} | "
-            f"{r[f'latency_s_batch{args.batch}']:.4f} | {r['throughput_examples_per_s']:.2f} | "
-            f"{r['peak_memory_mb']:.0f} |"
-        )
+    lines += markdown_table(
+        [
+            "model",
+            "method",
+            "TTFT b=1 (s)",
+            "latency b=1 (s)",
+            f"latency b={args.batch} (s/ex)",
+            "examples/s",
+            "peak MB",
+        ],
+        [
+            [
+                r["model"],
+                r["method"],
+                f"{r['ttft_s_batch1']:.4f}",
+                f"{r['latency_s_batch1']:.4f}",
+                f"{r[f'latency_s_batch{args.batch}']:.4f}",
+                f"{r['throughput_examples_per_s']:.2f}",
+                f"{r['peak_memory_mb']:.0f}",
+            ]
+            for r in results
+        ],
+    )
     (out / "efficiency.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

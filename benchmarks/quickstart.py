@@ -29,6 +29,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from latentwire_eval.tables import markdown_table
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -127,24 +129,23 @@ def main() -> None:
         f"`{cold['git_revision']}` (dirty: {cold['git_dirty']}). Cold: empty cache; warm: the same "
         "experiment again with the cache the cold run left. Target: cold at most 480 s.",
         "",
-        "| run | wall s | " + " | ".join(cold["stage_seconds"]) + " |",
-        "|---|---|" + "---|" * len(cold["stage_seconds"]),
     ]
-    for name, r in (("cold", cold), ("warm", warm)):
-        lines.append(
-            f"| {name} | {r['wall_seconds']:.0f} | "
-            + " | ".join(f"{r['stage_seconds'].get(s, 0) or 0:.0f}" for s in cold["stage_seconds"])
-            + " |"
-        )
-    lines += [
-        "",
-        "Evaluation time per reader and method (s):",
-        "",
-        "| reader / method | cold | warm |",
-        "|---|---|---|",
-    ]
-    for k, v in cold["evaluate_seconds_by_method"].items():
-        lines.append(f"| {k} | {v:.0f} | {warm['evaluate_seconds_by_method'].get(k, float('nan')):.0f} |")
+    stages = list(cold["stage_seconds"])
+    lines += markdown_table(
+        ["run", "wall s", *stages],
+        [
+            [name, f"{r['wall_seconds']:.0f}", *(f"{r['stage_seconds'].get(s, 0) or 0:.0f}" for s in stages)]
+            for name, r in (("cold", cold), ("warm", warm))
+        ],
+    )
+    lines += ["", "Evaluation time per reader and method (s):", ""]
+    lines += markdown_table(
+        ["reader / method", "cold", "warm"],
+        [
+            [k, f"{v:.0f}", f"{warm['evaluate_seconds_by_method'].get(k, float('nan')):.0f}"]
+            for k, v in cold["evaluate_seconds_by_method"].items()
+        ],
+    )
     lines += ["", f"Warm accuracies equal the cold run's: {same}."]
     (args.out / "quickstart_time.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

@@ -38,6 +38,7 @@ import torch.nn.functional as F
 from transformers import AutoModelForCausalLM, Gemma3TextConfig, LlamaConfig, Qwen2Config
 
 from latentwire_core import InterlinguaConfig, LatentWire, LatentWireConfig
+from latentwire_eval.tables import markdown_table
 from latentwire_hf.lm_encoder import LMPoolEncoder
 
 # Published shapes (config.json of each model), no weights.
@@ -272,14 +273,23 @@ def main(argv: list[str] | None = None) -> int:
         f"batch {shape['batch']}, {shape['context']} context tokens at {shape['ratio']}x, "
         f"{shape['layers']} trained encoder layers; median of {args.reps} steps after {args.warmup}",
         "",
-        "| reader | params | step s | reader fwd+bwd s | overhead | tokens/s | peak GiB | MFU |",
-        "|---|---|---|---|---|---|---|---|",
     ]
-    for r in rows:
-        lines.append(
-            f"| {r['reader']} | {r['reader_params'] / 1e9:.2f}B | {r['step_s']:.3f} | {r['reader_fwd_bwd_s']:.3f} | "
-            f"{r['overhead']:.2f}x | {r['tokens_per_s']:.0f} | {r['peak_gib']:.1f} | {r['mfu']:.1%} |"
-        )
+    lines += markdown_table(
+        ["reader", "params", "step s", "reader fwd+bwd s", "overhead", "tokens/s", "peak GiB", "MFU"],
+        [
+            [
+                r["reader"],
+                f"{r['reader_params'] / 1e9:.2f}B",
+                f"{r['step_s']:.3f}",
+                f"{r['reader_fwd_bwd_s']:.3f}",
+                f"{r['overhead']:.2f}x",
+                f"{r['tokens_per_s']:.0f}",
+                f"{r['peak_gib']:.1f}",
+                f"{r['mfu']:.1%}",
+            ]
+            for r in rows
+        ],
+    )
     (args.out / "throughput.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0

@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from latentwire_eval.compare import paired_runs
+from latentwire_eval.tables import markdown_table
 
 
 def main() -> None:
@@ -43,16 +44,22 @@ def main() -> None:
         f"A = `{args.a.name}`, B = `{args.b.name}`; {args.metric} on the examples both answered "
         "(95% CIs; difference A − B by a paired bootstrap that resamples whole articles).",
         "",
-        "| reader | method | n | A | B | A − B [95% CI] | p |",
-        "|---|---|---|---|---|---|---|",
     ]
-    for r in rows:
-        a, b, d = r["a"], r["b"], r["diff"]
-        lines.append(
-            f"| {r['reader']} | {r['method']} | {r['n']} | {a['value']:.3f} [{a['ci_low']:.3f}, {a['ci_high']:.3f}] "
-            f"| {b['value']:.3f} [{b['ci_low']:.3f}, {b['ci_high']:.3f}] "
-            f"| {d['diff']:+.3f} [{d['ci_low']:+.3f}, {d['ci_high']:+.3f}] | {d['p_value']:.3f} |"
-        )
+    lines += markdown_table(
+        ["reader", "method", "n", "A", "B", "A − B [95% CI]", "p"],
+        [
+            [
+                r["reader"],
+                r["method"],
+                r["n"],
+                f"{r['a']['value']:.3f} [{r['a']['ci_low']:.3f}, {r['a']['ci_high']:.3f}]",
+                f"{r['b']['value']:.3f} [{r['b']['ci_low']:.3f}, {r['b']['ci_high']:.3f}]",
+                f"{r['diff']['diff']:+.3f} [{r['diff']['ci_low']:+.3f}, {r['diff']['ci_high']:+.3f}]",
+                f"{r['diff']['p_value']:.3f}",
+            ]
+            for r in rows
+        ],
+    )
     args.out.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

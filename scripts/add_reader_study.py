@@ -22,6 +22,7 @@ from typing import Any
 import pandas as pd
 
 from latentwire_eval.compare import paired_runs
+from latentwire_eval.tables import markdown_table
 
 
 def _load(run: Path) -> tuple[pd.DataFrame, dict[str, Any]]:
@@ -103,16 +104,27 @@ def main() -> None:
         f"{args.new} trained onto the frozen encoder of a run that trained {args.old} alone ({args.added}), "
         f"against {args.new} trained jointly with the encoder ({args.joint}). Same examples, paired by id.",
         "",
-        f"| reader | run | latent {metric} [95% CI] | text | token budget |",
-        "|---|---|---|---|---|",
-        f"| {args.new} | jointly trained | {ci(new['b'])} | – | – |",
-        f"| {args.new} | **adapter only, encoder frozen** | {ci(new['a'])} | "
-        f"{ci(refs[args.new]['text']) if refs[args.new]['text'] else '–'} | "
-        f"{ci(refs[args.new]['token_budget']) if refs[args.new]['token_budget'] else '–'} |",
-        f"| {args.old} | jointly trained | {ci(old_vs_joint['b'])} | – | – |",
-        f"| {args.old} | trained alone (frozen in the added run) | {ci(old_vs_joint['a'])} | "
-        f"{ci(refs[args.old]['text']) if refs[args.old]['text'] else '–'} | "
-        f"{ci(refs[args.old]['token_budget']) if refs[args.old]['token_budget'] else '–'} |",
+        *markdown_table(
+            ["reader", "run", f"latent {metric} [95% CI]", "text", "token budget"],
+            [
+                [args.new, "jointly trained", ci(new["b"]), "–", "–"],
+                [
+                    args.new,
+                    "**adapter only, encoder frozen**",
+                    ci(new["a"]),
+                    ci(refs[args.new]["text"]) if refs[args.new]["text"] else "–",
+                    ci(refs[args.new]["token_budget"]) if refs[args.new]["token_budget"] else "–",
+                ],
+                [args.old, "jointly trained", ci(old_vs_joint["b"]), "–", "–"],
+                [
+                    args.old,
+                    "trained alone (frozen in the added run)",
+                    ci(old_vs_joint["a"]),
+                    ci(refs[args.old]["text"]) if refs[args.old]["text"] else "–",
+                    ci(refs[args.old]["token_budget"]) if refs[args.old]["token_budget"] else "–",
+                ],
+            ],
+        ),
         "",
         f"- {args.new}, frozen encoder ÷ joint: **{new['ratio']['value']:.1%}** "
         f"[{new['ratio']['ci_low']:.1%}, {new['ratio']['ci_high']:.1%}] (paired BCa bootstrap; ARC-Encoder: 85% for OLMo); "

@@ -21,6 +21,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from collect_result import copy_evidence
 
+from latentwire_eval.tables import markdown_table
+
 RULE = """\
 Rule (written before any arm ran, commit of this file): the winner is the arm with the largest mean,
 over the two readers, of latent EM - latent_shuffled EM on the validation split (held-out training
@@ -177,18 +179,35 @@ def report() -> dict:
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "bakeoff.json").write_text(json.dumps(result, indent=1))
     lines = ["# Recipe bake-off on recall_k4 at 4x (validation split)", "", RULE, ""]
-    lines += [
-        "| arm | reader | latent EM | shuffled EM | gap | mean gap | probe gap (nats) | answers in the asked relation (latent / shuffled) | train s |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
-    for arm, r in rows.items():
-        for model, g in r["readers"].items():
-            lines.append(
-                f"| {arm} | {model} | {g['latent']:.3f} | {g['latent_shuffled']:.3f} | "
-                f"{g['gap']:+.3f} | {r['mean_gap']:+.3f} | {r['probe_gap']:+.3f} | "
+    lines += markdown_table(
+        [
+            "arm",
+            "reader",
+            "latent EM",
+            "shuffled EM",
+            "gap",
+            "mean gap",
+            "probe gap (nats)",
+            "answers in the asked relation (latent / shuffled)",
+            "train s",
+        ],
+        [
+            [
+                arm,
+                model,
+                f"{g['latent']:.3f}",
+                f"{g['latent_shuffled']:.3f}",
+                f"{g['gap']:+.3f}",
+                f"{r['mean_gap']:+.3f}",
+                f"{r['probe_gap']:+.3f}",
                 f"{r['answers_in_asked_relation'][model]['latent']:.2f} / "
-                f"{r['answers_in_asked_relation'][model]['latent_shuffled']:.2f} | {r['train_seconds']:.0f} |"
-            )
+                f"{r['answers_in_asked_relation'][model]['latent_shuffled']:.2f}",
+                f"{r['train_seconds']:.0f}",
+            ]
+            for arm, r in rows.items()
+            for model, g in r["readers"].items()
+        ],
+    )
     verdict = f"Winner: **{winner}**" + (
         " (provisional: no arm's latent beat its shuffled latent)" if provisional else ""
     )

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from latentwire_eval.tables import markdown_table
+
 
 def _rows(path: Path) -> pd.DataFrame:
     return pd.DataFrame([json.loads(x) for x in path.read_text().splitlines() if x.strip()])
@@ -66,16 +68,32 @@ def main() -> None:
         f"Content probe at the end of stage `{args.stage}` (mean of the last {args.last} probed steps per reader; "
         "nats per target token; gap = shuffled − own, about 0: the reader ignores what the latent says about the text).",
         "",
-        "| run | reader | steps | own CE | shuffled CE | content gap ± se | reconstruction gap | training rec CE |",
-        "|---|---|---|---|---|---|---|---|",
     ]
-    for r in res.itertuples():
-        rec = getattr(r, "rec_content_gap", float("nan"))
-        trec = getattr(r, "train_rec_ce_last", float("nan"))
-        lines.append(
-            f"| {r.run} | {r.reader} | {r.steps} | {r.own_ce:.3f} | {r.shuffled_ce:.3f} | {r.content_gap:+.3f} ± {r.gap_se:.3f} | "
-            f"{rec:+.3f} | {trec:.3f} |"
-        )
+    lines += markdown_table(
+        [
+            "run",
+            "reader",
+            "steps",
+            "own CE",
+            "shuffled CE",
+            "content gap ± se",
+            "reconstruction gap",
+            "training rec CE",
+        ],
+        [
+            [
+                r.run,
+                r.reader,
+                r.steps,
+                f"{r.own_ce:.3f}",
+                f"{r.shuffled_ce:.3f}",
+                f"{r.content_gap:+.3f} ± {r.gap_se:.3f}",
+                f"{getattr(r, 'rec_content_gap', float('nan')):+.3f}",
+                f"{getattr(r, 'train_rec_ce_last', float('nan')):.3f}",
+            ]
+            for r in res.itertuples()
+        ],
+    )
     import matplotlib
 
     matplotlib.use("Agg")

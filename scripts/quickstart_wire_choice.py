@@ -28,6 +28,8 @@ from typing import Any
 
 from collect_result import copy_evidence
 
+from latentwire_eval.tables import markdown_table
+
 CANDIDATES: dict[str, list[str]] = {
     "m8-d256-int8": ["wire.encoder.n_tokens=8", "wire.encoder.d_z=256", 'codec.precision="int8"'],
     "m1-d32-int4": ["wire.encoder.n_tokens=1", "wire.encoder.d_z=32", 'codec.precision="int4"'],
@@ -101,14 +103,15 @@ def main() -> None:
         f"Rule (fixed before the runs): {SMALL} replaces {LARGE} if its mean latent accuracy over the readers "
         f"is at least {LARGE}'s minus {MARGIN} and it beats its token budget for every reader.",
         "",
-        "| candidate | reader | latent | token budget | text |",
-        "|---|---|---|---|---|",
     ]
-    for name, a in acc.items():
-        for r in result["readers"]:
-            lines.append(
-                f"| {name} | {r} | {a[(r, 'latent')]:.3f} | {a[(r, 'token_budget')]:.3f} | {a[(r, 'text')]:.3f} |"
-            )
+    lines += markdown_table(
+        ["candidate", "reader", "latent", "token budget", "text"],
+        [
+            [name, r, f"{a[(r, 'latent')]:.3f}", f"{a[(r, 'token_budget')]:.3f}", f"{a[(r, 'text')]:.3f}"]
+            for name, a in acc.items()
+            for r in result["readers"]
+        ],
+    )
     lines += [
         "",
         f"Mean latent: {LARGE} {result['mean_latent']['large']:.3f}, {SMALL} {result['mean_latent']['small']:.3f}; "

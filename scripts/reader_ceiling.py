@@ -26,6 +26,7 @@ from latentwire_core.prompting import SlotPrompt
 from latentwire_core.tasks import get_task
 from latentwire_eval.metrics import exact_match, postprocess_answer, squad_f1
 from latentwire_eval.stats import bootstrap_ci
+from latentwire_eval.tables import markdown_table
 from latentwire_hf.data import load_train_eval
 from latentwire_hf.frozen_lm import load_frozen_lm
 
@@ -152,16 +153,25 @@ def _write(
         "EM: exact match after the shared QA post-processing (95% bootstrap CI); token acc: share of target "
         "tokens that are the argmax under teacher forcing; CE: nats per target token (EOS included).",
         "",
-        "| task | reader | ratio | mean M | calibration | EM [95% CI] | F1 | token acc | CE | s |",
-        "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for r in rows:
-        lo, hi = r["em_ci"]  # type: ignore[misc]
-        lines.append(
-            f"| {r['task']} | {r['reader']} | {r['ratio']:g}x | {r['mean_m']:.1f} | {r['calibration']} | "
-            f"{r['em']:.3f} [{lo:.3f}, {hi:.3f}] | {r['f1']:.3f} | {r['token_acc']:.3f} | {r['ce']:.3f} | "
-            f"{r['seconds']} |"
-        )
+    lines += markdown_table(
+        ["task", "reader", "ratio", "mean M", "calibration", "EM [95% CI]", "F1", "token acc", "CE", "s"],
+        [
+            [
+                r["task"],
+                r["reader"],
+                f"{r['ratio']:g}x",
+                f"{r['mean_m']:.1f}",
+                r["calibration"],
+                f"{r['em']:.3f} [{r['em_ci'][0]:.3f}, {r['em_ci'][1]:.3f}]",  # type: ignore[index]
+                f"{r['f1']:.3f}",
+                f"{r['token_acc']:.3f}",
+                f"{r['ce']:.3f}",
+                r["seconds"],
+            ]
+            for r in rows
+        ],
+    )
     (args.out / "ceiling.md").write_text("\n".join(lines) + "\n")
     try:
         import matplotlib

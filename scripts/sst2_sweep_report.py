@@ -24,6 +24,7 @@ from collect_result import copy_evidence
 
 from latentwire_core.message import HEADER_BYTES as HEADER
 from latentwire_eval.sweep import write_sweep_report
+from latentwire_eval.tables import markdown_table
 from runner.config import migrate_wire
 
 SWEEPS = ("sst2-sweep-m", "sst2-sweep-dz", "sst2-sweep-dz-m")
@@ -113,14 +114,24 @@ def byte_matched(pts: list[dict[str, Any]], out: Path, n_resamples: int = 10000)
         f"paired by (seed, sentence), cluster bootstrap over sentences ({n_resamples} resamples; a sentence's "
         "three seeds move together), Holm over these rows.",
         "",
-        "| reader | baseline | its bytes | latent | baseline | diff [95% CI] | p | p Holm | n |",
-        "|---|---|---|---|---|---|---|---|---|",
     ]
-    for r in table.itertuples():
-        lines.append(
-            f"| {r.reader} | {r.baseline} | {r.baseline_utf8_bytes:.1f} | {r.latent:.3f} | {r.baseline_accuracy:.3f} "
-            f"| {r.diff:+.3f} [{r.ci_low:+.3f}, {r.ci_high:+.3f}] | {r.p_value:.2g} | {r.p_holm:.2g} | {r.n} |"
-        )
+    lines += markdown_table(
+        ["reader", "baseline", "its bytes", "latent", "baseline", "diff [95% CI]", "p", "p Holm", "n"],
+        [
+            [
+                r.reader,
+                r.baseline,
+                f"{r.baseline_utf8_bytes:.1f}",
+                f"{r.latent:.3f}",
+                f"{r.baseline_accuracy:.3f}",
+                f"{r.diff:+.3f} [{r.ci_low:+.3f}, {r.ci_high:+.3f}]",
+                f"{r.p_value:.2g}",
+                f"{r.p_holm:.2g}",
+                r.n,
+            ]
+            for r in table.itertuples()
+        ],
+    )
     assert np.isfinite(table["diff"]).all()
     return "\n".join(lines) + "\n"
 
