@@ -252,8 +252,8 @@ def _train_overhead(
 
         x, m = feats.features([e.context for e in exs])
         with torch.no_grad():
-            counts = wire.counts(m.to(dev))
-            soft = wire(x.to(dev), m.to(dev), [name])[name]
+            soft, counts = wire(x.to(dev), m.to(dev), [name])
+            soft = soft[name]
         leaf = [r.detach().clone().requires_grad_(True) for r in slot_rows(soft, counts)]
 
         def reader_only() -> None:
