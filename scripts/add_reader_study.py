@@ -98,6 +98,11 @@ def main() -> None:
         return f"{d['value']:.3f} [{d['ci_low']:.3f}, {d['ci_high']:.3f}]"
 
     dd = new["diff"]
+
+    def baselines(reader: str) -> list[str]:
+        """The reader's text and token-budget scores (reference rows), or "–"."""
+        return [ci(refs[reader][m]) if refs[reader][m] else "–" for m in ("text", "token_budget")]
+
     lines = [
         f"# Adding a reader with the encoder frozen ({metric}, n = {new['n']})",
         "",
@@ -108,20 +113,13 @@ def main() -> None:
             ["reader", "run", f"latent {metric} [95% CI]", "text", "token budget"],
             [
                 [args.new, "jointly trained", ci(new["b"]), "–", "–"],
-                [
-                    args.new,
-                    "**adapter only, encoder frozen**",
-                    ci(new["a"]),
-                    ci(refs[args.new]["text"]) if refs[args.new]["text"] else "–",
-                    ci(refs[args.new]["token_budget"]) if refs[args.new]["token_budget"] else "–",
-                ],
+                [args.new, "**adapter only, encoder frozen**", ci(new["a"]), *baselines(args.new)],
                 [args.old, "jointly trained", ci(old_vs_joint["b"]), "–", "–"],
                 [
                     args.old,
                     "trained alone (frozen in the added run)",
                     ci(old_vs_joint["a"]),
-                    ci(refs[args.old]["text"]) if refs[args.old]["text"] else "–",
-                    ci(refs[args.old]["token_budget"]) if refs[args.old]["token_budget"] else "–",
+                    *baselines(args.old),
                 ],
             ],
         ),

@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
+from eval_rows import qa_examples
 
 from latentwire_core.message import HEADER_BYTES
 from latentwire_core.tasks import Example, get_task
@@ -40,20 +41,6 @@ SHIPPED = {
     "joint",
     "oracle",
 }
-
-
-def _qa(n: int = 6) -> list[Example]:
-    return [
-        Example(
-            id=f"q{i}",
-            task="squad",
-            source=f"Question: who {i}?\nContext: Ann {i} met Bob {i} in town {i}.",
-            question=f"who {i}?",
-            context=f"Ann {i} met Bob {i} in town {i}.",
-            answers=(f"Bob {i}",),
-        )
-        for i in range(n)
-    ]
 
 
 def test_every_shipped_method_is_registered_with_its_scope() -> None:
@@ -91,7 +78,7 @@ def test_check_methods_accepts_a_valid_list() -> None:
 
 
 def test_derangement_gives_every_example_another_one() -> None:
-    exs = _qa(7)
+    exs = qa_examples(7)
     partner = derangement(exs, seed=3)
     assert set(partner) == {e.id for e in exs}
     assert all(partner[e.id].id != e.id for e in exs)
@@ -101,7 +88,7 @@ def test_derangement_gives_every_example_another_one() -> None:
 
 def test_token_methods_fill_the_slot_within_the_budget_and_send_nothing() -> None:
     lm = FakeFrozenLM(vocab=300, d_model=16)
-    exs = _qa(4)
+    exs = qa_examples(4)
     ctx = EvalContext(
         task=get_task("squad"),
         train=exs,
@@ -129,7 +116,7 @@ def test_mean_pool_sends_framed_codec_bytes() -> None:
     from latentwire_core.config import WireCodecConfig
 
     lm = FakeFrozenLM(vocab=300, d_model=16)
-    exs = _qa(3)
+    exs = qa_examples(3)
     codec = QuantWireCodec(WireCodecConfig(precision="int8", group_size=16))
     ctx = EvalContext(
         task=get_task("squad"), train=exs, budgets={e.id: 2 for e in exs}, compress="context", codec=codec
@@ -182,7 +169,7 @@ def test_latent_and_its_shuffled_control_read_through_the_same_path() -> None:
 
     torch.manual_seed(0)
     lm = FakeFrozenLM(vocab=300, d_model=16)
-    exs = _qa(4)
+    exs = qa_examples(4)
 
     class Features:
         feature_dim = 8

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from eval_rows import qa_examples
 
 import latentwire_eval.pipeline as pipeline
 from latentwire_core import QuantWireCodec
@@ -18,21 +19,6 @@ from latentwire_eval.methods import EvalContext
 
 READERS = {n: FakeFrozenLM(n, vocab=300, d_model=16, seed=i) for i, n in enumerate(["a", "b/c"])}
 METHODS = ["text", "no_context", "token_budget"]
-
-
-def _qa(n: int = 5) -> list[Example]:
-    return [
-        Example(
-            id=f"q{i}",
-            task="squad",
-            source=f"Question: who {i}?\nContext: Ann {i} met Bob {i}.",
-            question=f"who {i}?",
-            context=f"Ann {i} met Bob {i}.",
-            answers=(f"Bob {i}",),
-            group=f"g{i % 2}",
-        )
-        for i in range(n)
-    ]
 
 
 def _ctx(exs: list[Example]) -> EvalContext:
@@ -47,7 +33,7 @@ def _ctx(exs: list[Example]) -> EvalContext:
 
 
 def test_every_method_on_every_reader_then_metrics_and_message_sizes(tmp_path: Path) -> None:
-    exs = _qa()
+    exs = qa_examples(5)
     preds, metrics = pipeline.evaluate(_ctx(exs), exs, READERS, METHODS, batch_size=2, n_resamples=100)
     assert len(preds) == len(READERS) * len(METHODS) * len(exs)
     assert set(zip(preds["model"], preds["method"], strict=True)) == {
@@ -64,7 +50,7 @@ def test_every_method_on_every_reader_then_metrics_and_message_sizes(tmp_path: P
 
 
 def test_an_interrupted_evaluation_resumes_from_its_kept_files(tmp_path: Path, monkeypatch) -> None:
-    exs, part = _qa(), tmp_path / "partial"
+    exs, part = qa_examples(5), tmp_path / "partial"
     first, _ = pipeline.evaluate(
         _ctx(exs), exs, READERS, METHODS, batch_size=2, n_resamples=100, partial_dir=part
     )

@@ -6,7 +6,7 @@ pieces it uses (data, readers, features, the wire) and the other stages are the 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 import attrs
 
@@ -22,42 +22,34 @@ from latentwire_hf.training import Trainer
 from runner.config import Experiment
 from runner.folder import RunFolder
 
-__all__ = ["TrainingStages"]
+__all__ = ["RunPieces", "TrainingStages"]
 
 log = get_logger("runner")
 
 
-class TrainingStages:
-    """``pretrain``, ``train`` and ``control``: each trains with :class:`~latentwire_hf.training.Trainer`
-    into the run folder's checkpoints, resuming from the last one."""
+class RunPieces(Protocol):
+    """What the training stages use of a run (:class:`runner.run.Run` has all of it)."""
 
     exp: Experiment
     folder: RunFolder
     task: TaskSpec
 
-    # the run's shared pieces (runner.run.Run)
-    def data(self) -> tuple[list[Example], list[Example]]:
-        raise NotImplementedError
+    def data(self) -> tuple[list[Example], list[Example]]: ...
+    def lms(self) -> dict[str, HFFrozenLM]: ...
+    def features(self) -> Any: ...
+    def build_wire(self) -> LatentWire: ...
+    def init_from(self, wire: LatentWire, *, load: bool) -> dict[str, Any]: ...
+    def fit_standardization(self, wire: LatentWire) -> None: ...
+    def fit_anchor(self, wire: LatentWire, stage: str) -> None: ...
+    def soft_prompt_control(self: RunPieces) -> SoftPromptControl: ...
 
-    def lms(self) -> dict[str, HFFrozenLM]:
-        raise NotImplementedError
 
-    def features(self) -> Any:
-        raise NotImplementedError
+class TrainingStages:
+    """``pretrain``, ``train`` and ``control``: each trains with :class:`~latentwire_hf.training.Trainer`
+    into the run folder's checkpoints, resuming from the last one. A mixin of :class:`runner.run.Run`:
+    each stage's ``self`` is the run, typed by what it uses (:class:`RunPieces`)."""
 
-    def build_wire(self) -> LatentWire:
-        raise NotImplementedError
-
-    def init_from(self, wire: LatentWire, *, load: bool) -> dict[str, Any]:
-        raise NotImplementedError
-
-    def fit_standardization(self, wire: LatentWire) -> None:
-        raise NotImplementedError
-
-    def fit_anchor(self, wire: LatentWire, stage: str) -> None:
-        raise NotImplementedError
-
-    def _pretrain(self) -> dict[str, Any]:
+    def _pretrain(self: RunPieces) -> dict[str, Any]:
         """Reconstruction / continuation on the training split's texts (never an evaluation text)."""
         pc = self.exp.pretrain
         if pc.steps == 0:
@@ -103,7 +95,7 @@ class TrainingStages:
             "distinct_windows_seen": len(seen),
         }
 
-    def _train(self) -> dict[str, Any]:
+    def _train(self: RunPieces) -> dict[str, Any]:
         train, _ = self.data()
         wire = self.build_wire()
         pre = latest_checkpoint(self.folder.checkpoints("pretrain")) if self.exp.pretrain.steps else None
@@ -138,7 +130,7 @@ class TrainingStages:
             "groups_seen": len({train[i].group for i in drawn if train[i].group}),
         }
 
-    def soft_prompt_control(self) -> SoftPromptControl:
+    def soft_prompt_control(self: RunPieces) -> SoftPromptControl:
         """The control's module: M = the wire's (fixed) M, or its mean M over the training split."""
         w, enc = self.exp.wire, self.exp.wire.encoder
         m = enc.n_tokens
@@ -148,7 +140,7 @@ class TrainingStages:
             m = max(1, round(float(slot_counts(mask, n_tokens=enc.n_tokens, ratio=enc.ratio).float().mean())))
         return SoftPromptControl({n: (lm.d_model, lm.embed_rms) for n, lm in self.lms().items()}, m)
 
-    def _control(self) -> dict[str, Any]:
+    def _control(self: RunPieces) -> dict[str, Any]:
         """Train the equal-training soft-prompt control: same steps, data, losses as the wire."""
         if "text_soft_prompt" not in self.exp.eval.methods:
             return {"skipped": "text_soft_prompt is not an evaluation method"}
