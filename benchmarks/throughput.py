@@ -39,7 +39,7 @@ from transformers import AutoModelForCausalLM, Gemma3TextConfig, LlamaConfig, Qw
 
 from latentwire_core import InterlinguaConfig, LatentWire, LatentWireConfig
 from latentwire_eval.tables import markdown_table
-from latentwire_hf.lm_encoder import LMPoolEncoder
+from latentwire_hf.encoders.lm_pool import LMPoolEncoder
 
 # Published shapes (config.json of each model), no weights.
 READERS: dict[str, Callable[[], Any]] = {

@@ -5,7 +5,7 @@
 Builds the experiment's ``lm_pool`` encoder untrained (the trunk's own layers, a fresh projection),
 runs it on the first ``--n`` distinct *training* contexts and reports, for the pooled slots before the
 projection (after the trunk's final norm) and for ``Z`` after it, with and without
-``[wire.lm_encoder] standardize`` (fitted on those texts): the mean pairwise cosine between slots, the share of
+``[wire.lm_pool] standardize`` (fitted on those texts): the mean pairwise cosine between slots, the share of
 their energy in the mean vector, and the largest dimensions' mean magnitude against the median one.
 """
 
@@ -66,7 +66,7 @@ def main() -> None:
     cfg = w.to_core(source.feature_dim, content_tokens=False).interlingua
     torch.manual_seed(exp.seed)
     trunk, _ = load_causal_lm(f.source, seed=exp.seed)
-    parts = {**w.lm_encoder.encoder_kwargs(f.layer), "standardize": True}
+    parts = {**w.lm_pool.encoder_kwargs(f.layer), "standardize": True}
     enc = build_interlingua(cfg, lm=trunk, **parts).eval()
     counts = slot_counts(mask, n_tokens=cfg.n_tokens, ratio=cfg.ratio)
     pooled = enc._pooled(feats, mask, counts)

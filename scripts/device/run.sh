@@ -88,7 +88,7 @@ stage throughput 120 "$PY" benchmarks/throughput.py --size "$SIZE" --out "$OUT"
 RECALL=()
 if [ "$DRY" = 1 ]; then  # the same experiment file at tiny size
   RECALL=(--set 'models.names=["tiny-llama", "tiny-gemma3"]' --set features.source=tiny-llama
-    --set features.layer=1 --set features.max_length=64 --set wire.lm_encoder.n_layers=1
+    --set features.layer=1 --set features.max_length=64 --set wire.lm_pool.n_layers=1
     --set wire.encoder.d_z=16 --set data.train_limit=32 --set data.eval_limit=8 --set data.min_eval=8
     --set pretrain.steps=2 --set pretrain.batch_size=4 --set pretrain.ckpt_every=2
     --set train.steps=2 --set train.batch_size=4 --set train.ckpt_every=2

@@ -8,8 +8,8 @@ from typing import Any
 import torch
 
 from latentwire_core import InterlinguaConfig, LatentWire, LatentWireConfig
+from latentwire_hf.encoders.lm_pool import LMPoolEncoder
 from latentwire_hf.features import CachedFeatureSource, LMHiddenFeatureSource
-from latentwire_hf.lm_encoder import LMPoolEncoder
 from latentwire_hf.models import KNOWN_MODELS
 from latentwire_hf.objectives import ContentObjective, PretrainConfig, content_items
 

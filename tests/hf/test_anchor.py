@@ -17,7 +17,7 @@ from experiments import experiment  # type: ignore[import-not-found]
 from latentwire_core import InterlinguaConfig, LatentWire, LatentWireConfig
 from latentwire_core.adapters import AdapterConfig, LinearAdapter, ResidualMLPAdapter
 from latentwire_core.anchor import anchor_adapter, anchor_wire, mean_pool_slot, ridge
-from latentwire_hf.lm_encoder import LMPoolEncoder
+from latentwire_hf.encoders.lm_pool import LMPoolEncoder
 from latentwire_hf.models import KNOWN_MODELS
 from runner.__main__ import main
 

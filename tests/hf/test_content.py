@@ -15,8 +15,8 @@ from latentwire_core.prompting import SlotPrompt
 from latentwire_core.slots import with_eos
 from latentwire_core.tasks import Example, get_task
 from latentwire_hf.checkpoint import latest_checkpoint
+from latentwire_hf.encoders.lm_pool import LMPoolEncoder
 from latentwire_hf.features import LMHiddenFeatureSource
-from latentwire_hf.lm_encoder import LMPoolEncoder
 from latentwire_hf.models import KNOWN_MODELS
 from latentwire_hf.objectives import PretrainConfig, TeacherCache, content_items
 from latentwire_hf.training import Trainer
@@ -249,7 +249,7 @@ def test_standardization_centres_and_scales_pooled_slots_on_training_texts(tmp_p
 
 
 def test_the_hf_encoder_kind_is_known_to_config_validation_without_torch() -> None:
-    """latentwire_hf.config makes lm_pool a known encoder name, read from lm_encoder.py's source."""
+    """latentwire_hf.config makes lm_pool a known encoder name, read from encoders/lm_pool.py's source."""
     import subprocess
     import sys
 
@@ -262,18 +262,18 @@ def test_the_hf_encoder_kind_is_known_to_config_validation_without_torch() -> No
 
 
 def test_lm_encoder_config_gives_the_encoder_its_arguments_as_wire_json_stores_them(tmp_path: Path) -> None:
-    """``LMEncoderConfig.encoder_kwargs`` is what wire.json's ``lm_encoder`` holds and what
+    """``LMPoolConfig.encoder_kwargs`` is what wire.json's ``lm_encoder`` holds and what
     ``LMPoolEncoder`` takes; ``standardize`` appears only when on, so earlier wires keep their
     identity (and fingerprint)."""
-    from latentwire_hf.config import LMEncoderConfig
+    from latentwire_hf.config import LMPoolConfig
 
-    plain = LMEncoderConfig(n_layers=1).encoder_kwargs(1)
+    plain = LMPoolConfig(n_layers=1).encoder_kwargs(1)
     assert plain == {"start_layer": 1, "n_layers": 1, "causal": False, "train": "full", "lora_rank": 8}
-    kw = LMEncoderConfig(n_layers=1, causal=True, standardize=True).encoder_kwargs(1)
+    kw = LMPoolConfig(n_layers=1, causal=True, standardize=True).encoder_kwargs(1)
     assert kw == {**plain, "causal": True, "standardize": True}
     model, _ = KNOWN_MODELS["tiny-llama"]()
     cfg = InterlinguaConfig(kind="lm_pool", d_in=model.config.hidden_size, d_z=16, n_tokens=4, ratio=2.0)
     enc = LMPoolEncoder(cfg, lm=model, **kw)
     assert enc.causal and enc.standardize and len(enc._layer_list()) == 1
     with pytest.raises(ValueError, match="train must be one of"):
-        LMEncoderConfig(train="half")
+        LMPoolConfig(train="half")

@@ -8,7 +8,7 @@ import attrs
 import pytest
 
 from latentwire_core.config import InterlinguaConfig
-from latentwire_hf.config import LMEncoderConfig
+from latentwire_hf.config import LMPoolConfig
 from runner.config import ConfigError, Experiment, load_experiment, to_toml
 
 REPO = Path(__file__).resolve().parents[2]
@@ -74,7 +74,7 @@ def _write(tmp_path: Path, text: str) -> Path:
             'name = "x"\n[wire.encoder]\nd_zz = 8\n',
             r"unknown key 'wire\.encoder\.d_zz'; allowed here: d_z, dropout, kind, mlp_ratio, n_heads, n_tokens, ratio$",
         ),
-        ('name = "x"\n[wire.lm_encoder]\ntrain = "half"\n', r"\[wire\.lm_encoder\] train must be one of"),
+        ('name = "x"\n[wire.lm_pool]\ntrain = "half"\n', r"\[wire\.lm_pool\] train must be one of"),
         ('name = "x"\n[wire]\ninject = "kv"\n', r"inject = 'kv' needs adapter = 'linear', got 'mlp'"),
         ('name = "x"\n[wire]\ninject = "keys"\n', r"\[wire\] inject must be one of"),
         (
@@ -140,9 +140,9 @@ def test_every_problem_of_a_config_is_reported_at_once(tmp_path: Path) -> None:
 
 def test_standardize_needs_the_lm_pool_encoder(tmp_path: Path) -> None:
     p = _write(
-        tmp_path, 'name = "x"\n[wire.encoder]\nkind = "perceiver"\n[wire.lm_encoder]\nstandardize = true\n'
+        tmp_path, 'name = "x"\n[wire.encoder]\nkind = "perceiver"\n[wire.lm_pool]\nstandardize = true\n'
     )
-    with pytest.raises(ConfigError, match=r"lm_encoder.standardize needs encoder.kind = 'lm_pool'"):
+    with pytest.raises(ConfigError, match=r"lm_pool.standardize needs encoder.kind = 'lm_pool'"):
         load_experiment(p)
 
 
@@ -163,7 +163,7 @@ def test_the_flat_wire_layout_of_older_files_reads_as_the_nested_one(tmp_path: P
         "encoder_standardize = true\nratio = 4\nn_tokens = 64\nd_z = 128\nn_heads = 2\ndropout = 0.1\n"
         'compress = "context"\n[data]\ntask = "squad"\n',
     )
-    with pytest.warns(FutureWarning, match=r"\[wire\]\.encoder_layers -> \[wire\.lm_encoder\]\.n_layers"):
+    with pytest.warns(FutureWarning, match=r"\[wire\]\.encoder_layers -> \[wire\.lm_pool\]\.n_layers"):
         old = load_experiment(flat)
     nested = tmp_path / "nested.toml"
     nested.write_text(to_toml(old))
@@ -172,7 +172,7 @@ def test_the_flat_wire_layout_of_older_files_reads_as_the_nested_one(tmp_path: P
     assert old.wire.encoder == InterlinguaConfig(
         kind="lm_pool", ratio=4.0, n_tokens=64, d_z=128, n_heads=2, dropout=0.1
     )
-    assert old.wire.lm_encoder == LMEncoderConfig(
+    assert old.wire.lm_pool == LMPoolConfig(
         n_layers=3, train="lora", lora_rank=4, causal=True, standardize=True
     )
     with pytest.warns(FutureWarning, match=r"--set wire\.d_z -> wire\.encoder\.d_z"):
@@ -182,6 +182,46 @@ def test_the_flat_wire_layout_of_older_files_reads_as_the_nested_one(tmp_path: P
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # today's layout warns of nothing
         load_experiment(nested, ["wire.encoder.d_z=64"])
+
+
+def test_the_lm_encoder_table_of_older_files_reads_as_the_lm_pool_encoders_own_table(tmp_path: Path) -> None:
+    """``[wire.lm_encoder]`` (before 2026-12-04) is the lm_pool encoder's own ``[wire.lm_pool]`` table now:
+    an older file, run folder or ``--set`` key reads the same with a FutureWarning; one setting given in
+    both tables with different values is refused, naming both."""
+    body = '[features]\nsource = "smollm2-135m"\nlayer = 8\n[wire.encoder]\nkind = "lm_pool"\nratio = 4\n'
+    old = _write(tmp_path, f'name = "x"\n{body}[wire.lm_encoder]\nn_layers = 3\ncausal = true\n')
+    with pytest.warns(FutureWarning, match=r"\[wire\.lm_encoder\] -> \[wire\.lm_pool\]"):
+        got = load_experiment(old)
+    assert got.wire.lm_pool == LMPoolConfig(n_layers=3, causal=True)
+    new = tmp_path / "new.toml"
+    new.write_text(to_toml(got))
+    assert "[wire.lm_pool]" in new.read_text() and "lm_encoder" not in new.read_text()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert load_experiment(new) == got
+    with pytest.warns(FutureWarning, match=r"--set wire\.lm_encoder\.n_layers -> wire\.lm_pool\.n_layers"):
+        assert load_experiment(new, ["wire.lm_encoder.n_layers=2"]).wire.lm_pool.n_layers == 2
+    both = _write(
+        tmp_path, f'name = "x"\n{body}[wire.lm_encoder]\nn_layers = 3\n[wire.lm_pool]\nn_layers = 2\n'
+    )
+    with pytest.raises(
+        ConfigError, match=r"\[wire\.lm_encoder\]\.n_layers = 3 and \[wire\.lm_pool\]\.n_layers = 2"
+    ):
+        load_experiment(both)
+
+
+def test_encoder_kinds_carry_what_the_config_checks_need() -> None:
+    """The checks read each kind's traits (fixed M, LM features, its own table, a parameter estimate),
+    not its name: a kind registered elsewhere without traits gets variable M and no table."""
+    from latentwire_core.config import ENCODER_KINDS, encoder_kind
+
+    assert encoder_kind("perceiver").fixed_m and not encoder_kind("mean_pool").fixed_m
+    assert ENCODER_KINDS["lm_pool"].needs_lm_features and ENCODER_KINDS["lm_pool"].options is LMPoolConfig
+    other = encoder_kind("max_pool")
+    assert (other.fixed_m, other.needs_lm_features, other.options) == (False, False, None)
+    icfg = InterlinguaConfig(d_in=384, d_z=256, n_tokens=8)
+    assert encoder_kind("perceiver").params(icfg, None) > encoder_kind("mean_pool").params(icfg, None) > 0
+    assert ENCODER_KINDS["lm_pool"].params(icfg, LMPoolConfig(n_layers=2)) == 2 * 12 * 384**2 + 384 * 256
 
 
 def test_pretraining_and_training_share_one_validated_loop_config() -> None:

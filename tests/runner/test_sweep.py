@@ -175,13 +175,13 @@ def test_a_wire_chosen_on_validation_is_evaluated_on_the_eval_split_without_trai
     # an older run folder that lacks a key added since (here eval_split) compares at its default
     old = (val / "experiment.toml").read_text().replace('eval_split = "validation"\n', "")
     assert training_identity(old) == training_identity((runs / "test" / "experiment.toml").read_text())
-    # ... and one written in the flat [wire] layout (before [wire.encoder] / [wire.lm_encoder])
+    # ... and one written in the flat [wire] layout (before [wire.encoder] / [wire.lm_pool])
     cfg = tomllib.loads(old)
     wire = cfg["wire"]
-    tables = {"encoder": wire.pop("encoder"), "lm_encoder": wire.pop("lm_encoder")}
+    tables = {"encoder": wire.pop("encoder"), "lm_pool": wire.pop("lm_pool")}
     for flat, (table, key) in LEGACY_WIRE_KEYS.items():
         wire[flat] = tables[table].pop(key)
-    assert tables == {"encoder": {"mlp_ratio": 2}, "lm_encoder": {}}  # mlp_ratio: not a flat key
+    assert tables == {"encoder": {"mlp_ratio": 2}, "lm_pool": {}}  # mlp_ratio: not a flat key
     flat_toml = tomli_w.dumps(cfg)
     assert "n_tokens" in flat_toml and "[wire.encoder]" not in flat_toml
     assert training_identity(flat_toml) == training_identity((runs / "test" / "experiment.toml").read_text())

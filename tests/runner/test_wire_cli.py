@@ -161,9 +161,7 @@ def test_adding_a_reader_trains_only_its_adapter_and_keeps_the_old_wire_bit_for_
 def test_a_standardized_encoder_is_fitted_on_training_texts_and_travels_with_the_wire(
     tmp_path: Path, data_dir: Path
 ) -> None:
-    p = experiment(
-        tmp_path, "content", **{**TALK, "name": "std", "wire": {"lm_encoder": {"standardize": True}}}
-    )
+    p = experiment(tmp_path, "content", **{**TALK, "name": "std", "wire": {"lm_pool": {"standardize": True}}})
     assert main([str(p), "--runs-dir", str(tmp_path / "runs"), "--stage", "prepare", "--stage", "train"]) == 0
     run = tmp_path / "runs" / "std"
     assert json.loads((run / "wire.json").read_text())["lm_encoder"]["standardize"] is True

@@ -85,7 +85,7 @@ def run_wire_spec(exp: Experiment, lms: Mapping[str, HFFrozenLM], features: Any)
     return spec_from_core(
         cfg,
         features={"source": f.source, "layer": f.layer, "max_length": f.max_length},
-        lm_encoder=w.lm_encoder.encoder_kwargs(f.layer) if w.encoder.kind == "lm_pool" else None,
+        lm_encoder=w.lm_pool.encoder_kwargs(f.layer) if w.encoder.kind == "lm_pool" else None,
         readers={n: (lm.d_model, lm.embed_rms) for n, lm in lms.items()},
         task=exp.data.task,
         compress=w.compress,
@@ -102,7 +102,7 @@ def _fit_texts(exp: Experiment, train: Sequence[Example]) -> list[str]:
 
 
 def fit_standardization(wire: LatentWire, exp: Experiment, train: Sequence[Example], features: Any) -> None:
-    """``[wire.lm_encoder] standardize``: set the encoder's per-dimension statistics from training texts
+    """``[wire.lm_pool] standardize``: set the encoder's per-dimension statistics from training texts
     (never an evaluation text). For a fresh wire only: a checkpoint or an ``init_from`` source carries its
     own."""
     encoder: Any = wire.encoder

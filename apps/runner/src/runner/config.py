@@ -35,6 +35,7 @@ from runner.sections import (
     WireSection,
     legacy_wire_key,
     migrate_wire,
+    wire_key_now,
 )
 
 __all__ = [
@@ -202,9 +203,14 @@ def load_experiment(path: Path, overrides: typing.Sequence[str] = ()) -> Experim
         node = data
         parts = key.strip().split(".")
         value = _parse_value(raw.strip())
-        if len(parts) == 2 and parts[0] == "wire" and legacy_wire_key(parts[1], value):
-            moved.append(f"--set {parts[0]}.{parts[1]} -> wire.{'.'.join(LEGACY_WIRE_KEYS[parts[1]])}")
-            parts = ["wire", *LEGACY_WIRE_KEYS[parts[1]]]
+        if (
+            len(parts) >= 2
+            and parts[0] == "wire"
+            and legacy_wire_key(parts[1], value if len(parts) == 2 else {})
+        ):
+            now = ["wire", *wire_key_now(parts[1]), *parts[2:]]
+            moved.append(f"--set {'.'.join(parts)} -> {'.'.join(now)}")
+            parts = now
         for p in parts[:-1]:
             node = node.setdefault(p, {})
             if not isinstance(node, dict):

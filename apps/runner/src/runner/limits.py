@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from latentwire_core.config import encoder_kind
+
 if TYPE_CHECKING:  # for annotations only: config calls this module while it loads a file
     from runner.config import Experiment
 
@@ -35,9 +37,9 @@ NUMERIC_BOUNDS: dict[str, float] = {
     "wire.encoder.n_heads": 256,
     "wire.encoder.mlp_ratio": 16,
     "wire.encoder.dropout": 1,
-    "wire.lm_encoder.n_layers": 1024,
+    "wire.lm_pool.n_layers": 1024,
     "wire.refiner_layers": 16,
-    "wire.lm_encoder.lora_rank": 4096,
+    "wire.lm_pool.lora_rank": 4096,
     "codec.group_size": 65_535,
     "eval.batch_size": 4096,
     "eval.bootstrap_resamples": 1_000_000,
@@ -133,12 +135,9 @@ def wire_memory_bytes(exp: Experiment) -> tuple[int, dict[str, int]]:
     enc = exp.wire.encoder
     d_in = _reader_width(exp.features.source) or 384  # the [features] width (minilm-l6: 384)
     d_z, m, h = enc.d_z, enc.n_tokens, enc.mlp_ratio
-    if enc.kind == "perceiver":
-        enc_params = d_in * d_z + m * d_z + 4 * d_z * d_z + 3 * h * d_z * d_z
-    elif enc.kind == "lm_pool":  # the trained copies of the LM's layers (~12 d^2 each) and the projection
-        enc_params = exp.wire.lm_encoder.n_layers * 12 * d_in * d_in + d_in * d_z
-    else:
-        enc_params = d_in * d_z + d_z * d_z
+    kind = encoder_kind(enc.kind)
+    options = getattr(exp.wire, kind.name, None)  # its own table, [wire.<kind>] (None: it has none)
+    enc_params = kind.params(attrs.evolve(enc, d_in=d_in), options)
     adapters = 0
     for name in exp.models.names:
         w = _reader_width(name)

@@ -212,7 +212,7 @@ class Run(TrainingStages):
         return build_wire_from_spec(spec)
 
     def fit_standardization(self, wire: LatentWire) -> None:
-        """``[wire.lm_encoder] standardize``, on a fresh wire only (see :func:`.building.fit_standardization`)."""
+        """``[wire.lm_pool] standardize``, on a fresh wire only (see :func:`.building.fit_standardization`)."""
         fit_standardization(wire, self.exp, self.data()[0], self.features())
 
     def fit_anchor(self, wire: LatentWire, stage: str) -> None:

@@ -19,13 +19,15 @@ from latentwire_core.config import (
     InterlinguaConfig,
     LatentWireConfig,
     WireCodecConfig,
+    encoder_kind,
 )
 from latentwire_core.tasks import COMPRESS, TASKS
 from latentwire_eval.methods import METHODS, check_methods
-from latentwire_hf.config import LMEncoderConfig, PretrainConfig, TrainConfig
+from latentwire_hf.config import LMPoolConfig, PretrainConfig, TrainConfig
 
 __all__ = [
     "LEGACY_WIRE_KEYS",
+    "RENAMED_WIRE_TABLES",
     "ConfigError",
     "DataConfig",
     "EvalConfig",
@@ -35,6 +37,7 @@ __all__ = [
     "WireSection",
     "legacy_wire_key",
     "migrate_wire",
+    "wire_key_now",
 ]
 
 
@@ -107,15 +110,17 @@ class WireSection:
     ``n_tokens``, ``ratio``, ``d_z``, ``n_heads``, ``mlp_ratio``, ``dropout``); its ``d_in`` is not a
     key: :meth:`to_core` sets it to the ``[features]`` width. ``ratio = x > 0`` gives each example
     ``M = ceil(n / x)`` soft tokens for its ``n`` compressed tokens, at most ``n_tokens``; ``ratio =
-    0`` keeps M fixed at ``n_tokens``. ``[wire.lm_encoder]`` is ``latentwire_hf``'s
-    :class:`~latentwire_hf.config.LMEncoderConfig`, read when ``encoder.kind = "lm_pool"``: it trains
-    ``n_layers`` layers of the ``[features]`` LM above its frozen first ``features.layer`` layers.
+    0`` keeps M fixed at ``n_tokens``. An encoder kind with options of its own reads them from the table
+    named after it: ``[wire.lm_pool]`` is ``latentwire_hf``'s :class:`~latentwire_hf.config.LMPoolConfig`
+    (``[wire.lm_encoder]`` in older files), read when ``encoder.kind = "lm_pool"``: it trains ``n_layers``
+    layers of the ``[features]`` LM above its frozen first ``features.layer`` layers. What a check needs
+    to know of a kind (fixed M, LM features) is its :class:`~latentwire_core.config.EncoderKind`.
     ``compress = "context"`` keeps a QA question in plain text and puts only the context on the wire.
     """
 
     compress: str = attrs.field(default="source", validator=one_of(*COMPRESS))
     encoder: InterlinguaConfig = attrs.field(factory=InterlinguaConfig)
-    lm_encoder: LMEncoderConfig = attrs.field(factory=LMEncoderConfig)
+    lm_pool: LMPoolConfig = attrs.field(factory=LMPoolConfig)
     adapter: str = attrs.field(default="mlp", validator=registered(ADAPTERS))
     calibration: str = attrs.field(default="rms", validator=registered(CALIBRATIONS))
     # a trained run folder (or saved wire): its encoder and its readers' adapters are loaded and
@@ -156,13 +161,12 @@ class WireSection:
             raise ValueError(
                 f"init_from: {self.init_from}/wire.json not found (a run folder or a saved wire)"
             )
-        if self.lm_encoder.standardize and self.encoder.kind != "lm_pool":
+        if self.lm_pool.standardize and self.encoder.kind != "lm_pool":
+            raise ValueError(f"lm_pool.standardize needs encoder.kind = 'lm_pool', got {self.encoder.kind!r}")
+        if self.encoder.ratio > 0 and encoder_kind(self.encoder.kind).fixed_m:
             raise ValueError(
-                f"lm_encoder.standardize needs encoder.kind = 'lm_pool', got {self.encoder.kind!r}"
-            )
-        if self.encoder.ratio > 0 and self.encoder.kind == "perceiver":
-            raise ValueError(
-                "encoder.ratio needs a pooling encoder (mean_pool or lm_pool); the perceiver has fixed M"
+                f"encoder.ratio needs a pooling encoder (mean_pool or lm_pool); the {self.encoder.kind} has "
+                "fixed M"
             )
 
     def to_core(self, d_in: int, *, content_tokens: bool = False) -> LatentWireConfig:
@@ -186,21 +190,33 @@ LEGACY_WIRE_KEYS: dict[str, tuple[str, str]] = {
     "d_z": ("encoder", "d_z"),
     "n_heads": ("encoder", "n_heads"),
     "dropout": ("encoder", "dropout"),
-    "encoder_layers": ("lm_encoder", "n_layers"),
-    "encoder_train": ("lm_encoder", "train"),
-    "encoder_causal": ("lm_encoder", "causal"),
-    "encoder_standardize": ("lm_encoder", "standardize"),
-    "lora_rank": ("lm_encoder", "lora_rank"),
+    "encoder_layers": ("lm_pool", "n_layers"),
+    "encoder_train": ("lm_pool", "train"),
+    "encoder_causal": ("lm_pool", "causal"),
+    "encoder_standardize": ("lm_pool", "standardize"),
+    "lora_rank": ("lm_pool", "lora_rank"),
 }
+
+RENAMED_WIRE_TABLES = {"lm_encoder": "lm_pool"}
+"""``[wire]`` sub-tables renamed since (2026-12-04: the lm_pool encoder's options are its own table)."""
 
 
 def legacy_wire_key(key: str, value: Any) -> bool:
-    return key in LEGACY_WIRE_KEYS and not (key == "encoder" and isinstance(value, dict))
+    return (key in LEGACY_WIRE_KEYS and not (key == "encoder" and isinstance(value, dict))) or (
+        key in RENAMED_WIRE_TABLES
+    )
+
+
+def wire_key_now(key: str) -> tuple[str, ...]:
+    """Where an older ``[wire]`` key (see :func:`legacy_wire_key`) lives today, as a key path under
+    ``[wire]``: a flat key's ``(table, field)``, a renamed table's new name."""
+    return (RENAMED_WIRE_TABLES[key],) if key in RENAMED_WIRE_TABLES else LEGACY_WIRE_KEYS[key]
 
 
 def migrate_wire(data: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     """``data`` (a parsed experiment file) with a flat ``[wire]`` table moved into ``[wire.encoder]``
-    and ``[wire.lm_encoder]``, and one line per moved key (none when it is already nested).
+    and ``[wire.lm_pool]``, a renamed table (``[wire.lm_encoder]``) read under its new name, and one line
+    per moved key (none when it is already in today's layout).
 
     Raises:
         ConfigError: a key is given in both layouts with different values.
@@ -211,7 +227,7 @@ def migrate_wire(data: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     out = {k: v for k, v in wire.items() if not legacy_wire_key(k, v)}
     moved = []
     for key, value in wire.items():
-        if not legacy_wire_key(key, value):
+        if not legacy_wire_key(key, value) or key in RENAMED_WIRE_TABLES:
             continue
         table, field = LEGACY_WIRE_KEYS[key]
         sub = out.setdefault(table, {})
@@ -224,6 +240,22 @@ def migrate_wire(data: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
             )
         out[table] = {**sub, field: value}
         moved.append(f"[wire].{key} -> [wire.{table}].{field}")
+    for old, new in RENAMED_WIRE_TABLES.items():
+        if old not in wire:
+            continue
+        if not isinstance(wire[old], dict):
+            raise ConfigError(f"[wire].{old} must be a table, got {wire[old]!r}")
+        sub = out.setdefault(new, {})
+        if not isinstance(sub, dict):
+            raise ConfigError(f"[wire].{new} must be a table, got {sub!r}")
+        for field, value in wire[old].items():
+            if field in sub and sub[field] != value:
+                raise ConfigError(
+                    f"[wire.{old}].{field} = {value!r} and [wire.{new}].{field} = {sub[field]!r}: the same "
+                    f"setting twice; keep [wire.{new}].{field}"
+                )
+        out[new] = {**wire[old], **sub}
+        moved.append(f"[wire.{old}] -> [wire.{new}]")
     return {**data, "wire": out}, moved
 
 
@@ -288,14 +320,15 @@ class Experiment:
             raise ValueError(
                 f"wire.compress = 'context' needs a QA task with contexts, not {self.data.task!r}"
             )
-        if self.wire.encoder.kind == "lm_pool":
+        kind = self.wire.encoder.kind
+        if encoder_kind(kind).needs_lm_features:
             if self.features.source in ("minilm-l6", "bytes") or self.features.source.startswith(
                 "sentence-transformers/"
             ):
-                raise ValueError("wire.encoder.kind = 'lm_pool' needs [features].source to be a causal LM")
+                raise ValueError(f"wire.encoder.kind = '{kind}' needs [features].source to be a causal LM")
             if self.features.layer < 0:
                 raise ValueError(
-                    "wire.encoder.kind = 'lm_pool' needs [features].layer >= 0 (the frozen lower layers)"
+                    f"wire.encoder.kind = '{kind}' needs [features].layer >= 0 (the frozen lower layers)"
                 )
         if self.train.kd_weight > 0 and self.train.max_text_tokens < self.eval.max_text_tokens:
             raise ValueError(

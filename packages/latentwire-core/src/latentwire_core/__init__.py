@@ -28,7 +28,9 @@ if TYPE_CHECKING:
         LatentWireConfig,
         WireCodecConfig,
     )
-    from latentwire_core.interlingua import LearnedQueryPooler, MeanPoolEncoder, build_interlingua
+    from latentwire_core.encoders.mean_pool import MeanPoolEncoder
+    from latentwire_core.encoders.perceiver import LearnedQueryPooler
+    from latentwire_core.interlingua import build_interlingua
     from latentwire_core.losses import (
         Positions,
         answer_ce,
@@ -72,8 +74,8 @@ _WHERE: dict[str, str] = {
     "LatentWire": "latentwire_core.wire",
     "LatentWireConfig": "latentwire_core.config",
     "LearnedGain": "latentwire_core.calibration",
-    "LearnedQueryPooler": "latentwire_core.interlingua",
-    "MeanPoolEncoder": "latentwire_core.interlingua",
+    "LearnedQueryPooler": "latentwire_core.encoders.perceiver",
+    "MeanPoolEncoder": "latentwire_core.encoders.mean_pool",
     "Positions": "latentwire_core.losses",
     "QuantWireCodec": "latentwire_core.codec",
     "Registry": "latentwire_core.registry",

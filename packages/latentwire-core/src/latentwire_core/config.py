@@ -21,15 +21,19 @@ from latentwire_core.registry import Registry
 __all__ = [
     "ADAPTERS",
     "CALIBRATIONS",
+    "ENCODER_KINDS",
     "INTERLINGUAS",
     "AdapterConfig",
+    "EncoderKind",
     "InterlinguaConfig",
     "LatentWireConfig",
     "WireCodecConfig",
+    "encoder_kind",
 ]
 
 INTERLINGUAS: Registry[Callable[..., Any]] = Registry("interlingua")
-INTERLINGUAS.declare_module("latentwire_core.interlingua", "INTERLINGUAS")
+INTERLINGUAS.declare_module("latentwire_core.encoders.perceiver", "INTERLINGUAS")
+INTERLINGUAS.declare_module("latentwire_core.encoders.mean_pool", "INTERLINGUAS")
 ADAPTERS: Registry[Callable[..., Any]] = Registry("adapter")
 ADAPTERS.declare_module("latentwire_core.adapters", "ADAPTERS")
 CALIBRATIONS: Registry[Callable[..., Any]] = Registry("calibration")
@@ -62,6 +66,51 @@ class InterlinguaConfig:
             raise ValueError(f"d_z ({self.d_z}) must be divisible by n_heads ({self.n_heads})")
         if self.dropout >= 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+
+
+def _pooling_params(icfg: InterlinguaConfig, _options: Any) -> int:
+    return icfg.d_in * icfg.d_z + icfg.d_z * icfg.d_z  # a projection and its second layer
+
+
+def _perceiver_params(icfg: InterlinguaConfig, _options: Any) -> int:
+    d, h = icfg.d_z, icfg.mlp_ratio  # input projection, queries, attention (4 d^2), gated MLP (3 h d^2)
+    return icfg.d_in * d + icfg.n_tokens * d + 4 * d * d + 3 * h * d * d
+
+
+@attrs.frozen(kw_only=True)
+class EncoderKind:
+    """What checking a config needs to know of an encoder kind, without building it (torch-free).
+
+    Args:
+        name: the registry name (``[wire.encoder] kind``).
+        fixed_m: M is always ``n_tokens``; a ``ratio`` is refused.
+        needs_lm_features: its features are a causal LM's hidden states at ``[features] layer``.
+        options: the attrs class of the kind's own table, ``[wire.<name>]`` (``None``: it has none).
+        params: an estimate of its trained parameters from the encoder config (``d_in`` set) and its
+            options, for the memory check before any work.
+    """
+
+    name: str
+    fixed_m: bool = False
+    needs_lm_features: bool = False
+    options: type | None = None
+    params: Callable[[InterlinguaConfig, Any], int] = _pooling_params
+
+
+ENCODER_KINDS: dict[str, EncoderKind] = {
+    k.name: k
+    for k in (
+        EncoderKind(name="perceiver", fixed_m=True, params=_perceiver_params),
+        EncoderKind(name="mean_pool"),
+    )
+}
+"""Every bundled encoder kind's traits; ``latentwire_hf.config`` adds ``lm_pool``. A kind registered
+elsewhere (``@INTERLINGUAS.register``) without an entry here gets :func:`encoder_kind`'s defaults."""
+
+
+def encoder_kind(name: str) -> EncoderKind:
+    """The traits of the encoder kind ``name`` (an unlisted kind: variable M, no options table)."""
+    return ENCODER_KINDS.get(name) or EncoderKind(name=name)
 
 
 @attrs.frozen(kw_only=True)

@@ -1,11 +1,6 @@
-"""Interlingua encoders: token features ``(B, T, d_f)`` -> soft tokens ``Z (B, M, d_z)``.
-
-* ``perceiver``: M learned queries cross-attend over the features (Perceiver
-  resampler / Q-Former style), then residual + gated MLP.
-* ``mean_pool``: features averaged in M contiguous chunks of the real tokens,
-  then projected (ARC-Encoder, arXiv:2510.20535; mean-pooling compressors).
-* ``lm_pool`` (registered by ``latentwire_hf``): trainable layers of a pretrained LM,
-  mean-pooled at a ratio.
+"""What every interlingua encoder shares: slot counts, chunk pooling weights, the gated MLP, and
+:func:`build_interlingua`, which builds the kind a config names. The kinds themselves are one module
+each (:mod:`latentwire_core.encoders`; ``lm_pool`` in ``latentwire_hf.encoders``).
 
 M is either fixed (``n_tokens``) or set by a compression ratio per example:
 ``M_i = min(ceil(L_i / ratio), n_tokens)`` for a text of ``L_i`` real tokens
@@ -25,9 +20,8 @@ from latentwire_core.config import INTERLINGUAS, InterlinguaConfig
 
 __all__ = [
     "INTERLINGUAS",
+    "GatedMLP",
     "InterlinguaConfig",
-    "LearnedQueryPooler",
-    "MeanPoolEncoder",
     "build_interlingua",
     "chunk_weights",
     "slot_counts",
@@ -73,39 +67,6 @@ class GatedMLP(nn.Module):
         return out
 
 
-@INTERLINGUAS.register("perceiver")
-class LearnedQueryPooler(nn.Module):
-    """M learned queries attend over the masked features, then residual + gated MLP."""
-
-    def __init__(self, cfg: InterlinguaConfig) -> None:
-        super().__init__()
-        self.n_tokens, self.d_z = cfg.n_tokens, cfg.d_z
-        self.in_proj = nn.Linear(cfg.d_in, cfg.d_z)
-        self.in_norm = nn.LayerNorm(cfg.d_z)
-        self.queries = nn.Parameter(torch.randn(cfg.n_tokens, cfg.d_z) * cfg.d_z**-0.5)
-        self.attn = nn.MultiheadAttention(cfg.d_z, cfg.n_heads, dropout=cfg.dropout, batch_first=True)
-        self.mlp_norm = nn.LayerNorm(cfg.d_z)
-        self.mlp = GatedMLP(cfg.d_z, cfg.mlp_ratio * cfg.d_z)
-        self.out_norm = nn.LayerNorm(cfg.d_z)
-
-    def forward(
-        self, features: torch.Tensor, mask: torch.Tensor, counts: torch.Tensor | None = None
-    ) -> torch.Tensor:
-        """``counts`` (B,): keep the first ``M_i`` query outputs per row (variable M)."""
-        kv = self.in_norm(self.in_proj(features))  # (B, T, d_z)
-        q = self.queries[None].expand(features.shape[0], -1, -1)  # (B, M, d_z)
-        key_pad = ~mask.bool()
-        key_pad[:, 0] &= mask.bool().any(dim=1)  # empty row: attend to a zero pad, not NaN
-        kv = torch.where(key_pad[..., None], torch.zeros_like(kv), kv)  # pad content never leaks in
-        attended, _ = self.attn(q, kv, kv, key_padding_mask=key_pad, need_weights=False)
-        x = q + attended  # (B, M, d_z)
-        x = x + self.mlp(self.mlp_norm(x))
-        out: torch.Tensor = self.out_norm(x)
-        if counts is not None:
-            out = zero_past_counts(out[:, : int(counts.max())], counts)
-        return out
-
-
 def chunk_weights(mask: torch.Tensor, n_chunks: int | torch.Tensor) -> torch.Tensor:
     """Averaging weights that split each row's real tokens into contiguous chunks.
 
@@ -143,30 +104,6 @@ def chunk_weights(mask: torch.Tensor, n_chunks: int | torch.Tensor) -> torch.Ten
     inside = (r >= start[..., None]) & (r < end[..., None]) & mask[:, None, :] & valid  # (B, M, T)
     w = inside.float()
     return w / w.sum(dim=-1, keepdim=True).clamp(min=1.0)
-
-
-@INTERLINGUAS.register("mean_pool")
-class MeanPoolEncoder(nn.Module):
-    """Mean of features in M contiguous chunks, then a projection to ``d_z``."""
-
-    def __init__(self, cfg: InterlinguaConfig) -> None:
-        super().__init__()
-        self.n_tokens, self.d_z, self.ratio = cfg.n_tokens, cfg.d_z, cfg.ratio
-        self.proj = nn.Sequential(nn.Linear(cfg.d_in, cfg.d_z), nn.GELU(), nn.Linear(cfg.d_z, cfg.d_z))
-        self.out_norm = nn.LayerNorm(cfg.d_z)
-
-    def forward(
-        self, features: torch.Tensor, mask: torch.Tensor, counts: torch.Tensor | None = None
-    ) -> torch.Tensor:
-        """``counts`` (B,): per-row ``M_i`` (default: from ``n_tokens`` / ``ratio``)."""
-        if counts is None and self.ratio > 0:
-            counts = slot_counts(mask, n_tokens=self.n_tokens, ratio=self.ratio)
-        w = chunk_weights(mask, self.n_tokens if counts is None else counts).to(features.dtype)  # (B, M, T)
-        # where(), not multiply: 0 * NaN in a padded slot would still poison the sum
-        safe = torch.where(mask[..., None].bool(), features, torch.zeros_like(features))
-        pooled = torch.bmm(w, safe)  # (B, M, d_f)
-        out: torch.Tensor = self.out_norm(self.proj(pooled))
-        return zero_past_counts(out, counts)
 
 
 def build_interlingua(cfg: InterlinguaConfig, **parts: object) -> nn.Module:

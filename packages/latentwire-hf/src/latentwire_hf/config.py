@@ -14,20 +14,20 @@ from typing import Any
 import attrs
 
 from latentwire_core._validators import non_negative, one_of, positive
-from latentwire_core.config import INTERLINGUAS
+from latentwire_core.config import ENCODER_KINDS, INTERLINGUAS, EncoderKind, InterlinguaConfig
 from latentwire_core.registry import UnknownNameError
 
 __all__ = [
     "KNOWN_ENCODERS",
     "KNOWN_MODEL_NAMES",
-    "LMEncoderConfig",
+    "LMPoolConfig",
     "LoopConfig",
     "PretrainConfig",
     "TrainConfig",
     "resolve_model_name",
 ]
 
-INTERLINGUAS.declare_module("latentwire_hf.lm_encoder", "INTERLINGUAS")
+INTERLINGUAS.declare_module("latentwire_hf.encoders.lm_pool", "INTERLINGUAS")
 
 KNOWN_MODEL_NAMES = (
     "smollm2-135m",
@@ -69,8 +69,9 @@ def resolve_model_name(name: str) -> str:
 
 
 @attrs.frozen(kw_only=True)
-class LMEncoderConfig:
-    """The ``lm_pool`` encoder's trainable layers: copies of a causal LM's layers above the frozen
+class LMPoolConfig:
+    """``[wire.lm_pool]``, the ``lm_pool`` encoder's own table (``[wire.lm_encoder]`` in files written before
+    2026-12-04, still read): its trainable layers: copies of a causal LM's layers above the frozen
     ones whose states are cached as features (the first copied layer is the features' layer).
 
     Args:
@@ -89,7 +90,7 @@ class LMEncoderConfig:
     lora_rank: int = attrs.field(default=8, validator=positive)
 
     def encoder_kwargs(self, start_layer: int) -> dict[str, Any]:
-        """``LMPoolEncoder``'s keyword arguments, as ``wire.json`` stores them (``lm_encoder``)."""
+        """``LMPoolEncoder``'s keyword arguments, as ``wire.json`` stores them (its ``lm_encoder`` key)."""
         return {
             "start_layer": start_layer,
             "n_layers": self.n_layers,
@@ -99,6 +100,16 @@ class LMEncoderConfig:
             # only when on, so the identity (and fingerprint) of earlier wires stays as it was
             **({"standardize": True} if self.standardize else {}),
         }
+
+
+def _lm_pool_params(icfg: InterlinguaConfig, options: LMPoolConfig) -> int:
+    # the trained copies of the LM's layers (~12 d^2 each) and the projection; the frozen trunk is the model's
+    return options.n_layers * 12 * icfg.d_in * icfg.d_in + icfg.d_in * icfg.d_z
+
+
+ENCODER_KINDS["lm_pool"] = EncoderKind(
+    name="lm_pool", needs_lm_features=True, options=LMPoolConfig, params=_lm_pool_params
+)
 
 
 @attrs.frozen(kw_only=True)

@@ -127,7 +127,7 @@ class LMHiddenFeatureSource:
         dev = next(self.model.parameters()).device
         mask = enc["attention_mask"].to(dev)
         if self._body is not None:
-            from latentwire_hf.lm_encoder import run_decoder_layers
+            from latentwire_hf.encoders.lm_pool import run_decoder_layers
 
             h = self._body.embed_tokens(enc["input_ids"].to(dev))
             feats = run_decoder_layers(self._body.layers, self._body.rotary_emb, h, mask, causal=True)

@@ -135,7 +135,7 @@ class LMPoolEncoder(nn.Module):
             from latentwire_hf.config import ModelShapeError
 
             raise ModelShapeError(
-                f"lm_pool: layers [{start_layer}, {start_layer + n_layers}) ([features] layer + [wire.lm_encoder] "
+                f"lm_pool: layers [{start_layer}, {start_layer + n_layers}) ([features] layer + [wire.lm_pool] "
                 f"n_layers) do not fit the LM's {total} layers"
             )
         if cfg.d_in != lm.config.hidden_size:
