@@ -84,12 +84,12 @@ def test_the_runner_config_accepts_the_new_names(max_pool: str, clipped: str, tm
 
 
 def test_a_new_metric_is_scored_and_reported(monkeypatch: pytest.MonkeyPatch) -> None:
+    import attrs
     import pandas as pd
 
-    from latentwire_core.tasks import get_task
-    from latentwire_eval import metrics
+    from latentwire_core.tasks import TASK_KINDS, get_task
     from latentwire_eval.analysis import compute_metrics
-    from latentwire_eval.metrics import METRICS, TASK_METRICS, MetricSpec, metric_fns, normalize_answer
+    from latentwire_eval.metrics import METRICS, MetricSpec, metric_fns, normalize_answer
 
     def contains_gold(pred: str, golds: list[str]) -> float:
         """1 when a normalised gold answer occurs inside the normalised prediction."""
@@ -97,8 +97,8 @@ def test_a_new_metric_is_scored_and_reported(monkeypatch: pytest.MonkeyPatch) ->
         return float(any(normalize_answer(g) and normalize_answer(g) in p for g in golds))
 
     monkeypatch.setitem(METRICS, "contains", MetricSpec("contains", contains_gold))
-    monkeypatch.setitem(TASK_METRICS, "qa", ("em", "f1", "contains"))
-    assert metrics.TASK_METRICS["qa"][-1] == "contains"
+    monkeypatch.setitem(TASK_KINDS, "qa", attrs.evolve(TASK_KINDS["qa"], metrics=("em", "f1", "contains")))
+    assert get_task("squad").metrics[-1] == "contains"
     fns = metric_fns(get_task("squad"))
     assert (
         fns["contains"]("in Denver, Colorado", ["Denver"]) == 1.0

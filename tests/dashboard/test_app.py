@@ -52,6 +52,30 @@ def test_example_filters(runs_dir: Path) -> None:
     assert len(filter_examples(wide, methods, text="positive")) == int(mentions.sum())
 
 
+def test_examples_are_scored_by_the_runs_headline_metric() -> None:
+    """The examples view scores by the headline metrics.json names (the task's record says which: ``em``
+    for recall, whose rows also hold ``f1``); without a report it falls back to the first score column."""
+    import pandas as pd
+
+    from dashboard.runs import score_column
+
+    preds = pd.DataFrame(
+        [
+            {
+                "example_id": "e0",
+                "model": "m",
+                "method": "latent",
+                "gold": "rum",
+                "output": "rum",
+                "em": 1.0,
+                "f1": 1.0,
+            }
+        ]
+    )
+    assert score_column(preds, "em") == "em" and score_column(preds) == "f1"
+    assert "latent em" in wide_examples(preds, "m", "em").columns
+
+
 def test_across_runs_points_and_holm(runs_dir: Path) -> None:
     from dashboard.runs import across_runs
 

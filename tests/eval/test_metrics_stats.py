@@ -59,7 +59,8 @@ def test_rouge_l_uses_rouge_score() -> None:
 def test_rouge_1_2_l_match_values_worked_by_hand() -> None:
     """'the cat sat' against 'the cat sat on the mat': unigrams P 3/3, R 3/6 -> F 2/3; bigrams P 2/2, R 2/5
     -> F 4/7; the longest common subsequence is 3 tokens -> F 2/3 (rouge-score's F-measure)."""
-    from latentwire_eval.metrics import TASK_METRICS, rouge_1, rouge_2
+    from latentwire_core.tasks import TASK_KINDS
+    from latentwire_eval.metrics import rouge_1, rouge_2
 
     gold = ["the cat sat on the mat"]
     assert rouge_1("the cat sat", gold) == pytest.approx(2 / 3)
@@ -67,7 +68,7 @@ def test_rouge_1_2_l_match_values_worked_by_hand() -> None:
     assert rouge_l("the cat sat", gold) == pytest.approx(2 / 3)
     assert rouge_2("mat the", gold) == 0.0  # no bigram in common
     assert rouge_1("cats sitting", ["the cat sits"]) == pytest.approx(0.8)  # stemmed: cat, sit; P 1, R 2/3
-    assert TASK_METRICS["summary"] == ("rouge_1", "rouge_2", "rouge_l")
+    assert TASK_KINDS["summary"].metrics == ("rouge_1", "rouge_2", "rouge_l")
 
 
 def test_metrics_declare_direction_and_aggregation() -> None:

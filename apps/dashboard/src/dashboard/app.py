@@ -170,7 +170,7 @@ def examples_view(run: RunData) -> None:
     models = list(dict.fromkeys(preds["model"]))
     model = st.selectbox("model", models)
     methods = list(dict.fromkeys(preds[preds["model"] == model]["method"]))
-    wide = wide_examples(preds, model)
+    wide = wide_examples(preds, model, run.metrics.get("headline") if run.metrics else None)
     probe = (
         preds[preds["method"] == "linear_probe"].set_index("example_id")["output"]
         if ("linear_probe" in set(preds["method"]))

@@ -246,17 +246,22 @@ def across_runs(runs: list[RunData]) -> tuple[pd.DataFrame, pd.DataFrame]:
     return pd.DataFrame(points), tdf
 
 
-def score_column(preds: pd.DataFrame) -> str:
+def score_column(preds: pd.DataFrame, headline: str | None = None) -> str:
+    """The column an example is scored by: the run's headline metric (``metrics.json`` says which, from
+    the task's record), else, for a run whose report is not written yet, the first score column found."""
+    if headline and headline in preds.columns:
+        return headline
     for c in ("accuracy", "f1", "gsm8k_accuracy", "rouge_l", "em"):
         if c in preds.columns:
             return c
     raise KeyError("predictions have no score column")
 
 
-def wide_examples(preds: pd.DataFrame, model: str) -> pd.DataFrame:
-    """One row per example for ``model``: gold, then each method's output and score side by side."""
+def wide_examples(preds: pd.DataFrame, model: str, headline: str | None = None) -> pd.DataFrame:
+    """One row per example for ``model``: gold, then each method's output and score (``headline``: the
+    run's headline metric, see :func:`score_column`) side by side."""
     p = preds[preds["model"] == model]
-    score = score_column(preds)
+    score = score_column(preds, headline)
     out = p.pivot_table(index="example_id", columns="method", values="output", aggfunc="first")
     sc = p.pivot_table(index="example_id", columns="method", values=score, aggfunc="first")
     sc.columns = [f"{c} {score}" for c in sc.columns]

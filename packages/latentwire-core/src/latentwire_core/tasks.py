@@ -10,8 +10,10 @@ __all__ = [
     "COMPRESS",
     "RECONSTRUCT_WORDS",
     "TASKS",
+    "TASK_KINDS",
     "Example",
     "TaskData",
+    "TaskKind",
     "TaskSpec",
     "compressed_text",
     "get_task",
@@ -94,6 +96,47 @@ class TaskData:
 
 
 @attrs.frozen(kw_only=True)
+class TaskKind:
+    """What every task of one kind shares: the metrics its outputs are scored with (names in
+    ``latentwire_eval.metrics.METRICS``) and the one a report leads with.
+
+    Args:
+        name: ``classification`` (scored by label verbalisers), ``qa``, ``math`` or ``summary`` (generated).
+        metrics: every metric a row of this kind is scored with, in report order.
+        headline: the metric a report and the dashboard lead with (one of ``metrics``; a task may name
+            another of them, :attr:`TaskSpec.headline`).
+    """
+
+    name: str
+    metrics: tuple[str, ...]
+    headline: str
+
+    def __attrs_post_init__(self) -> None:
+        if self.headline not in self.metrics:
+            raise ValueError(
+                f"task kind {self.name}: headline {self.headline!r} is not one of {self.metrics}"
+            )
+
+
+TASK_KINDS: dict[str, TaskKind] = {
+    k.name: k
+    for k in (
+        TaskKind(name="classification", metrics=("accuracy",), headline="accuracy"),
+        TaskKind(name="qa", metrics=("em", "f1"), headline="f1"),
+        TaskKind(name="math", metrics=("gsm8k_accuracy",), headline="gsm8k_accuracy"),
+        TaskKind(name="summary", metrics=("rouge_1", "rouge_2", "rouge_l"), headline="rouge_l"),
+    )
+}
+"""Every task kind by name. Adding a metric to a kind replaces its record
+(``TASK_KINDS["qa"] = attrs.evolve(TASK_KINDS["qa"], metrics=(..., "contains"))``)."""
+
+
+def _kind(_i: Any, a: attrs.Attribute[Any], v: str) -> None:
+    if v not in TASK_KINDS:
+        raise ValueError(f"{a.name} must be one of {sorted(TASK_KINDS)}, got {v!r}")
+
+
+@attrs.frozen(kw_only=True)
 class TaskSpec:
     """Args:
     name: registry name.
@@ -111,14 +154,15 @@ class TaskSpec:
         benchmarks with their own formats (TSV, SQuAD JSON, ...) have their own parsers there.
     has_context: its examples have a ``context`` apart from the question (``compress = "context"``
         may put only that on the wire).
-    headline: the metric a report leads with (default: the kind's, e.g. ``f1`` for ``qa``).
+    headline: the metric a report leads with (default: the kind's, e.g. ``f1`` for ``qa``; one of the
+        kind's metrics).
     bundle: a task generated here rather than read from a benchmark file: ``("recall", K)``
         (:mod:`latentwire_core.synthetic`, K facts) or ``("reconstruct", W)`` (spans of W words of
         real text, cut by ``latentwire_hf.data``).
     """
 
     name: str
-    kind: str
+    kind: str = attrs.field(validator=_kind)
     instruction: str
     after: str = ""
     anchor: str = "Answer:"
@@ -130,6 +174,23 @@ class TaskSpec:
     has_context: bool = False
     headline: str = ""
     bundle: tuple[str, int] | None = None
+
+    def __attrs_post_init__(self) -> None:
+        if self.headline and self.headline not in TASK_KINDS[self.kind].metrics:
+            raise ValueError(
+                f"task {self.name}: headline {self.headline!r} is not one of its kind's metrics "
+                f"{TASK_KINDS[self.kind].metrics}"
+            )
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        """Every metric this task's rows are scored with (its kind's, :data:`TASK_KINDS`)."""
+        return TASK_KINDS[self.kind].metrics
+
+    @property
+    def headline_metric(self) -> str:
+        """The metric a report leads with: the task's own ``headline``, else its kind's."""
+        return self.headline or TASK_KINDS[self.kind].headline
 
     def answer_text(self, ex: Example) -> str:
         """The target continuation after the anchor: a label verbaliser, or " " + the first gold answer.

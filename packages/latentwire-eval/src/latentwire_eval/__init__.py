@@ -16,19 +16,17 @@ if TYPE_CHECKING:
     from latentwire_eval.methods import METHODS, EvalContext, Method, register_method
     from latentwire_eval.methods.combined import derive_joint_oracle
     from latentwire_eval.methods.text import token_budget_slot
-    from latentwire_eval.metrics import GOLD_METRICS, HEADLINE, METRICS, TASK_METRICS, MetricSpec
+    from latentwire_eval.metrics import GOLD_METRICS, METRICS, MetricSpec
     from latentwire_eval.report import write_report
     from latentwire_eval.stats import bootstrap_ci, holm, mcnemar_test, paired_bootstrap, paired_permutation
 
 _WHERE: dict[str, str] = {
     "EvalContext": "latentwire_eval.methods",
     "GOLD_METRICS": "latentwire_eval.metrics",
-    "HEADLINE": "latentwire_eval.metrics",
     "METHODS": "latentwire_eval.methods",
     "METRICS": "latentwire_eval.metrics",
     "Method": "latentwire_eval.methods",
     "MetricSpec": "latentwire_eval.metrics",
-    "TASK_METRICS": "latentwire_eval.metrics",
     "bootstrap_ci": "latentwire_eval.stats",
     "compute_metrics": "latentwire_eval.analysis",
     "derive_joint_oracle": "latentwire_eval.methods.combined",
@@ -45,10 +43,8 @@ _WHERE: dict[str, str] = {
 
 __all__ = [
     "GOLD_METRICS",
-    "HEADLINE",
     "METHODS",
     "METRICS",
-    "TASK_METRICS",
     "EvalContext",
     "Method",
     "MetricSpec",

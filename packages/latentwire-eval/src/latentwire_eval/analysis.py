@@ -11,7 +11,7 @@ import pandas as pd
 
 from latentwire_core.tasks import TaskSpec
 from latentwire_eval.methods.base import ALL_READERS, NO_READER
-from latentwire_eval.metrics import GOLD_METRICS, METRICS, TASK_METRICS, headline_of
+from latentwire_eval.metrics import GOLD_METRICS, METRICS, headline_of
 from latentwire_eval.records import MetricResult
 from latentwire_eval.stats import holm, mcnemar_test, mean_ci, paired_bootstrap
 
@@ -39,7 +39,7 @@ def compute_metrics(
 
     Returns a JSON-ready dict (what ``eval/metrics.json`` holds).
     """
-    task_metrics = TASK_METRICS[task.kind]
+    task_metrics = task.metrics
     metric_names = [*task_metrics, *[m for m in GOLD_METRICS if m in preds.columns]]
     results: list[dict[str, Any]] = []
     # the full text's slot length per (model, example): the reference for token compression

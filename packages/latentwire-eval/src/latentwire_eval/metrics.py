@@ -176,18 +176,11 @@ GOLD_METRICS = {
     "first_token_acc5": MetricSpec("first_token_acc5", None),
 }
 
-HEADLINE = {"classification": "accuracy", "qa": "f1", "math": "gsm8k_accuracy", "summary": "rouge_l"}
-TASK_METRICS = {
-    "classification": ("accuracy",),
-    "qa": ("em", "f1"),
-    "math": ("gsm8k_accuracy",),
-    "summary": ("rouge_1", "rouge_2", "rouge_l"),
-}
-
 
 def headline_of(task: TaskSpec) -> str:
-    """The metric a report leads with: the task's own (``TaskSpec.headline``), else its kind's."""
-    return task.headline or HEADLINE[task.kind]
+    """The metric a report leads with: the task's own (``TaskSpec.headline``), else its kind's
+    (:data:`latentwire_core.tasks.TASK_KINDS`)."""
+    return task.headline_metric
 
 
 def metric_fns(task: TaskSpec) -> dict[str, Callable[[str, Sequence[str]], float]]:
@@ -197,7 +190,7 @@ def metric_fns(task: TaskSpec) -> dict[str, Callable[[str, Sequence[str]], float
     no-answer phrase to the empty prediction; any other QA metric gets the same mapping and an
     unanswerable question's gold as ``""``.
     """
-    names = TASK_METRICS[task.kind]
+    names = task.metrics
     if task.scoring == "squad_v2":  # every metric, not only em/f1: an added one must not KeyError here
         v2 = {"em": exact_match_v2, "f1": squad_f1_v2}
 
