@@ -52,6 +52,6 @@ def test_evaluation_batches_by_length_but_returns_rows_in_example_order() -> Non
     res = evaluate_method(
         p, exs, slot_fn, method="text", batch_size=3, gold_scores=False, own_confidence=False
     )
-    assert [r["example_id"] for r in res.rows] == [e.id for e in exs]
+    assert [r["example_id"] for r in res] == [e.id for e in exs]
     assert seen == [["e3", "e1", "e5"], ["e6", "e2", "e4"], ["e0"]]  # shortest first
-    assert [r["slot_tokens"] for r in res.rows] == [len(p.text_ids(e)) for e in exs]
+    assert [r["slot_tokens"] for r in res] == [len(p.text_ids(e)) for e in exs]

@@ -60,7 +60,7 @@ def test_evaluate_method_rows(task) -> None:
         method="text",
         batch_size=2,
     )
-    df = pd.DataFrame(res.rows)
+    df = pd.DataFrame(res)
     assert len(df) == len(exs) and set(df["method"]) == {"text"}
     assert {"nll_per_token", "first_token_acc1", "first_token_acc5", "confidence", "latency_s"} <= set(
         df.columns

@@ -45,7 +45,7 @@ def test_cached_answers_equal_fresh_ones_and_skip_the_reader(tmp_path: Path, mon
     kw = {"batch_size": 3, "gold_scores": False, "own_confidence": False}
     fresh, first, again, calls = _fresh_cached_again(p, exs, cache, monkeypatch, "generate", **kw)
     assert calls == []  # every answer came from the cache
-    for a, b, c in zip(fresh.rows, first.rows, again.rows, strict=True):
+    for a, b, c in zip(fresh, first, again, strict=True):
         assert a["raw_output"] == b["raw_output"] == c["raw_output"] and a["f1"] == c["f1"]
         assert c["latency_s"] > 0
     # another reader (fingerprint) or another generation length is another key
@@ -98,7 +98,7 @@ def test_label_scores_of_text_prompts_are_cached_equal_and_skip_the_reader(
         p, exs, cache, monkeypatch, "hidden_states", batch_size=4
     )
     assert calls == []  # every score came from the cache
-    for a, b, c in zip(fresh.rows, first.rows, again.rows, strict=True):
+    for a, b, c in zip(fresh, first, again, strict=True):
         for k in ("output", "accuracy", "label_logprobs", "confidence", "nll_per_token", "first_token_acc1"):
             assert a[k] == b[k] == c[k], k
         assert c["latency_s"] > 0

@@ -153,6 +153,26 @@ def test_anchor_needs_embedding_slots_and_a_fresh_linear_or_mlp_adapter(tmp_path
     assert load_experiment(_write(tmp_path, 'name = "x"\n[wire]\nanchor = true\n')).wire.anchor
 
 
+def test_the_mlp_adapters_width_and_output_norm_are_settable_and_reach_the_wire(tmp_path: Path) -> None:
+    """``[wire] adapter_hidden_mult`` / ``adapter_out_norm`` (core had them, no file could set them) reach
+    every reader's adapter; the anchor refuses an output norm (it would undo the fit)."""
+    import torch
+
+    from latentwire_core.wire import LatentWire
+
+    exp = load_experiment(
+        _write(tmp_path, 'name = "x"\n[wire]\nadapter_hidden_mult = 3\nadapter_out_norm = true\n')
+    )
+    wire = LatentWire(exp.wire.to_core(384), {"r": (64, 1.0)})
+    adapter = wire.adapters.adapters["r"]
+    widths = [m.out_features for m in adapter.modules() if isinstance(m, torch.nn.Linear)]
+    assert 3 * 64 in widths and 2 * 64 not in widths
+    assert any(isinstance(m, torch.nn.LayerNorm) for m in adapter.modules())
+    assert Experiment(name="d").wire.to_core(384).adapter_hidden_mult == 2  # the default is core's, unchanged
+    with pytest.raises(ConfigError, match=r"anchor = true needs adapter_out_norm = false"):
+        load_experiment(_write(tmp_path, 'name = "x"\n[wire]\nanchor = true\nadapter_out_norm = true\n'))
+
+
 def test_the_flat_wire_layout_of_older_files_reads_as_the_nested_one(tmp_path: Path) -> None:
     """Experiment files and run folders written before [wire.encoder] existed keep loading: each flat
     [wire] key moves to its table (with a FutureWarning naming it), and old ``--set`` keys too."""

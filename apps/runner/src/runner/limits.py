@@ -39,6 +39,7 @@ NUMERIC_BOUNDS: dict[str, float] = {
     "wire.encoder.dropout": 1,
     "wire.lm_pool.n_layers": 1024,
     "wire.refiner_layers": 16,
+    "wire.adapter_hidden_mult": 16,
     "wire.lm_pool.lora_rank": 4096,
     "codec.group_size": 65_535,
     "eval.batch_size": 4096,
@@ -141,7 +142,7 @@ def wire_memory_bytes(exp: Experiment) -> tuple[int, dict[str, int]]:
     adapters = 0
     for name in exp.models.names:
         w = _reader_width(name)
-        adapters += d_z * w + (4 * w * w if exp.wire.adapter == "mlp" else 0)
+        adapters += d_z * w + (2 * exp.wire.adapter_hidden_mult * w * w if exp.wire.adapter == "mlp" else 0)
     batch = max(exp.train.batch_size, exp.pretrain.batch_size if exp.pretrain.steps else 0)
     acts = batch * m * d_z * (8 + 3 * h) * 4 * 2
     parts = {"encoder parameters": enc_params * 16, "adapter parameters": adapters * 16, "activations": acts}

@@ -122,6 +122,9 @@ class WireSection:
     encoder: InterlinguaConfig = attrs.field(factory=InterlinguaConfig)
     lm_pool: LMPoolConfig = attrs.field(factory=LMPoolConfig)
     adapter: str = attrs.field(default="mlp", validator=registered(ADAPTERS))
+    # the MLP adapter's hidden width as a multiple of the reader's width, and a LayerNorm on its output
+    adapter_hidden_mult: int = attrs.field(default=2, validator=positive)
+    adapter_out_norm: bool = False
     calibration: str = attrs.field(default="rms", validator=registered(CALIBRATIONS))
     # a trained run folder (or saved wire): its encoder and its readers' adapters are loaded and
     # frozen; only the readers new to this run are trained (adding a reader with the encoder frozen)
@@ -140,6 +143,8 @@ class WireSection:
     latent_adapter_layers: tuple[int, ...] = attrs.field(default=(), validator=_layer_indices)
 
     def __attrs_post_init__(self) -> None:
+        if self.anchor and self.adapter_out_norm:
+            raise ValueError("anchor = true needs adapter_out_norm = false (a norm would undo the fit)")
         if self.anchor and (
             self.inject != "embeddings" or self.adapter not in ("linear", "mlp") or self.init_from
         ):
@@ -173,6 +178,8 @@ class WireSection:
         return LatentWireConfig(
             interlingua=attrs.evolve(self.encoder, d_in=d_in),
             adapter_kind=self.adapter,
+            adapter_hidden_mult=self.adapter_hidden_mult,
+            adapter_out_norm=self.adapter_out_norm,
             calibration=self.calibration,
             content_tokens=content_tokens,
             inject=self.inject,

@@ -13,7 +13,6 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import attrs
 import torch
 
 from latentwire_core.losses import gather_at, prediction_positions
@@ -24,15 +23,10 @@ from latentwire_eval.gencache import GenerationCache
 from latentwire_eval.metrics import first_line, metric_fns, normalize_answer, postprocess_answer
 from latentwire_eval.records import Prediction
 
-__all__ = ["MethodResult", "answer_slots", "evaluate_method"]
+__all__ = ["answer_slots", "evaluate_method"]
 
 SlotFn = Callable[[Sequence[Example]], tuple[list[Segment], list[int]]]
 """examples -> (slot contents, wire bytes per example (0 for text methods))."""
-
-
-@attrs.frozen
-class MethodResult:
-    rows: list[dict[str, Any]]
 
 
 @torch.no_grad()
@@ -254,7 +248,7 @@ def evaluate_method(
     encoded: Callable[[Example], str] | None = None,
     cache: GenerationCache | None = None,
     replayed: Callable[[], float] | None = None,
-) -> MethodResult:
+) -> list[dict[str, Any]]:
     """Score ``method`` on ``examples`` for ``prompt``'s model.
 
     Returns one row per example: id, model, method, output, gold, per-metric scores,
@@ -352,4 +346,4 @@ def evaluate_method(
         if progress is not None:
             progress(len(chunk))
     back = {i: k for k, i in enumerate(order)}
-    return MethodResult(rows=[rows[back[i]] for i in range(len(examples))])
+    return [rows[back[i]] for i in range(len(examples))]

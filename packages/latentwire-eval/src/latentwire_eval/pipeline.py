@@ -96,7 +96,7 @@ def evaluate(
                 cache=generation_cache(name) if generation_cache else None,
                 replayed=method.replayed_seconds,
             )
-            df = pd.DataFrame(res.rows)
+            df = pd.DataFrame(res)
             if out is not None:
                 df.to_parquet(out.with_suffix(".tmp"), index=False)
                 os.replace(out.with_suffix(".tmp"), out)

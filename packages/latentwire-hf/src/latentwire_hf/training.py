@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 
 from latentwire_core import LatentWire
 from latentwire_core.logs import get_logger
-from latentwire_core.ports import FrozenLM
+from latentwire_core.ports import FeatureSource, FrozenLM
 from latentwire_core.tasks import Example, TaskSpec
 from latentwire_hf.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from latentwire_hf.config import LoopConfig, TrainConfig
@@ -92,7 +92,7 @@ class Trainer:
         *,
         wire: torch.nn.Module,
         lms: Mapping[str, FrozenLM],
-        features: Any = None,
+        features: FeatureSource | None = None,
         task: TaskSpec | None = None,
         examples: Sequence[Example] = (),
         cfg: LoopConfig,
@@ -111,6 +111,8 @@ class Trainer:
         if objective is None:
             if task is None or not examples:
                 raise ValueError("no training examples")
+            if features is None:
+                raise ValueError("the default task objective needs the wire's feature source (features=)")
             if not isinstance(wire, LatentWire):
                 raise TypeError("the default task objective needs a LatentWire; pass objective= otherwise")
             objective = TaskObjective(

@@ -45,7 +45,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from latentwire_core.codec import QuantWireCodec
-    from latentwire_core.ports import FrozenLM
+    from latentwire_core.ports import FeatureSource, FrozenLM
     from latentwire_core.prompting import SlotPrompt
     from latentwire_core.slots import Segment
     from latentwire_core.soft_prompt import SoftPromptControl
@@ -125,7 +125,7 @@ class EvalContext:
     seed: int = 0
     device: str = "cpu"
     codec: QuantWireCodec | None = None
-    features: Any = None
+    features: FeatureSource | None = None
     wire: LatentWire | None = None
     fingerprint: bytes = b""
     partner: Mapping[str, Example] = attrs.field(factory=dict)
@@ -135,6 +135,12 @@ class EvalContext:
     cache_path: Path | None = None
     _prompts: dict[str, SlotPrompt] = attrs.field(factory=dict, init=False)
     _shared: dict[str, Any] = attrs.field(factory=dict, init=False)
+
+    def feature_source(self, method: str) -> FeatureSource:
+        """The wire's feature source, which ``method`` reads with (a clear error where none was given)."""
+        if self.features is None:
+            raise ValueError(f"{method} needs the wire's feature source (EvalContext.features)")
+        return self.features
 
     def plain_prompt(self, name: str, lm: FrozenLM) -> SlotPrompt:
         """The reader's task prompt, built once per reader (its prefix cache is a forward pass)."""

@@ -60,7 +60,7 @@ class Latent(Method):
         return self.latent_of(texts, [self.ctx.budgets[e.id] for e in examples])
 
     def read(self, e: Example) -> str:
-        return str(self.ctx.features.read_text(self.ctx.text(self.source_of(e))))
+        return self.ctx.feature_source(self.name).read_text(self.ctx.text(self.source_of(e)))
 
     def latent_of(self, texts: list[str], counts: list[int]) -> Slots:
         """Encode, pack, unpack and adapt: exactly what a receiver gets."""
@@ -69,7 +69,7 @@ class Latent(Method):
         wire, codec = self.ctx.wire, self.ctx.codec
         if wire is None or codec is None:
             raise ValueError(f"{self.name} needs a trained wire and its codec")
-        feats, mask = self.ctx.features.features(texts)
+        feats, mask = self.ctx.feature_source(self.name).features(texts)
         msgs = wire.send(feats, mask, codec, self.ctx.fingerprint, counts)
         rx = receive(msgs, fingerprint=self.ctx.fingerprint)
         return self.to_reader(rx), [len(m) for m in msgs]

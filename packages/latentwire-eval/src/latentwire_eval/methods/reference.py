@@ -49,7 +49,7 @@ class LinearProbe(Method):
         from latentwire_core.logs import get_logger
         from latentwire_eval.records import Prediction
 
-        fs, task = ctx.features, ctx.task
+        fs, task = ctx.feature_source("linear_probe"), ctx.task
 
         def pooled(exs: Sequence[Example]) -> Any:
             out = []

@@ -18,7 +18,7 @@ from latentwire_core import (
 )
 from latentwire_core.coprocessor import resolve_cache_slots
 from latentwire_core.latent_adapters import cross_attending, split_memory
-from latentwire_core.ports import FrozenLM
+from latentwire_core.ports import FeatureSource, FrozenLM
 from latentwire_core.prompting import is_kv_slot, kv_rows, pad_id
 from latentwire_core.slots import CacheSlot, Segment, assemble_batch
 from latentwire_core.synthetic import span_windows
@@ -71,7 +71,7 @@ class ContentObjective:
         self,
         *,
         lms: Mapping[str, FrozenLM],
-        features: Any,
+        features: FeatureSource,
         items: Sequence[ContentItem],
         cfg: PretrainConfig,
         texts: Sequence[str] | None = None,

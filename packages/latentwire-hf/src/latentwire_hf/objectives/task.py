@@ -17,7 +17,7 @@ from latentwire_core import (
     prediction_positions,
     with_eos,
 )
-from latentwire_core.ports import FrozenLM
+from latentwire_core.ports import FeatureSource, FrozenLM
 from latentwire_core.prompting import SlotPrompt
 from latentwire_core.slots import Segment
 from latentwire_core.tasks import Example, TaskSpec, compressed_text
@@ -80,7 +80,7 @@ class TaskObjective:
         self,
         *,
         lms: Mapping[str, FrozenLM],
-        features: Any,
+        features: FeatureSource,
         task: TaskSpec,
         examples: Sequence[Example],
         cfg: Any,
