@@ -62,3 +62,26 @@ def test_core_imports_nothing_heavy() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_a_checkpoint_with_the_old_calibration_keys_loads_under_todays_names() -> None:
+    """Each reader's calibration is ``LatentWire.calibrations`` (it was ``gains``): a state dict written
+    before, with ``gains.<reader>.log_gain``, loads into today's wire with the same values."""
+    from latentwire_core.config import InterlinguaConfig, LatentWireConfig
+    from latentwire_core.wire import LatentWire
+
+    cfg = LatentWireConfig(
+        interlingua=InterlinguaConfig(d_in=8, d_z=8, n_tokens=2, n_heads=2), calibration="learned"
+    )
+    old = LatentWire(cfg, {"r": (16, 1.0)})
+    with torch.no_grad():
+        for p in old.calibrations.parameters():
+            p.fill_(0.25)
+    state = {k.replace("calibrations.", "gains.", 1): v for k, v in old.state_dict().items()}
+    assert any(k.startswith("gains.r.") for k in state)
+    new = LatentWire(cfg, {"r": (16, 1.0)})
+    new.load_state_dict(state)  # strict: every key found under its new name
+    assert all(
+        torch.equal(a, b) for a, b in zip(old.state_dict().values(), new.state_dict().values(), strict=True)
+    )
+    assert [k for k in new.state_dict() if "log_gain" in k] == ["calibrations.r.log_gain"]

@@ -42,7 +42,7 @@ from latentwire_hf.pretrained import WireSpec, write_spec
 from latentwire_hf.pretrained import build_wire as build_wire_from_spec
 from runner.building import fit_anchor, fit_standardization, init_from, load_run_data, run_wire_spec
 from runner.config import STAGES, Experiment, to_toml
-from runner.eval_extras import (
+from runner.evaluation import (
     embedding_report,
     example_budgets,
     resolve_model,

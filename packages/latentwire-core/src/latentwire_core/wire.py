@@ -34,6 +34,19 @@ class Sent(NamedTuple):
     counts: torch.Tensor
 
 
+RENAMED_STATE_KEYS = {"gains.": "calibrations."}
+"""State-dict key prefixes renamed since (older checkpoints and saved wires load under today's names)."""
+
+
+def _renamed_state_keys(
+    _module: nn.Module, state_dict: dict[str, torch.Tensor], prefix: str, *_: object
+) -> None:
+    for key in list(state_dict):
+        for old, new in RENAMED_STATE_KEYS.items():
+            if key.startswith(prefix + old):
+                state_dict[prefix + new + key[len(prefix + old) :]] = state_dict.pop(key)
+
+
 class LatentWire(nn.Module):
     """``features -> Z -> (wire) -> adapter_k -> calibrate_k -> soft tokens for model k``.
 
@@ -86,8 +99,10 @@ class LatentWire(nn.Module):
                 for name, (width, _) in outputs.items()
             }
         )
-        # each reader's calibration (parameters only for "learned": its gain, state key gains.<reader>.log_gain)
-        self.gains = nn.ModuleDict({n: CALIBRATIONS.get(cfg.calibration)() for n in models})
+        # each reader's calibration (parameters only for "learned": its gain, state key
+        # calibrations.<reader>.log_gain; "gains." in checkpoints written before 2026-12-04, read alike)
+        self.calibrations = nn.ModuleDict({n: CALIBRATIONS.get(cfg.calibration)() for n in models})
+        self.register_load_state_dict_pre_hook(_renamed_state_keys)  # type: ignore[no-untyped-call]  # torch leaves it untyped
         self.target_rms = {name: float(rms) for name, (_, rms) in outputs.items()}
         # <rec>/<cont> per model, (2, d_model), at the model's embedding scale; deterministic init
         # (no RNG drawn, so adding them never changes the other parameters' initialisation)
@@ -196,7 +211,7 @@ class LatentWire(nn.Module):
         if self.refiner is not None:
             z = self.refiner(z, counts)
         soft = zero_past_counts(self.adapters(z, model), counts)
-        out: torch.Tensor = self.gains[model](soft, target_rms=self.target_rms[model], counts=counts)
+        out: torch.Tensor = self.calibrations[model](soft, target_rms=self.target_rms[model], counts=counts)
         return out
 
     def adapt(self, z_rows: Sequence[torch.Tensor], model: str) -> list[Segment]:

@@ -126,7 +126,7 @@ class LoopConfig:
         content_probe: at each logged step, the loss on the next batch with its own vs another row's
             latent (no grad).
         lr_encoder, lr_adapters: per-component learning rates (0: ``lr``): the shared encoder's
-            parameters and everything else (adapters, calibration gains, <rec>/<cont>); the anchors use
+            parameters and everything else (adapters, calibrations, <rec>/<cont>); the anchors use
             ~1e-4 and ~1e-3 (docs/design.md "What the CPU runs taught").
         content_weight, content_margin: content loss, + weight * max(0, margin - (CE with another
             row's latent - CE with its own)), per step.

@@ -5,7 +5,7 @@ A saved wire is a folder with
 * ``wire.json``: everything needed to rebuild it (the core config, the frozen feature source,
   the ``lm_pool`` trunk options, each reader's width and embedding RMS, the task and what is
   compressed, the codec, the message format version and the encoder fingerprint);
-* ``wire.safetensors``: the encoder's and adapters' weights (and ``<rec>``/``<cont>``, gains).
+* ``wire.safetensors``: the encoder's and adapters' weights (and ``<rec>``/``<cont>``, learned calibrations).
 
 A run folder is loadable too: the runner writes ``wire.json`` into it, and the weights come from
 its last verifying checkpoint (or a named step). Nothing is unpickled; no runner is imported.

@@ -55,7 +55,7 @@ def _lr_lambda(cfg: LoopConfig) -> Any:
 
 def param_groups(wire: torch.nn.Module, cfg: Any) -> list[dict[str, Any]]:
     """The trainable parameters in two groups: the shared encoder (``lr_encoder``) and the rest
-    (adapters, gains, content tokens: ``lr_adapters``); each falls back to ``lr`` when 0. The LR
+    (adapters, calibrations, content tokens: ``lr_adapters``); each falls back to ``lr`` when 0. The LR
     schedule scales both alike. One group when neither is set (the optimiser state is as before)."""
     lr_enc, lr_rest = float(getattr(cfg, "lr_encoder", 0.0)), float(getattr(cfg, "lr_adapters", 0.0))
     named = [(n, p) for n, p in wire.named_parameters() if p.requires_grad]
