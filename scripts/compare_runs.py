@@ -1,5 +1,9 @@
 """Are two run folders the same run? ``python scripts/compare_runs.py RUN_A RUN_B [--out DIR]``.
 
+``RUN_B`` may be a collected result (``results/<name>/``, which keeps the training log as
+``train_metrics.jsonl`` and ``metrics.json`` but no checkpoints or predictions): then the parts it holds
+are compared and the others are listed as not compared.
+
 Compares what a refactor must not change, leaving out only wall-clock measurements: the training
 logs (``train/metrics.jsonl`` without ``examples_per_s``), every checkpoint file byte for byte (but
 ``trainer.json``'s ``python_random``, the process-wide ``random`` state that training never draws
@@ -36,8 +40,12 @@ def _checkpoint_file(path: Path) -> Any:
     return _digest(path)
 
 
-def _log(run: Path) -> list[dict[str, Any]]:
-    path = run / "train" / "metrics.jsonl"
+def _found(run: Path, *names: str) -> Path | None:
+    """The first of ``names`` (paths under ``run``) that exists: a run folder's or a collected result's."""
+    return next((run / n for n in names if (run / n).is_file()), None)
+
+
+def _log(path: Path) -> list[dict[str, Any]]:
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     return [{k: v for k, v in r.items() if not any(t in k for t in TIMING)} for r in rows]
 
@@ -61,32 +69,58 @@ def _same(x: Any, y: Any) -> bool:
 
 def compare(a: Path, b: Path) -> dict[str, Any]:
     out: dict[str, Any] = {"a": str(a), "b": str(b)}
-    la, lb = _log(a), _log(b)
-    out["training_log"] = {"records": [len(la), len(lb)], "identical": la == lb}
-    ckpts = sorted(p.relative_to(a) for p in (a / "checkpoints").rglob("*") if p.is_file())
-    differ = [
-        str(p) for p in ckpts if not (b / p).is_file() or _checkpoint_file(a / p) != _checkpoint_file(b / p)
-    ]
-    out["checkpoints"] = {"files": len(ckpts), "differing": differ, "identical": not differ and bool(ckpts)}
-    out["wire_json"] = {"identical": _digest(a / "wire.json") == _digest(b / "wire.json")}
-    pa, pb = (pd.read_parquet(r / "eval" / "predictions.parquet") for r in (a, b))
-    cols = []
-    for c in pa.columns:
-        if c == "latency_s":
-            continue
-        x, y = pa[c], pb.get(c)
-        if y is None or len(x) != len(y):
-            cols.append(c)
-        elif x.dtype.kind == "f":
-            if not np.array_equal(x.to_numpy(), y.to_numpy(), equal_nan=True):
+    missing: list[str] = []
+    logs = [_found(r, "train/metrics.jsonl", "train_metrics.jsonl") for r in (a, b)]
+    if logs[0] and logs[1]:
+        la, lb = _log(logs[0]), _log(logs[1])
+        out["training_log"] = {"records": [len(la), len(lb)], "identical": la == lb}
+    else:
+        missing.append("training_log")
+    if (a / "checkpoints").is_dir() and (b / "checkpoints").is_dir():
+        ckpts = sorted(p.relative_to(a) for p in (a / "checkpoints").rglob("*") if p.is_file())
+        differ = [
+            str(p)
+            for p in ckpts
+            if not (b / p).is_file() or _checkpoint_file(a / p) != _checkpoint_file(b / p)
+        ]
+        out["checkpoints"] = {
+            "files": len(ckpts),
+            "differing": differ,
+            "identical": not differ and bool(ckpts),
+        }
+    else:
+        missing.append("checkpoints")
+    if (a / "wire.json").is_file() and (b / "wire.json").is_file():
+        out["wire_json"] = {"identical": _digest(a / "wire.json") == _digest(b / "wire.json")}
+    else:
+        missing.append("wire_json")
+    preds = [_found(r, "eval/predictions.parquet", "predictions.parquet") for r in (a, b)]
+    if preds[0] and preds[1]:
+        pa, pb = (pd.read_parquet(p) for p in preds)
+        cols = []
+        for c in pa.columns:
+            if c == "latency_s":
+                continue
+            x, y = pa[c], pb.get(c)
+            if y is None or len(x) != len(y):
                 cols.append(c)
-        elif x.map(repr).tolist() != y.map(repr).tolist():
-            cols.append(c)
-    out["predictions"] = {"rows": [len(pa), len(pb)], "differing_columns": cols, "identical": not cols}
-    ma, mb = (_leaves(json.loads((r / "eval" / "metrics.json").read_text())) for r in (a, b))
+            elif x.dtype.kind == "f":
+                if not np.array_equal(x.to_numpy(), y.to_numpy(), equal_nan=True):
+                    cols.append(c)
+            elif x.map(repr).tolist() != y.map(repr).tolist():
+                cols.append(c)
+        out["predictions"] = {"rows": [len(pa), len(pb)], "differing_columns": cols, "identical": not cols}
+    else:
+        missing.append("predictions")
+    ma, mb = (
+        _leaves(json.loads(p.read_text()))
+        for p in (_found(r, "eval/metrics.json", "metrics.json") for r in (a, b))
+        if p is not None
+    )
     bad = sorted(k for k in set(ma) | set(mb) if not _same(ma.get(k), mb.get(k)))
     out["metrics"] = {"leaves": len(ma), "differing": bad, "identical": not bad}
     out["identical"] = all(v["identical"] for v in out.values() if isinstance(v, dict))
+    out["not_compared"] = missing
     return out
 
 
@@ -102,6 +136,10 @@ def main() -> int:
         if isinstance(v, dict):
             detail = {k: w for k, w in v.items() if k != "identical"}
             lines.append(f"- {part}: {'identical' if v['identical'] else 'DIFFERENT'} {json.dumps(detail)}")
+    if res["not_compared"]:
+        lines.append(
+            f"- not compared (the collected result does not keep them): {', '.join(res['not_compared'])}"
+        )
     lines.append(
         f"\n**{'identical' if res['identical'] else 'different'}** (wall-clock measurements left out)"
     )
