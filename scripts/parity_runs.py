@@ -13,7 +13,12 @@ Settings are fixed here before any of them ran:
   each beside its controls: latent refiner, latent adapters (layers 4 and 8 of every reader), and the
   coprocessor (a linear adapter, as a deep prefix needs);
 * the Qwen reader's text baselines (no wire trained: ``prepare``, ``evaluate``, ``report``) on SST-2 (300),
-  SQuAD (300 questions across the 48 dev articles) and ``recall_k4`` (300).
+  SQuAD (300 questions across the 48 dev articles) and ``recall_k4`` (300);
+* the SST-2 quickstart recipe with the three readers, and with the byte encoder (their experiment files);
+* the other five tasks on the quickstart recipe (120 steps, the same readers and methods beside the
+  controls): AG News and TREC as the quickstart is (M = 1), GSM8K, XSum and HotpotQA with M = 8 soft tokens
+  over up to 256 feature tokens (their sources are long); n = 100 drawn with the seed from each evaluation
+  split (HotpotQA: the 30 offline evaluation examples, all of them, stated as such in its summary).
 """
 
 from __future__ import annotations
@@ -58,7 +63,31 @@ RUNS: dict[str, tuple[str, list[str], list[str]]] = {
         [QWEN, 'eval.methods=["text", "no_context", "token_budget", "llmlingua"]'],
         EVAL_ONLY,
     ),
+    "quickstart-three-readers": ("experiments/quickstart-three-readers.toml", [], []),
+    "quickstart-bytes": ("experiments/quickstart-bytes.toml", [], []),
 }
+
+TASK_METHODS = 'eval.methods=["text", "no_context", "latent", "latent_shuffled", "token_budget", "llmlingua"]'
+LONG_SOURCE = ["wire.encoder.n_tokens=8", "features.max_length=256"]
+for _task, _n, _extra in (
+    ("agnews", 100, []),
+    ("trec", 100, []),
+    ("gsm8k", 100, LONG_SOURCE),
+    ("xsum", 100, LONG_SOURCE),
+    ("hotpotqa", 30, LONG_SOURCE),
+):
+    RUNS[f"quickstart-{_task}"] = (
+        "experiments/quickstart.toml",
+        [
+            f"data.task={_task}",
+            f"data.eval_limit={_n}",
+            f"data.min_eval={_n}",
+            'data.eval_sampling="seeded"',
+            *_extra,
+            TASK_METHODS,
+        ],
+        [],
+    )
 
 
 def run(name: str, py: str) -> None:

@@ -263,3 +263,25 @@ def test_pretraining_and_training_share_one_validated_loop_config() -> None:
             cls(mixed_precision="fp8")
         with pytest.raises(ValueError, match="model_schedule"):
             cls(model_schedule="random")
+
+
+def test_every_committed_study_run_validates() -> None:
+    """The runs scripts/parity_runs.py will make (settings fixed before they run)
+    are valid experiment files with their overrides, so a long queue never stops at a typo."""
+    import importlib.util
+    import sys
+
+    sys.path.insert(0, str(REPO / "scripts"))
+    try:
+        spec = importlib.util.spec_from_file_location("parity_runs", REPO / "scripts" / "parity_runs.py")
+        assert spec is not None and spec.loader is not None
+        parity = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(parity)
+    finally:
+        sys.path.remove(str(REPO / "scripts"))
+    assert {"quickstart-gsm8k", "quickstart-xsum", "quickstart-hotpotqa", "quickstart-bytes"} <= set(
+        parity.RUNS
+    )
+    for name, (toml, sets, _) in parity.RUNS.items():
+        exp = load_experiment(REPO / toml, [f"name={name}", *sets])
+        assert exp.name == name
