@@ -146,3 +146,19 @@ def test_corrupted_run_files_are_named_not_a_crash(runs_dir: Path, rel: str, con
     assert any(rel in e.value for e in at.error)
     at.sidebar.radio[0].set_value("Examples").run()
     assert not at.exception
+
+
+def test_charts_are_drawn_from_the_reports_own_description(runs_dir: Path) -> None:
+    """The run view draws the quality chart from report/charts.json (latentwire_eval.charts describes it once
+    for the report's PNG and the dashboard): its x, y, interval and log axis; without a description it
+    draws nothing rather than a chart of its own."""
+    from dashboard.app import quality_chart
+
+    run = load_run(runs_dir / "alpha")
+    assert [c["name"] for c in run.charts] == ["quality_vs_compression"]
+    spec = quality_chart(run).to_dict()  # type: ignore[union-attr]
+    layer = spec["layer"][1]["encoding"]
+    assert layer["x"]["field"] == "slot_tokens" and layer["x"]["scale"]["type"] == "log"
+    assert layer["y"]["field"] == "value" and spec["layer"][0]["encoding"]["y"]["field"] == "ci_low"
+    (runs_dir / "alpha" / "report" / "charts.json").unlink()
+    assert quality_chart(load_run(runs_dir / "alpha")) is None

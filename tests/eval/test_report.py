@@ -41,6 +41,14 @@ def test_the_summary_tables_every_method_with_its_ci_and_every_paired_test(tmp_p
     assert "| a | accuracy | text |" in summary and "| b | accuracy | linear_probe |" in summary
     assert (tmp_path / "report" / "quality_vs_compression.png").is_file()
     assert "![quality_vs_compression.png](quality_vs_compression.png)" in summary
+    # the chart's one description, written beside the PNG for the dashboard to draw the same chart
+    (desc,) = json.loads((tmp_path / "report" / "charts.json").read_text())
+    assert desc["name"] == "quality_vs_compression" and (desc["x"], desc["y"], desc["log_x"]) == (
+        "slot_tokens",
+        "value",
+        True,
+    )
+    assert desc["metric"] == "accuracy" and desc["y_title"] == "accuracy (95% CI)"
 
 
 def test_a_report_before_evaluation_names_the_missing_stage(tmp_path: Path) -> None:

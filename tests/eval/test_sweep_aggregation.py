@@ -84,6 +84,10 @@ def test_the_report_tables_every_setting_and_test(tmp_path: Path) -> None:
     cells = [c.strip() for c in latent_m2.strip("|").split("|")]
     assert cells[3].startswith("0.875 [") and cells[4:7] == ["2", "4", "38"]
     assert (tmp_path / "report" / "results.csv").is_file() and (tmp_path / "report" / "tests.csv").is_file()
+    # each drawn chart's description beside its PNG (the dashboard draws the same chart from it)
+    charts = {c["name"]: c for c in json.loads((tmp_path / "report" / "charts.json").read_text())}
+    assert charts["quality_vs_bytes"]["x"] == "payload_bytes" and charts["quality_vs_bytes"]["log_x"]
+    assert all((tmp_path / "report" / f"{n}.png").is_file() for n in charts)
 
 
 def test_a_sweep_with_no_finished_point_says_so(tmp_path: Path) -> None:

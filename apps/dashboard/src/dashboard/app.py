@@ -57,21 +57,34 @@ def overview(runs: list[RunData]) -> None:
     st.table(table)  # a static HTML table: small, and readable without a canvas
 
 
-def quality_chart(run: RunData) -> alt.Chart | None:
-    res = run.results()
-    if res.empty:
-        return None
-    metric = run.metrics.get("headline", run.metrics["metrics"][-1]) if run.metrics else ""
-    r = res[res["metric"] == metric]
-    base = alt.Chart(r).encode(
-        x=alt.X("slot_tokens:Q", scale=alt.Scale(type="log"), title="slot length (tokens)"),
-        color="method:N",
-        shape="model:N",
-        tooltip=["model", "method", "value", "ci_low", "ci_high", "n", "wire_bytes"],
+def draw_chart(desc: dict[str, Any], data: pd.DataFrame) -> alt.Chart:
+    """A chart as its description says (``charts.json``, written by the report from latentwire_eval.charts):
+    x, y and its interval, one colour per series, one shape per panel, a log x axis where it says so."""
+    x = alt.X(
+        f"{desc['x']}:Q",
+        scale=alt.Scale(type="log" if desc.get("log_x", True) else "linear"),
+        title=desc["x_title"],
     )
-    pts = base.mark_point(size=80, filled=True).encode(y=alt.Y("value:Q", title=f"{metric} (95% CI)"))
-    bars = base.mark_rule().encode(y="ci_low:Q", y2="ci_high:Q")
-    return (bars + pts).properties(height=320, title="quality vs compression")
+    tooltip = [c for c in desc.get("tooltip", []) if c in data.columns]
+    base = alt.Chart(data).encode(
+        x=x, color=f"{desc['series']}:N", shape=f"{desc['panel']}:N", tooltip=tooltip
+    )
+    y = alt.Y(f"{desc['y']}:Q", title=desc["y_title"])
+    marks = base.mark_line(point=True) if desc.get("joined") else base.mark_point(size=80, filled=True)
+    if desc.get("joined"):  # one line per (series, panel)
+        marks = marks.encode(detail=f"{desc['panel']}:N")
+    bars = base.mark_rule().encode(y=f"{desc['low']}:Q", y2=f"{desc['high']}:Q")
+    return (bars + marks.encode(y=y)).properties(height=320, title=desc["title"])
+
+
+def quality_chart(run: RunData) -> alt.Chart | None:
+    """The report's quality-vs-compression chart, from its description; ``None`` without one (a report
+    written before 2026-12-04: its ``--stage report`` writes it) or without results."""
+    desc = next((c for c in run.charts if c["name"] == "quality_vs_compression"), None)
+    res = run.results()
+    if desc is None or res.empty:
+        return None
+    return draw_chart(desc, res[res["metric"] == desc.get("metric")])
 
 
 def run_view(run: RunData) -> None:
@@ -120,6 +133,10 @@ def run_view(run: RunData) -> None:
         chart = quality_chart(run)
         if chart is not None:
             st.altair_chart(chart, width="stretch")
+        elif not run.results().empty:
+            st.caption(
+                "No chart description (report/charts.json): re-run the report stage to draw the chart."
+            )
         diag = diagnostics_table(run.metrics)
         if diag is not None:
             cal = (run.metrics or {}).get("embedding_diagnostics", {}).get("calibration", "?")
@@ -234,18 +251,13 @@ def compare_view(runs: list[RunData]) -> None:
         st.dataframe(styled(tests, 4), hide_index=True, width="stretch", column_config=pin_first(tests))
 
 
-def sweep_chart(results: pd.DataFrame, x: str, title: str) -> alt.Chart:
-    """Mean over seeds against ``x``, one line per (method, reader), 95% t-interval as rules."""
-    metric = str(results["metric"].iloc[0]) if "metric" in results else "value"
-    data = results[results[x].notna() & (results[x] > 0)].copy()
-    data["line"] = data["method"] + " · " + data["model"]
-    base = alt.Chart(data).encode(
-        x=alt.X(f"{x}:Q", scale=alt.Scale(type="log"), title=title),
-        color="line:N",
-        tooltip=["settings", "model", "method", "mean", "ci_low", "ci_high", "n_seeds", x],
-    )
-    line = base.mark_line(point=True).encode(y=alt.Y("mean:Q", title=f"{metric} (mean over seeds)"))
-    return (line + base.mark_rule().encode(y="ci_low:Q", y2="ci_high:Q")).properties(height=320)
+def sweep_chart(results: pd.DataFrame, desc: dict[str, Any]) -> alt.Chart | None:
+    """One of the sweep report's charts, from its description; ``None`` where no row has its x."""
+    x = desc["x"]
+    if x not in results:
+        return None
+    data = results[results[x].notna() & (results[x] > 0)]
+    return None if data.empty else draw_chart(desc, data)
 
 
 def sweep_view(sweeps: list[SweepData]) -> None:
@@ -279,9 +291,10 @@ def sweep_view(sweeps: list[SweepData]) -> None:
     cols = ["settings", "model", "method", "mean", "ci_low", "ci_high", "n_seeds", "n_per_seed"]
     cols += ["wire_bytes", "slot_tokens", "token_compression"]
     st.table(for_display(res[[c for c in cols if c in res.columns]]))
-    for x, title in (("wire_bytes", "wire bytes per example"), ("token_compression", "token compression")):
-        if x in res and (res[x].fillna(0) > 0).any():
-            st.altair_chart(sweep_chart(res, x, title), width="stretch")
+    for desc in sw.charts:
+        chart = sweep_chart(res, desc)
+        if chart is not None:
+            st.altair_chart(chart, width="stretch")
     if sw.tests is not None and not sw.tests.empty:
         st.subheader("Latent vs each baseline: paired by (seed, example), pooled over seeds, Holm over all")
         st.dataframe(for_display(sw.tests, 4), hide_index=True, width="stretch")

@@ -45,6 +45,7 @@ class RunData:
     curves: pd.DataFrame | None
     missing: list[str]
     pretrain_curves: pd.DataFrame | None = None
+    charts: list[dict[str, Any]] = attrs.field(factory=list)  # report/charts.json: what each chart shows
 
     @property
     def name(self) -> str:
@@ -120,7 +121,15 @@ def load_run(path: Path) -> RunData:
         curves=curves,
         missing=missing,
         pretrain_curves=_read_jsonl(path / "pretrain" / "metrics.jsonl"),
+        charts=read_charts(path / "report", missing),
     )
+
+
+def read_charts(report: Path, problems: list[str]) -> list[dict[str, Any]]:
+    """The chart descriptions a report wrote (``charts.json``; latentwire_eval.charts describes each chart
+    once, for the report's PNGs and these views alike); ``[]`` where there are none."""
+    data = read_json(report / "charts.json", problems, f"{report.name}/charts.json", kind=list)
+    return [c for c in data or [] if isinstance(c, dict) and {"name", "x", "y", "low", "high"} <= set(c)]
 
 
 def _read_jsonl(path: Path) -> pd.DataFrame | None:

@@ -9,7 +9,7 @@ from typing import Any
 import attrs
 import pandas as pd
 
-from dashboard.runs import read_json
+from dashboard.runs import read_charts, read_json
 
 __all__ = ["SweepData", "list_sweeps", "load_sweep"]
 
@@ -25,6 +25,7 @@ class SweepData:
     tests: pd.DataFrame | None
     summary: str
     missing: list[str]
+    charts: list[dict[str, Any]] = attrs.field(factory=list)  # report/charts.json
 
     @property
     def name(self) -> str:
@@ -87,4 +88,5 @@ def load_sweep(path: Path) -> SweepData:
         tests=tables["tests"],
         summary=summary.read_text(encoding="utf-8", errors="replace") if summary.is_file() else "",
         missing=missing,
+        charts=read_charts(path / "report", missing),
     )

@@ -8,6 +8,7 @@ from typing import Any
 
 import pandas as pd
 
+from latentwire_eval.charts import QUALITY_VS_COMPRESSION, write_charts
 from latentwire_eval.methods.base import ALL_READERS, NO_READER
 from latentwire_eval.tables import markdown_table
 
@@ -32,43 +33,47 @@ def _plots(rep: Path, metrics: dict[str, Any], curves: pd.DataFrame | None) -> l
     made = []
     res = pd.DataFrame(metrics["results"])
     if not res.empty:
+        chart = QUALITY_VS_COMPRESSION
         metric = metrics.get("headline", metrics["metrics"][-1])
+        x_title, y_title = chart.titles(metric)
         r = res[res["metric"] == metric]
-        models = [m for m in dict.fromkeys(r["model"]) if m not in (ALL_READERS, NO_READER)]
-        methods = list(dict.fromkeys(r["method"]))
+        models = [m for m in dict.fromkeys(r[chart.panel]) if m not in (ALL_READERS, NO_READER)]
+        methods = list(dict.fromkeys(r[chart.series]))
         colors = {m: f"C{i % 10}" for i, m in enumerate(methods)}
         fig, axes = plt.subplots(
             1, max(len(models), 1), figsize=(4.2 * max(len(models), 1) + 2, 4), sharey=True, squeeze=False
         )
         for ax, model in zip(axes[0], models, strict=False):
-            for _, row in r[r["model"] == model].iterrows():
+            for _, row in r[r[chart.panel] == model].iterrows():
                 ax.errorbar(
-                    row["slot_tokens"],
-                    row["value"],
-                    yerr=[[row["value"] - row["ci_low"]], [row["ci_high"] - row["value"]]],
+                    row[chart.x],
+                    row[chart.y],
+                    yerr=[[row[chart.y] - row[chart.low]], [row[chart.high] - row[chart.y]]],
                     fmt="o",
                     capsize=3,
-                    color=colors[row["method"]],
-                    label=row["method"],
+                    color=colors[row[chart.series]],
+                    label=row[chart.series],
                 )
             if "majority_class" in metrics:
                 ax.axhline(
                     metrics["majority_class"]["rate_on_eval"], ls="--", c="grey", label="majority class"
                 )
-            for _, row in r[r["model"] == NO_READER].iterrows():
-                ax.axhline(row["value"], ls=":", c="black", label=f"{row['method']} (no LLM)")
-            ax.set_xscale("log")
-            ax.set_xlabel("slot length (tokens, log)")
+            for _, row in r[r[chart.panel] == NO_READER].iterrows():
+                ax.axhline(row[chart.y], ls=":", c="black", label=f"{row[chart.series]} (no LLM)")
+            if chart.log_x:
+                ax.set_xscale("log")
+            ax.set_xlabel(x_title)
             ax.set_title(model)
-        axes[0][0].set_ylabel(f"{metric} (95% BCa CI)")
+        axes[0][0].set_ylabel(y_title)
         handles, labels = axes[0][0].get_legend_handles_labels()
         uniq = dict(zip(labels, handles, strict=False))
         fig.legend(uniq.values(), uniq.keys(), loc="center right", fontsize=8)
-        fig.suptitle(f"{metrics['task']}: quality vs compression (same prompt builder, same M)")
+        fig.suptitle(f"{metrics['task']}: {chart.title}")
         fig.tight_layout(rect=(0, 0, 0.86, 1))
-        fig.savefig(rep / "quality_vs_compression.png", dpi=120)
+        fig.savefig(rep / f"{chart.name}.png", dpi=120)
         plt.close(fig)
-        made.append("quality_vs_compression.png")
+        made.append(f"{chart.name}.png")
+        write_charts(rep, [chart], metric)
     if curves is not None and not curves.empty:
         cols = [c for c in curves.columns if c.endswith("/ce")]
         fig, ax = plt.subplots(figsize=(6.5, 4))

@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
+from latentwire_eval.charts import SWEEP_CHARTS, write_charts
 from latentwire_eval.stats import holm, paired_bootstrap
 from latentwire_eval.tables import markdown_table
 
@@ -168,61 +169,60 @@ def _pooled_tests(preds: pd.DataFrame, metric: str, n_resamples: int, seed: int)
 
 
 def _plots(results: pd.DataFrame, out: Path) -> list[str]:
-    """One panel per reader. A text method's points (one per budget) are joined by a line; a wire
-    method's points differ in more than their size (M, d_z, precision), so they stand alone, each
-    labelled with its grid values."""
+    """One panel per reader for each of :data:`~latentwire_eval.charts.SWEEP_CHARTS`. A text method's points
+    (one per budget) are joined by a line; a wire method's points differ in more than their size (M, d_z,
+    precision), so they stand alone, each labelled with its grid values."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    names = []
-    readers = [m for m in dict.fromkeys(results["model"]) if m != "no reader"]
-    for x, label, fname in (
-        (
-            "payload_bytes",
-            "bytes per example, log (latent: quantised numbers + scales; text methods: UTF-8 read)",
-            "quality_vs_bytes.png",
-        ),
-        ("token_compression", "token compression (text tokens / slot tokens)", "quality_vs_compression.png"),
-    ):
-        sub = results[results[x].notna() & (results[x] > 0)]
+    names, drawn = [], []
+    metric = str(results["metric"].iloc[0]) if "metric" in results and len(results) else "value"
+    for chart in SWEEP_CHARTS:
+        x = chart.x
+        readers = [m for m in dict.fromkeys(results[chart.panel]) if m != "no reader"]
+        sub = results[results[x].notna() & (results[x] > 0)] if x in results else results.iloc[0:0]
         if sub.empty or not readers:
             continue
+        x_title, y_title = chart.titles(metric)
         fig, axes = plt.subplots(1, len(readers), figsize=(6.5 * len(readers), 4.8), squeeze=False)
         for ax, model in zip(axes[0], readers, strict=True):
-            for method, g in sub[sub["model"] == model].groupby("method", sort=False):
+            for method, g in sub[sub[chart.panel] == model].groupby(chart.series, sort=False):
                 g = g.sort_values(x)
                 yerr = None
-                if g["ci_low"].notna().all():
-                    yerr = np.vstack([g["mean"] - g["ci_low"], g["ci_high"] - g["mean"]])
+                if g[chart.low].notna().all():
+                    yerr = np.vstack([g[chart.y] - g[chart.low], g[chart.high] - g[chart.y]])
                 wire = bool((g["wire_bytes"] > 0).all()) and g["settings"].nunique() > 1
                 ax.errorbar(
                     g[x],
-                    g["mean"],
+                    g[chart.y],
                     yerr=yerr,
                     marker="o",
                     capsize=3,
                     label=method,
-                    ls="none" if wire else "-",
+                    ls="-" if chart.joined and not wire else "none",
                 )
                 if wire and method == "latent":
                     params = [c for c in g.columns if c.startswith("param:")]
                     for _, r in g.iterrows():  # e.g. "1/32/int4": the point's grid values
                         tag = "/".join(str(r[c]) for c in params) or str(r["settings"])
                         ax.annotate(
-                            tag, (r[x], r["mean"]), fontsize=6, xytext=(3, 3), textcoords="offset points"
+                            tag, (r[x], r[chart.y]), fontsize=6, xytext=(3, 3), textcoords="offset points"
                         )
-            if x == "payload_bytes":
+            if chart.log_x:
                 ax.set_xscale("log")
             ax.set_title(model)
-            ax.set_xlabel(label, fontsize=8)
-            ax.set_ylabel(f"{results['metric'].iloc[0]} (mean over seeds, 95% t-CI)")
+            ax.set_xlabel(x_title, fontsize=8)
+            ax.set_ylabel(y_title)
             ax.legend(fontsize=7)
         fig.tight_layout()
-        fig.savefig(out / fname, dpi=120)
+        fig.savefig(out / f"{chart.name}.png", dpi=120)
         plt.close(fig)
-        names.append(fname)
+        names.append(f"{chart.name}.png")
+        drawn.append(chart)
+    if drawn:
+        write_charts(out, drawn, metric)
     return names
 
 
