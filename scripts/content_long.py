@@ -100,7 +100,7 @@ def run(py: str, ratio: int = 4, on: str = "") -> None:
     subprocess.run(cmd, check=True)
 
 
-def collect(py: str, n: int, ratio: int = 4, on: str = "") -> None:
+def collect(py: str, n: int, ratio: int = 4, on: str = "", *, curves: bool = True) -> None:
     run_dir = Path("runs") / name(ratio, on)
     out = Path("results") / name(ratio, on)
     manifest = json.loads((run_dir / "manifest.json").read_text())
@@ -121,13 +121,16 @@ def collect(py: str, n: int, ratio: int = 4, on: str = "") -> None:
         shutil.copy(plot, out / plot.name)
     arm = winner()
     (out / "arm.json").write_text(json.dumps({"winner": arm, "overrides": overrides(arm, ratio)}, indent=1))
+    if not curves:  # the evidence now; the curves (one greedy pass per checkpoint) with a later --collect
+        print(f"collected {run_dir} into {out} (no curves: --no-curves)")
+        return
     # every generated training item is trained on, so no validation items remain: the curves read the
     # first n evaluation items (to look at, never to choose a checkpoint: the last one is evaluated)
-    curves = [
+    cmd = [
         *(py, "scripts/content_curves.py", str(run_dir), "--out", str(out / "curves")),
         *("--n", str(n), "--split", "eval"),
     ]
-    subprocess.run(curves, check=True)
+    subprocess.run(cmd, check=True)
     print(f"collected {run_dir} ({ {k: v.get('status') for k, v in manifest['stages'].items()} }) into {out}")
 
 
@@ -138,9 +141,12 @@ def main() -> None:
     ap.add_argument("--ratio", type=int, default=4, help="compression ratio (4: runs/recall-long)")
     ap.add_argument("--on", choices=sorted(ON), default="", help="score the trained wire on this task")
     ap.add_argument("--python", default=sys.executable)
+    ap.add_argument(
+        "--no-curves", action="store_true", help="with --collect: the evidence only (the curves take ~40 min)"
+    )
     args = ap.parse_args()
     if args.collect:
-        collect(args.python, args.n, args.ratio, args.on)
+        collect(args.python, args.n, args.ratio, args.on, curves=not args.no_curves)
     else:
         run(args.python, args.ratio, args.on)
 
