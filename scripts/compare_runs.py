@@ -6,7 +6,7 @@ are compared and the others are listed as not compared.
 
 Compares what a refactor must not change, leaving out only wall-clock measurements: the training
 logs (``train/metrics.jsonl`` without ``examples_per_s``), every checkpoint file byte for byte (but
-``trainer.json``'s ``python_random``, the process-wide ``random`` state that training never draws
+``trainer.json``'s ``train_seconds`` (wall clock) and ``python_random``, the process-wide ``random`` state that training never draws
 from — a cold run's model conversion moves it — and ``digests.json``, which hashes that file),
 ``wire.json``, every prediction column but ``latency_s``, and every leaf of ``eval/metrics.json``
 but latencies and seconds. Prints one line per part and writes ``compare.json`` / ``compare.md``
@@ -36,7 +36,11 @@ def _checkpoint_file(path: Path) -> Any:
     if path.name == "digests.json":
         return None
     if path.name == "trainer.json":
-        return {k: v for k, v in json.loads(path.read_text()).items() if k != "python_random"}
+        return {
+            k: v
+            for k, v in json.loads(path.read_text()).items()
+            if k != "python_random" and not any(t in k for t in TIMING)  # train_seconds: wall clock
+        }
     return _digest(path)
 
 
