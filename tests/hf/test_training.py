@@ -171,3 +171,19 @@ def test_prune_never_removes_the_checkpoint_just_written(tiny_llama, tmp_path: P
         ck, 6, model=t.wire, optimizer=t.optimizer.optimizer, scheduler=t.scheduler, trainer_state={}, keep=2
     )
     assert path.is_dir() and (ck / "step_1000000").is_dir() and not (ck / "step_000004").exists()
+
+
+def test_the_learning_rate_follows_transformers_warmup_cosine_schedule(tiny_llama, tmp_path: Path) -> None:
+    import math
+
+    t = _trainer({"tiny-llama": tiny_llama}, tmp_path, warmup_steps=2, lr=1e-3, kd_weight=0.0)
+    t.train()
+    logged = [json.loads(x) for x in (tmp_path / "train" / "metrics.jsonl").read_text().splitlines()]
+    lrs = {r["step"]: r["lr"] for r in logged if "lr" in r}
+
+    def hf(step: int) -> float:  # transformers.get_cosine_schedule_with_warmup, written out
+        if step < 2:
+            return step / 2
+        return 0.5 * (1 + math.cos(math.pi * (step - 2) / (6 - 2)))
+
+    assert lrs and all(lr == pytest.approx(1e-3 * hf(s)) for s, lr in lrs.items())

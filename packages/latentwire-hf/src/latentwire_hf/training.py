@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -25,6 +24,7 @@ from typing import Any
 import torch
 from accelerate import Accelerator
 from tqdm.auto import tqdm
+from transformers import get_cosine_schedule_with_warmup
 
 from latentwire_core import LatentWire
 from latentwire_core.logs import get_logger
@@ -41,16 +41,6 @@ log = get_logger(__name__)
 
 class NonFiniteLossError(FloatingPointError):
     """Training produced a NaN/inf loss or weights; the message names the step. Nothing was saved after it."""
-
-
-def _lr_lambda(cfg: LoopConfig) -> Any:
-    def f(step: int) -> float:
-        if step < cfg.warmup_steps:
-            return (step + 1) / (cfg.warmup_steps + 1)
-        progress = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
-        return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
-
-    return f
 
 
 def param_groups(wire: torch.nn.Module, cfg: Any) -> list[dict[str, Any]]:
@@ -127,7 +117,9 @@ class Trainer:
             raise ValueError("no training examples")
         self.objective = objective
         opt = torch.optim.AdamW(param_groups(wire, cfg), lr=cfg.lr, weight_decay=cfg.weight_decay)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg))
+        # linear warm-up from 0, then cosine to 0 at cfg.steps (transformers' schedule; before 2026-12-03 the
+        # warm-up was (step + 1) / (warmup + 1): runs from then differ by that one warm-up step)
+        self.scheduler = get_cosine_schedule_with_warmup(opt, cfg.warmup_steps, cfg.steps)
         # the scheduler is stepped by hand: accelerate's wrapper would step it once per process
         self.wire, self.optimizer = self.acc.prepare(wire, opt)
         self.step = 0
