@@ -75,27 +75,36 @@ QUALITY_VS_COMPRESSION = Chart(
 )
 """A run's headline metric per (reader, method) against the slot's length (``eval/metrics.json`` results)."""
 
+
+def _sweep_chart(name: str, title: str, x: str, x_title: str, *, log_x: bool) -> Chart:
+    """A sweep's metric (mean over seeds, 95% t-interval) against ``x``, one line per method and reader."""
+    return Chart(
+        name=name,
+        title=title,
+        x=x,
+        x_title=x_title,
+        y="mean",
+        y_title="{metric} (mean over seeds, 95% t-CI)",
+        log_x=log_x,
+        joined=True,
+        tooltip=("settings", "model", "method", "mean", "ci_low", "ci_high", "n_seeds", x),
+    )
+
+
 SWEEP_CHARTS = (
-    Chart(
-        name="quality_vs_bytes",
-        title="quality vs bytes per example",
-        x="payload_bytes",
-        x_title="bytes per example, log (latent: quantised numbers + scales; text methods: UTF-8 read)",
-        y="mean",
-        y_title="{metric} (mean over seeds, 95% t-CI)",
-        joined=True,
-        tooltip=("settings", "model", "method", "mean", "ci_low", "ci_high", "n_seeds", "payload_bytes"),
+    _sweep_chart(
+        "quality_vs_bytes",
+        "quality vs bytes per example",
+        "payload_bytes",
+        "bytes per example, log (latent: quantised numbers + scales; text methods: UTF-8 read)",
+        log_x=True,
     ),
-    Chart(
-        name="quality_vs_compression",
-        title="quality vs token compression",
-        x="token_compression",
-        x_title="token compression (text tokens / slot tokens)",
-        y="mean",
-        y_title="{metric} (mean over seeds, 95% t-CI)",
+    _sweep_chart(
+        "quality_vs_compression",
+        "quality vs token compression",
+        "token_compression",
+        "token compression (text tokens / slot tokens)",
         log_x=False,
-        joined=True,
-        tooltip=("settings", "model", "method", "mean", "ci_low", "ci_high", "n_seeds", "token_compression"),
     ),
 )
 """A sweep's metric (mean over seeds) per (reader, method, settings) against its size (``report/results.csv``)."""

@@ -11,6 +11,7 @@ __all__ = [
     "Objective",
     "content_gap",
     "content_hinge",
+    "encode",
     "roll_rows",
     "slot_rows",
     "unwrap",
@@ -37,6 +38,15 @@ _T = TypeVar("_T")
 
 def unwrap(wire: nn.Module) -> Any:
     return wire.module if hasattr(wire, "module") else wire
+
+
+def encode(
+    wire: nn.Module, features: Any, texts: list[str], models: list[str], device: torch.device
+) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """The batch's texts through the feature source and the wire: ``(name -> soft (B, M, d_model), counts)``."""
+    feats, mask = features.features(texts)
+    soft, counts = wire(feats.to(device), mask.to(device), models)
+    return soft, counts
 
 
 def slot_rows(soft: torch.Tensor, counts: torch.Tensor) -> list[torch.Tensor]:

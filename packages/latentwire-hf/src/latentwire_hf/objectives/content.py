@@ -23,7 +23,7 @@ from latentwire_core.prompting import is_kv_slot, kv_rows, pad_id
 from latentwire_core.slots import CacheSlot, Segment, assemble_batch
 from latentwire_core.synthetic import span_windows
 from latentwire_hf.config import PretrainConfig
-from latentwire_hf.objectives.base import content_gap, roll_rows, slot_rows, unwrap, with_content_loss
+from latentwire_hf.objectives.base import content_gap, encode, roll_rows, slot_rows, unwrap, with_content_loss
 
 __all__ = ["ContentItem", "ContentObjective", "content_items"]
 
@@ -165,9 +165,7 @@ class ContentObjective:
         content_loss: bool = True,
     ) -> tuple[torch.Tensor, dict[str, float]]:
         its = [self.items[self.item_index(i)] for i in idx]
-        feats, mask = self.features.features([it.encoded for it in its])
-        feats, mask = feats.to(device), mask.to(device)
-        soft, counts = wire(feats, mask, models)
+        soft, counts = encode(wire, self.features, [it.encoded for it in its], models, device)
         stats: dict[str, float] = {}
         total = torch.zeros((), device=device)
         for name in models:

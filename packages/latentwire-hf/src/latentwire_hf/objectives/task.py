@@ -21,7 +21,7 @@ from latentwire_core.ports import FeatureSource, FrozenLM
 from latentwire_core.prompting import SlotPrompt
 from latentwire_core.slots import Segment
 from latentwire_core.tasks import Example, TaskSpec, compressed_text
-from latentwire_hf.objectives.base import content_gap, roll_rows, slot_rows, unwrap, with_content_loss
+from latentwire_hf.objectives.base import content_gap, encode, roll_rows, slot_rows, unwrap, with_content_loss
 
 __all__ = ["SoftPromptObjective", "TaskObjective", "TeacherCache"]
 
@@ -115,9 +115,10 @@ class TaskObjective:
         content_loss: bool = True,
     ) -> tuple[torch.Tensor, dict[str, float]]:
         exs = [self.examples[i] for i in idx]
-        feats, mask = self.features.features([compressed_text(e, self.compress) for e in exs])
-        feats, mask = feats.to(device), mask.to(device)
-        soft, counts = wire(feats, mask, models)  # name -> (B, M, d_model); M_i per row
+        texts = [compressed_text(e, self.compress) for e in exs]
+        soft, counts = encode(
+            wire, self.features, texts, models, device
+        )  # name -> (B, M, d_model); M_i per row
         w = unwrap(wire)
         slots: dict[str, list[Segment]] = {
             n: [w.slot(r, n) for r in slot_rows(soft[n], counts)] for n in models
