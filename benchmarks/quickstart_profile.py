@@ -64,10 +64,11 @@ EVAL_PARTS = [
     ("evaluation pipeline (latentwire_eval.pipeline.evaluate)", "latentwire_eval/pipeline.py", "evaluate"),
     ("LLMLingua compression (LLMLinguaBaseline.compress)", "methods/llmlingua.py", "compress"),
     (
-        "label-verbaliser scoring (HFFrozenLM.hidden_states, all methods)",
+        "the readers' forward passes, every method (HFFrozenLM.hidden_states)",
         "latentwire_hf/frozen_lm.py",
         "hidden_states",
     ),
+    ("greedy generation (HFFrozenLM.generate)", "latentwire_hf/frozen_lm.py", "generate"),
 ]
 
 
