@@ -115,3 +115,26 @@ def test_quickstart_benchmark_times_a_cold_then_a_warm_run(tmp_path: Path, data_
     assert data["warm_accuracy_equals_cold"] is True and data["device"].startswith("CPU")
     assert "| cold |" in (out / "quickstart_time.md").read_text()
     assert (tmp_path / "kept" / "qs" / "report" / "summary.md").is_file()  # the cold run, kept
+
+
+def test_quickstart_profile_takes_the_training_step_apart(tmp_path: Path, data_dir: Path) -> None:
+    exp = experiment(tmp_path, name="qs", eval={"methods": ["text", "latent", "token_budget"]})
+    out = tmp_path / "prof"
+    cmd = [sys.executable, str(REPO / "benchmarks" / "quickstart_profile.py"), "--experiment", str(exp)]
+    proc = subprocess.run([*cmd, "--out", str(out)], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    data = json.loads((out / "quickstart_profile.json").read_text())
+    parts = {r["part"].strip(): r for r in data["train"]}
+    train = parts["train stage (Trainer.train)"]
+    assert train["seconds"] > 0 and train["share"] == 1.0
+    # every part of the step was found, and each is a part of the stage it belongs to
+    for r in data["train"]:
+        assert r["seconds"] is not None and 0 < r["seconds"] <= train["seconds"] + 1e-6, r
+    step = parts["one micro step: forward + backward (Trainer._micro_step)"]
+    assert step["calls"] >= 1
+    assert data["evaluate"][0]["share"] == 1.0
+    assert all(data["top_own_time"][stage][0]["own_s"] > 0 for stage in ("train", "evaluate"))
+    assert set(data["stage_seconds"]) >= {"prepare", "train", "evaluate", "report"}
+    md = (out / "quickstart_profile.md").read_text()
+    assert "## The train stage" in md and "backward (Accelerator.backward)" in md
+    assert not list(tmp_path.glob("**/quickstart-profile"))  # the profiled run lived in a temporary folder
