@@ -232,7 +232,7 @@ def _train_overhead(
         assert isinstance(feats, CachedFeatureSource)
         task = get_task(pw.spec.task)
         obj = TaskObjective(
-            lms={name: lm},
+            readers={name: lm},
             features=feats,
             task=task,
             examples=exs,

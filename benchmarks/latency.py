@@ -64,7 +64,7 @@ def main() -> None:
     dev = run.device
     ctx = run.eval_context(wire)
     results: list[dict[str, Any]] = []
-    for name, lm in run.lms().items():
+    for name, lm in run.readers().items():
         methods = {k: METHODS.get(k)(ctx, name, lm) for k in ("text", "latent")}
         prompt = ctx.plain_prompt(name, lm)
 

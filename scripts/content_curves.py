@@ -68,14 +68,14 @@ def main() -> None:
         (p for p in (args.run / "checkpoints").glob("step_*") if p.name[5:].isdigit()),
         key=lambda p: int(p.name[5:]),
     )
-    lms = {n: load_frozen_lm(n) for n in spec["readers"]}
+    readers = {n: load_frozen_lm(n) for n in spec["readers"]}
     rows = []
     for ck in ckpts:
         step = int(ck.name[5:])
         t0 = time.time()
         wire = PretrainedWire.from_pretrained(args.run, step=step)
         msgs = wire.encode([e.context if spec["compress"] == "context" else e.source for e in val])
-        for name, lm in lms.items():
+        for name, lm in readers.items():
             prompt = SlotPrompt(lm, wire.task, compress=spec["compress"])
             with torch.no_grad():
                 own = [wire.slot(m, name) for m in msgs]
@@ -105,7 +105,7 @@ def main() -> None:
 
     fig, axes = plt.subplots(1, 3, figsize=(16, 4))
     offset = max((r["step"] for r in pre), default=0)  # train steps follow pretraining on one axis
-    for name in lms:
+    for name in readers:
         pts = [r for r in rows if r["reader"] == name]
         axes[0].plot([offset + r["step"] for r in pts], [r["em"] for r in pts], "o-", label=f"{name} own")
         axes[0].plot(

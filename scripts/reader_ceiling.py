@@ -60,12 +60,12 @@ def main() -> None:
     curves: dict[str, list[tuple[int, float]]] = {}
     cells = len(args.tasks) * len(args.readers) * len(args.ratios) * len(args.calibrations)
     bar = tqdm(total=cells * args.steps, desc="ceiling")
-    lms = {r: load_frozen_lm(r) for r in args.readers}
+    readers = {r: load_frozen_lm(r) for r in args.readers}
     for task_name in args.tasks:
         task = get_task(task_name)
         _, evaluation, _ = load_train_eval(task_name, eval_limit=args.n, seed=0)
         compress = "context" if task.has_context else "source"
-        for reader, lm in lms.items():
+        for reader, lm in readers.items():
             prompt = SlotPrompt(lm, task, compress=compress)
             targets = [lm.tokenize([task.answer_text(e)])[0] for e in evaluation]
             n_text = [len(prompt.text_ids(e)) for e in evaluation]

@@ -29,7 +29,7 @@ def feature_source(tmp: Path, layer: int = 1) -> CachedFeatureSource:
 
 
 def content_setup(
-    tmp: Path, lms: dict[str, Any], **pretrain: Any
+    tmp: Path, readers: dict[str, Any], **pretrain: Any
 ) -> tuple[LatentWire, ContentObjective, PretrainConfig]:
     fs = feature_source(tmp)
     pc = PretrainConfig(
@@ -52,8 +52,8 @@ def content_setup(
         content_tokens=True,
     )
     enc = LMPoolEncoder(cfg.interlingua, lm=lm_src, start_layer=1, n_layers=1)
-    wire = LatentWire(cfg, {n: (lm.d_model, lm.embed_rms) for n, lm in lms.items()}, encoder=enc)
-    obj = ContentObjective(lms=lms, features=fs, items=items, cfg=pc, texts=TEXTS)
+    wire = LatentWire(cfg, {n: (lm.d_model, lm.embed_rms) for n, lm in readers.items()}, encoder=enc)
+    obj = ContentObjective(readers=readers, features=fs, items=items, cfg=pc, texts=TEXTS)
     return wire, obj, pc
 
 

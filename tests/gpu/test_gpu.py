@@ -58,14 +58,14 @@ def _fresh_accelerator(**kw: object) -> Accelerator:
 
 
 def _train(
-    tmp: Path, lms: dict[str, HFFrozenLM], device: torch.device, precision: str, steps: int
+    tmp: Path, readers: dict[str, HFFrozenLM], device: torch.device, precision: str, steps: int
 ) -> tuple[list[float], Trainer]:
-    wire, obj, pc = content_setup(tmp / "feat", lms, steps=steps, ckpt_every=2, mixed_precision=precision)
+    wire, obj, pc = content_setup(tmp / "feat", readers, steps=steps, ckpt_every=2, mixed_precision=precision)
     # the accelerator's state is a process-wide singleton: one precision at a time
     acc = _fresh_accelerator(cpu=device.type == "cpu", mixed_precision=precision)
     t = Trainer(
         wire=wire,
-        lms=lms,
+        readers=readers,
         cfg=pc,
         ckpt_dir=tmp / precision / "checkpoints",
         metrics_path=tmp / precision / "metrics.jsonl",
@@ -130,7 +130,7 @@ def test_a_checkpoint_written_on_the_gpu_resumes_on_the_cpu(
     # and training continues there from that step
     resumed = Trainer(
         wire=wire,
-        lms=cpu_readers,
+        readers=cpu_readers,
         cfg=pc,
         ckpt_dir=t.ckpt_dir,
         metrics_path=t.metrics_path,

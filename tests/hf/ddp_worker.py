@@ -28,7 +28,7 @@ wire = LatentWire(
 cfg = TrainConfig(steps=3, batch_size=2, ckpt_every=3, log_every=1)
 t = Trainer(
     wire=wire,
-    lms={"tiny-llama": lm},
+    readers={"tiny-llama": lm},
     features=HashFeatures(),
     task=get_task("sst2"),
     examples=EXAMPLES,

@@ -54,7 +54,7 @@ def test_anchoring_makes_an_adapter_exactly_the_fitted_affine_map() -> None:
 def test_an_anchored_wire_starts_nearer_each_readers_mean_pool_than_a_fresh_one(
     tmp_path: Path, tiny_llama, tiny_gemma3
 ) -> None:
-    lms = {"tiny-llama": tiny_llama, "tiny-gemma3": tiny_gemma3}
+    readers = {"tiny-llama": tiny_llama, "tiny-gemma3": tiny_gemma3}
     fs = feature_source(tmp_path)
 
     def wire() -> LatentWire:
@@ -65,7 +65,7 @@ def test_an_anchored_wire_starts_nearer_each_readers_mean_pool_than_a_fresh_one(
         )
         lm_src, _ = KNOWN_MODELS["tiny-llama"]()
         enc = LMPoolEncoder(cfg.interlingua, lm=lm_src, start_layer=1, n_layers=1)
-        return LatentWire(cfg, {n: (lm.d_model, lm.embed_rms) for n, lm in lms.items()}, encoder=enc)
+        return LatentWire(cfg, {n: (lm.d_model, lm.embed_rms) for n, lm in readers.items()}, encoder=enc)
 
     def error(w: LatentWire, name: str) -> float:
         """Mean squared distance of the step-0 soft tokens from the reader's mean_pool slots, on TEXTS."""
@@ -74,16 +74,16 @@ def test_an_anchored_wire_starts_nearer_each_readers_mean_pool_than_a_fresh_one(
         with torch.no_grad():
             soft = w.to_model(w.encode(feats, mask, counts), name, counts=counts)
         rows = [
-            (soft[i, :m] - mean_pool_slot(lms[name], lms[name].tokenize([t])[0], m)).pow(2).mean()
+            (soft[i, :m] - mean_pool_slot(readers[name], readers[name].tokenize([t])[0], m)).pow(2).mean()
             for i, (t, m) in enumerate(zip(TEXTS, counts.tolist(), strict=True))
         ]
         return float(torch.stack(rows).mean())
 
     fresh, anchored = wire(), wire()
-    fit = anchor_wire(anchored, fs, lms, TEXTS + TEXTS[:1], max_text_tokens=512)
-    assert set(fit) == set(lms) and all(0.0 < f["r2"] <= 1.0 for f in fit.values())
+    fit = anchor_wire(anchored, fs, readers, TEXTS + TEXTS[:1], max_text_tokens=512)
+    assert set(fit) == set(readers) and all(0.0 < f["r2"] <= 1.0 for f in fit.values())
     assert all(f["texts"] == len(TEXTS) for f in fit.values())  # duplicates fitted once
-    for name in lms:
+    for name in readers:
         assert error(anchored, name) < 0.5 * error(fresh, name), name
     # the shared encoder is untouched: only the adapters moved
     for (k, a), (_, b) in zip(

@@ -102,8 +102,8 @@ def test_an_open_coprocessor_reads_the_prompt_and_generation_equals_the_teacher_
 def test_content_pretraining_trains_the_coprocessor_and_leaves_the_reader_alone(
     tmp_path: Path, tiny_llama
 ) -> None:
-    lms = {"tiny-llama": tiny_llama}
-    _, obj, _ = content_setup(tmp_path, lms)
+    readers = {"tiny-llama": tiny_llama}
+    _, obj, _ = content_setup(tmp_path, readers)
     cfg = LatentWireConfig(
         interlingua=InterlinguaConfig(kind="mean_pool", d_in=32, d_z=16, n_tokens=16, ratio=4.0, n_heads=4),
         adapter_kind="linear",

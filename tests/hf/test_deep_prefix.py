@@ -95,8 +95,8 @@ def test_generation_from_a_kv_prefix_equals_the_teacher_forced_path(reader: str,
 def test_a_deep_prefix_wire_trains_its_adapters_and_leaves_the_reader_alone(
     tmp_path: Path, tiny_llama
 ) -> None:
-    lms = {"tiny-llama": tiny_llama}
-    _, obj, _ = content_setup(tmp_path, lms)
+    readers = {"tiny-llama": tiny_llama}
+    _, obj, _ = content_setup(tmp_path, readers)
     cfg = LatentWireConfig(
         interlingua=InterlinguaConfig(kind="mean_pool", d_in=32, d_z=16, n_tokens=16, ratio=4.0),
         adapter_kind="linear",

@@ -123,8 +123,8 @@ def test_a_layer_past_the_reader_depth_is_refused_by_name_and_hooks_never_stay(t
 
 
 def test_content_pretraining_trains_the_gates_and_leaves_the_reader_alone(tmp_path: Path, tiny_llama) -> None:
-    lms = {"tiny-llama": tiny_llama}
-    _, obj, _ = content_setup(tmp_path, lms)
+    readers = {"tiny-llama": tiny_llama}
+    _, obj, _ = content_setup(tmp_path, readers)
     cfg = LatentWireConfig(
         interlingua=InterlinguaConfig(kind="mean_pool", d_in=32, d_z=16, n_tokens=16, ratio=4.0, n_heads=4),
         content_tokens=True,

@@ -30,8 +30,8 @@ def test_curriculum_schedule_by_step() -> None:
 
 
 def test_curriculum_phases_reconstruct_spans_of_their_length_then_mix(tmp_path: Path, tiny_llama) -> None:
-    lms = {"tiny-llama": tiny_llama}
-    _, obj, _ = content_setup(tmp_path, lms, steps=6, curriculum=[3, 5], curriculum_steps=2)
+    readers = {"tiny-llama": tiny_llama}
+    _, obj, _ = content_setup(tmp_path, readers, steps=6, curriculum=[3, 5], curriculum_steps=2)
     seen = []
     for step in range(6):
         obj.set_step(step)
@@ -55,8 +55,8 @@ def test_content_hinge_is_the_margin_when_latents_are_equal_and_zero_past_it() -
 
 
 def test_content_loss_is_constant_when_every_row_has_the_same_latent(tmp_path: Path, tiny_llama) -> None:
-    lms = {"tiny-llama": tiny_llama}
-    wire, obj, _ = content_setup(tmp_path, lms, content_weight=0.5, content_margin=1.0, rec_fraction=1.0)
+    readers = {"tiny-llama": tiny_llama}
+    wire, obj, _ = content_setup(tmp_path, readers, content_weight=0.5, content_margin=1.0, rec_fraction=1.0)
     idx = [0, 0]  # the same window twice: rolling the latents changes nothing
     total, stats = obj(wire, idx, ["tiny-llama"], CPU)
     plain, _ = obj(wire, idx, ["tiny-llama"], CPU, content_loss=False)
@@ -88,7 +88,7 @@ def test_param_groups_give_the_encoder_and_the_rest_their_own_learning_rates(
 
 
 def test_pretraining_with_every_option_on_resumes_bit_identically(tmp_path: Path, tiny_llama) -> None:
-    lms = {"tiny-llama": tiny_llama}
+    readers = {"tiny-llama": tiny_llama}
     options = {
         "steps": 6,
         "curriculum": [3, 5],
@@ -99,10 +99,10 @@ def test_pretraining_with_every_option_on_resumes_bit_identically(tmp_path: Path
     }
 
     def run(folder: Path, stop_after: int | None = None) -> LatentWire:
-        wire, obj, pc = content_setup(tmp_path / "feat", lms, **options)
+        wire, obj, pc = content_setup(tmp_path / "feat", readers, **options)
         t = Trainer(
             wire=wire,
-            lms=lms,
+            readers=readers,
             cfg=pc,
             ckpt_dir=folder / "checkpoints",
             metrics_path=folder / "metrics.jsonl",

@@ -33,18 +33,18 @@ EXAMPLES = [
 ]
 
 
-def _trainer(lms, run: Path, **kw) -> Trainer:
+def _trainer(readers, run: Path, **kw) -> Trainer:
     torch.manual_seed(0)
     wire = LatentWire(
         LatentWireConfig(interlingua=InterlinguaConfig(d_in=16, d_z=16, n_tokens=3, n_heads=2)),
-        {n: (lm.d_model, lm.embed_rms) for n, lm in lms.items()},
+        {n: (lm.d_model, lm.embed_rms) for n, lm in readers.items()},
     )
     cfg = TrainConfig(
         **{"steps": 6, "batch_size": 4, "ckpt_every": 2, "log_every": 1, "kd_weight": 0.5, **kw}
     )
     return Trainer(
         wire=wire,
-        lms=lms,
+        readers=readers,
         features=HashFeatures(),
         task=get_task("sst2"),
         examples=EXAMPLES,
@@ -55,14 +55,14 @@ def _trainer(lms, run: Path, **kw) -> Trainer:
 
 
 def test_resume_after_kill_gives_the_same_weights(tiny_llama, tiny_gemma3, tmp_path: Path) -> None:
-    lms = {"tiny-llama": tiny_llama, "tiny-gemma3": tiny_gemma3}
-    straight = _trainer(lms, tmp_path / "a").train()
-    first = _trainer(lms, tmp_path / "b")
+    readers = {"tiny-llama": tiny_llama, "tiny-gemma3": tiny_gemma3}
+    straight = _trainer(readers, tmp_path / "a").train()
+    first = _trainer(readers, tmp_path / "b")
     first.train(stop_after=3)  # "killed" after step 3; last checkpoint is step 2
     assert latest_checkpoint(tmp_path / "b" / "checkpoints").name == "step_000002"
     at_2 = json.loads((tmp_path / "b" / "checkpoints" / "step_000002" / "trainer.json").read_text())
     assert 0 < at_2["train_seconds"] < first.train_seconds  # step 3 ran, and is redone below
-    second = _trainer(lms, tmp_path / "b")
+    second = _trainer(readers, tmp_path / "b")
     resumed = second.train()
     # the training time of the kept trajectory: the first process's steps 1-2 plus the second's 3-6
     assert second.train_seconds > at_2["train_seconds"]
@@ -84,8 +84,8 @@ def test_resume_after_kill_gives_the_same_weights(tiny_llama, tiny_gemma3, tmp_p
 
 
 def test_round_robin_and_accumulation_run(tiny_llama, tiny_qwen2, tmp_path: Path) -> None:
-    lms = {"tiny-llama": tiny_llama, "tiny-qwen2": tiny_qwen2}
-    t = _trainer(lms, tmp_path, model_schedule="round_robin", grad_accum=2, steps=4, kd_weight=0.0)
+    readers = {"tiny-llama": tiny_llama, "tiny-qwen2": tiny_qwen2}
+    t = _trainer(readers, tmp_path, model_schedule="round_robin", grad_accum=2, steps=4, kd_weight=0.0)
     t.train()
     rows = [json.loads(x) for x in (tmp_path / "train" / "metrics.jsonl").read_text().splitlines()]
     assert "tiny-llama/ce" in rows[0] and "tiny-qwen2/ce" not in rows[0]
@@ -122,9 +122,9 @@ def _same(a: torch.nn.Module, b: torch.nn.Module) -> None:
 def test_silent_corruption_inside_tensor_data_is_caught_and_the_previous_checkpoint_used(
     tiny_llama, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    lms = {"tiny-llama": tiny_llama}
-    straight = _trainer(lms, tmp_path / "a", kd_weight=0.0).train()
-    _trainer(lms, tmp_path / "b", kd_weight=0.0).train(stop_after=5)  # checkpoints at steps 2 and 4
+    readers = {"tiny-llama": tiny_llama}
+    straight = _trainer(readers, tmp_path / "a", kd_weight=0.0).train()
+    _trainer(readers, tmp_path / "b", kd_weight=0.0).train(stop_after=5)  # checkpoints at steps 2 and 4
     newest = latest_checkpoint(tmp_path / "b" / "checkpoints")
     assert newest.name == "step_000004"
     f = newest / "wire.safetensors"
@@ -133,7 +133,7 @@ def test_silent_corruption_inside_tensor_data_is_caught_and_the_previous_checkpo
     f.write_bytes(bytes(raw))
     fallback = latest_checkpoint(tmp_path / "b" / "checkpoints")
     assert fallback.name == "step_000002"  # the newest that verifies
-    resumed = _trainer(lms, tmp_path / "b", kd_weight=0.0).train()
+    resumed = _trainer(readers, tmp_path / "b", kd_weight=0.0).train()
     _same(straight, resumed)  # exactly the uninterrupted run, not 1e34 away
     seen = capsys.readouterr()
     assert "wire.safetensors: corrupted" in seen.out + seen.err  # the fallback is reported
@@ -142,12 +142,12 @@ def test_silent_corruption_inside_tensor_data_is_caught_and_the_previous_checkpo
 def test_missing_latest_json_resumes_by_metadata_and_pruning_keeps_the_new_checkpoint(
     tiny_llama, tmp_path: Path
 ) -> None:
-    lms = {"tiny-llama": tiny_llama}
-    straight = _trainer(lms, tmp_path / "a", kd_weight=0.0).train()
-    _trainer(lms, tmp_path / "b", kd_weight=0.0).train(stop_after=5)
+    readers = {"tiny-llama": tiny_llama}
+    straight = _trainer(readers, tmp_path / "a", kd_weight=0.0).train()
+    _trainer(readers, tmp_path / "b", kd_weight=0.0).train(stop_after=5)
     (tmp_path / "b" / "checkpoints" / "latest.json").unlink()
     assert latest_checkpoint(tmp_path / "b" / "checkpoints").name == "step_000004"  # not a restart from 0
-    resumed = _trainer(lms, tmp_path / "b", kd_weight=0.0).train()
+    resumed = _trainer(readers, tmp_path / "b", kd_weight=0.0).train()
     _same(straight, resumed)
     kept = sorted(p.name for p in (tmp_path / "b" / "checkpoints").glob("step_*"))
     assert kept == ["step_000004", "step_000006"]  # pruned by step number, the newest kept
@@ -155,8 +155,8 @@ def test_missing_latest_json_resumes_by_metadata_and_pruning_keeps_the_new_check
 
 def test_prune_never_removes_the_checkpoint_just_written(tiny_llama, tmp_path: Path) -> None:
     """Stale higher-numbered checkpoints (a restarted run) must not push out the one just written."""
-    lms = {"tiny-llama": tiny_llama}
-    _trainer(lms, tmp_path, kd_weight=0.0, steps=4).train()
+    readers = {"tiny-llama": tiny_llama}
+    _trainer(readers, tmp_path, kd_weight=0.0, steps=4).train()
     ck = tmp_path / "checkpoints"
     import shutil
 
@@ -166,7 +166,7 @@ def test_prune_never_removes_the_checkpoint_just_written(tiny_llama, tmp_path: P
     (ck / "step_1000000" / "digests.json").write_text(json.dumps(d))
     from latentwire_hf.checkpoint import save_checkpoint
 
-    t = _trainer(lms, tmp_path / "x", kd_weight=0.0, steps=1)
+    t = _trainer(readers, tmp_path / "x", kd_weight=0.0, steps=1)
     path = save_checkpoint(
         ck, 6, model=t.wire, optimizer=t.optimizer.optimizer, scheduler=t.scheduler, trainer_state={}, keep=2
     )

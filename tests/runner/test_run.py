@@ -210,7 +210,7 @@ def test_the_runner_builds_its_wire_by_the_one_constructor_whatever_the_process_
 
     exp = load_experiment(experiment(tmp_path, base))
     warm = Run(exp, root=tmp_path / "a")
-    warm.lms(), warm.features()
+    warm.readers(), warm.features()
     ref = warm.build_wire().state_dict()
     cold = Run(exp, root=tmp_path / "b")
     built = cold.build_wire().state_dict()

@@ -68,14 +68,14 @@ def load_run_data(exp: Experiment) -> tuple[list[Example], list[Example], LoadRe
     return train, evaluation, report, dropped
 
 
-def run_wire_spec(exp: Experiment, lms: Mapping[str, HFFrozenLM], features: Any) -> WireSpec:
+def run_wire_spec(exp: Experiment, readers: Mapping[str, HFFrozenLM], features: Any) -> WireSpec:
     """The run's wire spec (what ``wire.json`` holds) for its loaded readers and feature source.
 
     Raises:
         ModelShapeError: a latent-adapter layer past a reader's depth.
     """
     w, f = exp.wire, exp.features
-    for n, lm in lms.items():  # latent adapters: every chosen layer exists in every reader
+    for n, lm in readers.items():  # latent adapters: every chosen layer exists in every reader
         beyond = [i for i in w.latent_adapter_layers if i >= len(lm.decoder_layers)]
         if beyond:
             raise ModelShapeError(
@@ -86,12 +86,12 @@ def run_wire_spec(exp: Experiment, lms: Mapping[str, HFFrozenLM], features: Any)
         cfg,
         features={"source": f.source, "layer": f.layer, "max_length": f.max_length},
         lm_encoder=w.lm_pool.encoder_kwargs(f.layer) if w.encoder.kind == "lm_pool" else None,
-        readers={n: (lm.d_model, lm.embed_rms) for n, lm in lms.items()},
+        readers={n: (lm.d_model, lm.embed_rms) for n, lm in readers.items()},
         task=exp.data.task,
         compress=w.compress,
         codec=exp.codec,
         seed=exp.seed,
-        kv={n: (lm.kv_width, lm.kv_rms) for n, lm in lms.items()}
+        kv={n: (lm.kv_width, lm.kv_rms) for n, lm in readers.items()}
         if w.inject in ("kv", "coprocessor")
         else None,
     )
@@ -118,7 +118,7 @@ def fit_anchor(
     exp: Experiment,
     train: Sequence[Example],
     features: Any,
-    lms: Mapping[str, HFFrozenLM],
+    readers: Mapping[str, HFFrozenLM],
 ) -> dict[str, Any] | None:
     """``[wire] anchor``: fit each reader's adapter to its ``mean_pool`` group means on training texts (never
     an evaluation text); returns the fit per reader (its R^2 among it), or ``None`` without an anchor. For
@@ -128,13 +128,13 @@ def fit_anchor(
     from latentwire_core.anchor import anchor_wire
 
     fit: dict[str, Any] = anchor_wire(
-        wire, features, dict(lms), _fit_texts(exp, train), max_text_tokens=exp.eval.max_text_tokens
+        wire, features, dict(readers), _fit_texts(exp, train), max_text_tokens=exp.eval.max_text_tokens
     )
     return fit
 
 
 def init_from(
-    wire: LatentWire, exp: Experiment, spec: WireSpec, lms: Mapping[str, HFFrozenLM], *, load: bool
+    wire: LatentWire, exp: Experiment, spec: WireSpec, readers: Mapping[str, HFFrozenLM], *, load: bool
 ) -> dict[str, HFFrozenLM]:
     """``[wire] init_from``: load a trained wire's encoder and readers into ``wire`` (when ``load``: a fresh
     start) and freeze them; returns the readers this run trains (the new ones; all without ``init_from``).
@@ -144,7 +144,7 @@ def init_from(
     """
     src = exp.wire.init_from
     if not src:
-        return dict(lms)
+        return dict(readers)
     from latentwire_hf.pretrained import PretrainedWire
 
     source = PretrainedWire.from_pretrained(Path(src))
@@ -153,7 +153,7 @@ def init_from(
             f"init_from {src}: its encoder (interlingua, features, trunk) differs from this run's [wire]/[features]"
         )
     old = set(source.spec.readers)
-    new = {n: lm for n, lm in lms.items() if n not in old}
+    new = {n: lm for n, lm in readers.items() if n not in old}
     if not new:
         raise RunFolderError(f"init_from {src}: every reader of this run was trained there; nothing to add")
     if load:

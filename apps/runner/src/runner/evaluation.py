@@ -72,7 +72,7 @@ def embedding_report(
     budgets: Mapping[str, int],
     *,
     features: Any,
-    lms: Mapping[str, Any],
+    readers: Mapping[str, Any],
     compress: str,
     device: str,
     seed: int,
@@ -85,7 +85,7 @@ def embedding_report(
     counts = [budgets[e.id] for e in chunk]
     rx = receive(wire.send(feats, mask, codec, fingerprint, counts))  # the message path, as a reader gets it
     out: dict[str, Any] = {"n_examples": len(chunk), "calibration": wire.cfg.calibration}
-    for name, lm in lms.items():
+    for name, lm in readers.items():
         refine = wire.refiner if wire.refiner is not None else (lambda z: z)
         raw = [wire.adapters(refine(r[None].to(device)), name)[0] for r in rx]
         soft = [wire.to_model(r[None].to(device), name)[0] for r in rx]

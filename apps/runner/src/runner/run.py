@@ -186,7 +186,7 @@ class Run(TrainingStages):
             self._data = (train, evaluation)
         return self._data
 
-    def lms(self) -> dict[str, HFFrozenLM]:
+    def readers(self) -> dict[str, HFFrozenLM]:
         if not self._lms:
             for name in self.exp.models.names:
                 self._lms[name] = load_frozen_lm(name, device=self.device, seed=self.exp.seed)
@@ -205,7 +205,7 @@ class Run(TrainingStages):
         the benchmarks and ``PretrainedWire`` use (``latentwire_hf.pretrained.build_wire``). The readers and
         the feature source are loaded first, so the seeded initialisation never depends on what this
         process happened to load before."""
-        spec = run_wire_spec(self.exp, self.lms(), self.features())
+        spec = run_wire_spec(self.exp, self.readers(), self.features())
         self.wire_spec = spec
         if self.is_main and not self.folder.read_only:  # what PretrainedWire.from_pretrained rebuilds it from
             write_spec(self.dir, spec)
@@ -217,7 +217,7 @@ class Run(TrainingStages):
 
     def fit_anchor(self, wire: LatentWire, stage: str) -> None:
         """``[wire] anchor``, on a fresh wire only; the fit's R^2 per reader goes to ``<stage>/anchor.json``."""
-        fit = fit_anchor(wire, self.exp, self.data()[0], self.features(), self.lms())
+        fit = fit_anchor(wire, self.exp, self.data()[0], self.features(), self.readers())
         if fit is None:
             return
         log.info("anchored_readers", stage=stage, **{n: round(f["r2"], 4) for n, f in fit.items()})
@@ -229,14 +229,14 @@ class Run(TrainingStages):
     def init_from(self, wire: LatentWire, *, load: bool) -> dict[str, Any]:
         """``[wire] init_from``: see :func:`.building.init_from`; returns the readers this run trains."""
         assert self.wire_spec is not None
-        return init_from(wire, self.exp, self.wire_spec, self.lms(), load=load)
+        return init_from(wire, self.exp, self.wire_spec, self.readers(), load=load)
 
     # --- stages ----------------------------------------------------------------------------------
     def _prepare(self) -> dict[str, Any]:
         train, evaluation = self.data()
         models = {
             n: {"d_model": lm.d_model, "embed_rms": lm.embed_rms, "chat_template": lm.has_chat_template}
-            for n, lm in self.lms().items()
+            for n, lm in self.readers().items()
         }
         fs = self.features()
         comp, eval_comp = self.exp.wire.compress, self.exp.eval_compress
@@ -319,13 +319,13 @@ class Run(TrainingStages):
             if not ev.cache_generations or name.startswith("tiny-"):  # tiny readers are rebuilt per process
                 return None
             return GenerationCache(
-                cache_root() / "generations.sqlite", f"{name}:{self.lms()[name].fingerprint}"
+                cache_root() / "generations.sqlite", f"{name}:{self.readers()[name].fingerprint}"
             )
 
         preds, metrics = evaluate(
             ctx,
             evaluation,
-            self.lms(),
+            self.readers(),
             ev.methods,
             batch_size=ev.batch_size,
             gold_scores=ev.gold_scores,
@@ -348,7 +348,7 @@ class Run(TrainingStages):
                 ctx.codec,
                 ctx.budgets,
                 features=self.features(),
-                lms=self.lms(),
+                readers=self.readers(),
                 compress=self.exp.eval_compress,
                 device=self.device,
                 seed=self.exp.seed,

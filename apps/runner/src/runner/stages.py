@@ -35,7 +35,7 @@ class RunPieces(Protocol):
     task: TaskSpec
 
     def data(self) -> tuple[list[Example], list[Example]]: ...
-    def lms(self) -> dict[str, HFFrozenLM]: ...
+    def readers(self) -> dict[str, HFFrozenLM]: ...
     def features(self) -> Any: ...
     def build_wire(self) -> LatentWire: ...
     def init_from(self, wire: LatentWire, *, load: bool) -> dict[str, Any]: ...
@@ -66,7 +66,7 @@ class TrainingStages:
             self.fit_standardization(wire)
             self.fit_anchor(wire, "pretrain")
         objective = ContentObjective(
-            lms=readers,
+            readers=readers,
             features=fs,
             items=items,
             cfg=attrs.evolve(pc, seed=self.exp.seed),
@@ -74,7 +74,7 @@ class TrainingStages:
         )
         trainer = Trainer(
             wire=wire,
-            lms=readers,
+            readers=readers,
             cfg=attrs.evolve(pc, seed=self.exp.seed),
             ckpt_dir=self.folder.checkpoints("pretrain"),
             metrics_path=self.folder.metrics_log("pretrain"),
@@ -109,7 +109,7 @@ class TrainingStages:
             log.info("initialised_from_pretrain", checkpoint=str(pre))
         trainer = Trainer(
             wire=wire,
-            lms=readers,
+            readers=readers,
             features=self.features(),
             task=self.task,
             examples=train,
@@ -138,7 +138,7 @@ class TrainingStages:
             train, _ = self.data()
             _, mask = self.features().features([compressed_text(e, w.compress) for e in train[:512]])
             m = max(1, round(float(slot_counts(mask, n_tokens=enc.n_tokens, ratio=enc.ratio).float().mean())))
-        return SoftPromptControl({n: (lm.d_model, lm.embed_rms) for n, lm in self.lms().items()}, m)
+        return SoftPromptControl({n: (lm.d_model, lm.embed_rms) for n, lm in self.readers().items()}, m)
 
     def _control(self: RunPieces) -> dict[str, Any]:
         """Train the equal-training soft-prompt control: same steps, data, losses as the wire."""
@@ -149,7 +149,7 @@ class TrainingStages:
         cfg = attrs.evolve(self.exp.train, seed=self.exp.seed)
         w = self.exp.wire
         task_obj = TaskObjective(
-            lms=self.lms(),
+            readers=self.readers(),
             features=self.features(),
             task=self.task,
             examples=train,
@@ -159,7 +159,7 @@ class TrainingStages:
         objective = SoftPromptObjective(task_obj, max_text_tokens=self.exp.eval.max_text_tokens)
         trainer = Trainer(
             wire=control,
-            lms=self.lms(),
+            readers=self.readers(),
             cfg=cfg,
             ckpt_dir=self.folder.checkpoints("control"),
             metrics_path=self.folder.metrics_log("control"),

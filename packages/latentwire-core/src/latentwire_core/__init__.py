@@ -29,7 +29,7 @@ if TYPE_CHECKING:
         WireCodecConfig,
     )
     from latentwire_core.encoders.mean_pool import MeanPoolEncoder
-    from latentwire_core.encoders.perceiver import LearnedQueryPooler
+    from latentwire_core.encoders.perceiver import PerceiverEncoder
     from latentwire_core.interlingua import build_interlingua
     from latentwire_core.losses import (
         Positions,
@@ -74,7 +74,7 @@ _WHERE: dict[str, str] = {
     "LatentWire": "latentwire_core.wire",
     "LatentWireConfig": "latentwire_core.config",
     "LearnedGain": "latentwire_core.calibration",
-    "LearnedQueryPooler": "latentwire_core.encoders.perceiver",
+    "PerceiverEncoder": "latentwire_core.encoders.perceiver",
     "MeanPoolEncoder": "latentwire_core.encoders.mean_pool",
     "Positions": "latentwire_core.losses",
     "QuantWireCodec": "latentwire_core.codec",
@@ -117,8 +117,8 @@ __all__ = [
     "LatentWire",
     "LatentWireConfig",
     "LearnedGain",
-    "LearnedQueryPooler",
     "MeanPoolEncoder",
+    "PerceiverEncoder",
     "Positions",
     "PromptLM",
     "QuantWireCodec",

@@ -106,7 +106,7 @@ def anchor_adapter(adapter: nn.Module, weight: torch.Tensor, bias: torch.Tensor)
 def anchor_wire(
     wire: LatentWire,
     features: FeatureSource,
-    lms: Mapping[str, FrozenLM],
+    readers: Mapping[str, FrozenLM],
     texts: Sequence[str],
     *,
     max_text_tokens: int,
@@ -135,7 +135,7 @@ def anchor_wire(
     was_training = wire.training
     wire.eval()
     zs: list[torch.Tensor] = []
-    targets: dict[str, list[torch.Tensor]] = {name: [] for name in lms}
+    targets: dict[str, list[torch.Tensor]] = {name: [] for name in readers}
     for start in range(0, len(texts), batch_size):
         chunk = texts[start : start + batch_size]
         feats, mask = features.features(chunk)
@@ -144,12 +144,12 @@ def anchor_wire(
         z = wire.encode(feats, mask, counts).float().cpu()  # (B, M, d_z)
         for row, (text, m) in enumerate(zip(chunk, counts.tolist(), strict=True)):
             zs.append(z[row, :m])
-            for name, lm in lms.items():
+            for name, lm in readers.items():
                 ids = lm.tokenize([text])[0][:max_text_tokens]
                 targets[name].append(mean_pool_slot(lm, ids, m).cpu())
     x = torch.cat(zs)
     out: dict[str, dict[str, float]] = {}
-    for name in lms:
+    for name in readers:
         weight, bias, r2 = ridge(x, torch.cat(targets[name]))
         adapter = wire.adapters.adapters[name]
         anchor_adapter(adapter, weight.to(dev), bias.to(dev))

@@ -21,11 +21,11 @@ class SoftPromptControl(nn.Module):
     """``M`` learned vectors per reader, at the reader's embedding scale.
 
     Args:
-        models: reader name -> ``(d_model, embed_rms)``.
+        readers: reader name -> ``(d_model, embed_rms)``.
         n_tokens: ``M``, the soft prompt's length (the wire's size).
     """
 
-    def __init__(self, models: Mapping[str, tuple[int, float]], n_tokens: int) -> None:
+    def __init__(self, readers: Mapping[str, tuple[int, float]], n_tokens: int) -> None:
         super().__init__()
         if n_tokens < 1:
             raise ValueError(f"n_tokens must be >= 1, got {n_tokens}")
@@ -34,13 +34,13 @@ class SoftPromptControl(nn.Module):
         self.prompts = nn.ParameterDict(
             {
                 name: nn.Parameter(torch.randn(n_tokens, d, generator=gen) * rms)
-                for name, (d, rms) in models.items()
+                for name, (d, rms) in readers.items()
             }
         )
 
-    def forward(self, models: Sequence[str]) -> dict[str, torch.Tensor]:
+    def forward(self, names: Sequence[str]) -> dict[str, torch.Tensor]:
         """Reader name -> its soft prompt ``(M, d_model)`` (one call, for DDP)."""
-        return {m: self.prompts[m] for m in models}
+        return {m: self.prompts[m] for m in names}
 
     @staticmethod
     def slot(prompt: torch.Tensor, text_embeds: torch.Tensor) -> torch.Tensor:

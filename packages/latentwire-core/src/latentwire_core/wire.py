@@ -52,7 +52,7 @@ class LatentWire(nn.Module):
 
     Args:
         cfg: encoder/adapter/calibration settings.
-        models: model name -> ``(d_model, embed_rms)``, the target's width and its
+        readers: reader name -> ``(d_model, embed_rms)``, the reader's width and its
             cached embedding RMS (the calibration target).
         encoder: a prebuilt encoder (``lm_pool`` needs the LM's layers); default: built from
             ``cfg.interlingua`` by its registry name.
@@ -64,7 +64,7 @@ class LatentWire(nn.Module):
     def __init__(
         self,
         cfg: LatentWireConfig,
-        models: Mapping[str, tuple[int, float]],
+        readers: Mapping[str, tuple[int, float]],
         *,
         encoder: nn.Module | None = None,
         kv: Mapping[str, tuple[int, float]] | None = None,
@@ -80,13 +80,13 @@ class LatentWire(nn.Module):
                 torch.manual_seed(0)
                 self.refiner = LatentRefiner(cfg.interlingua.d_z, cfg.refiner_layers, cfg.interlingua.n_heads)
         if cfg.inject in ("kv", "coprocessor"):
-            missing = sorted(set(models) - set(kv or {}))
+            missing = sorted(set(readers) - set(kv or {}))
             if missing:
                 raise ValueError(f"inject = 'kv' needs each reader's (kv_width, kv_rms); missing {missing}")
             assert kv is not None
-            outputs = {n: kv[n] for n in models}
+            outputs = {n: kv[n] for n in readers}
         else:
-            outputs = dict(models)
+            outputs = dict(readers)
         self.adapters = AdapterBank(
             {
                 name: AdapterConfig(
@@ -101,13 +101,13 @@ class LatentWire(nn.Module):
         )
         # each reader's calibration (parameters only for "learned": its gain, state key
         # calibrations.<reader>.log_gain; "gains." in checkpoints written before 2026-12-04, read alike)
-        self.calibrations = nn.ModuleDict({n: CALIBRATIONS.get(cfg.calibration)() for n in models})
+        self.calibrations = nn.ModuleDict({n: CALIBRATIONS.get(cfg.calibration)() for n in readers})
         self.register_load_state_dict_pre_hook(_renamed_state_keys)  # type: ignore[no-untyped-call]  # torch leaves it untyped
         self.target_rms = {name: float(rms) for name, (_, rms) in outputs.items()}
         # <rec>/<cont> per model, (2, d_model), at the model's embedding scale; deterministic init
         # (no RNG drawn, so adding them never changes the other parameters' initialisation)
         self.content = nn.ParameterDict(
-            {name: nn.Parameter(_content_init(d_model, rms)) for name, (d_model, rms) in models.items()}
+            {name: nn.Parameter(_content_init(d_model, rms)) for name, (d_model, rms) in readers.items()}
             if cfg.content_tokens
             else {}
         )
@@ -136,7 +136,7 @@ class LatentWire(nn.Module):
                         name: ReaderLatentAdapters(
                             cfg.latent_adapter_layers, d_model, cfg.interlingua.d_z, cfg.interlingua.n_heads
                         )
-                        for name, (d_model, _) in models.items()
+                        for name, (d_model, _) in readers.items()
                     }
                 )
 
@@ -145,14 +145,14 @@ class LatentWire(nn.Module):
         ic = self.cfg.interlingua
         return slot_counts(mask, n_tokens=ic.n_tokens, ratio=ic.ratio)
 
-    def forward(self, features: torch.Tensor, mask: torch.Tensor, models: Sequence[str]) -> Sent:
-        """One call for DDP: features -> ``Z`` -> soft tokens ``(B, M, d_model)`` per named model, with
+    def forward(self, features: torch.Tensor, mask: torch.Tensor, names: Sequence[str]) -> Sent:
+        """One call for DDP: features -> ``Z`` -> soft tokens ``(B, M, d_model)`` per named reader, with
         the counts ``M_i`` the wire used (:class:`Sent`)."""
         counts = self.counts(mask)
         # fixed M: no per-row counts inside, so the fixed-M path computes exactly what it always did
         inner = counts if self.cfg.interlingua.ratio > 0 else None
         z = self.encode(features, mask, inner)
-        return Sent({m: self.to_model(z, m, counts=inner) for m in models}, counts)
+        return Sent({m: self.to_model(z, m, counts=inner) for m in names}, counts)
 
     def encode(
         self, features: torch.Tensor, mask: torch.Tensor, counts: torch.Tensor | None = None

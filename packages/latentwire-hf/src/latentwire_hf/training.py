@@ -3,7 +3,7 @@
 The loop owns the mechanics only: data order, gradient accumulation, clipping, the LR
 schedule, logging, atomic checkpoints and exact resume. What a step optimises is an
 objective (:mod:`latentwire_hf.objectives`): the task (stage ``train``) or content
-pretraining (stage ``pretrain``). Several frozen models per step (``model_schedule="all"``)
+pretraining (stage ``pretrain``). Several frozen readers per step (``model_schedule="all"``)
 or one per step in turn (``"round_robin"``). Resumable: the data order is a pure function
 of (seed, step), and checkpoints carry optimizer, scheduler and RNG state. At each logged step the
 objective's content probe (``content_probe``) adds the loss with each row's own latent vs another
@@ -65,7 +65,7 @@ class Trainer:
 
     Args:
         wire: the trainable module (encoder + adapters).
-        lms: model name -> frozen LM (``HFFrozenLM`` or a fake satisfying the port).
+        readers: model name -> frozen LM (``HFFrozenLM`` or a fake satisfying the port).
         features: a (cached) feature source.
         task: prompt/answer spec.
         examples: training examples (never evaluation ones).
@@ -81,7 +81,7 @@ class Trainer:
         self,
         *,
         wire: torch.nn.Module,
-        lms: Mapping[str, FrozenLM],
+        readers: Mapping[str, FrozenLM],
         features: FeatureSource | None = None,
         task: TaskSpec | None = None,
         examples: Sequence[Example] = (),
@@ -97,7 +97,7 @@ class Trainer:
             mixed_precision=cfg.mixed_precision if torch.cuda.is_available() else "no"
         )
         self.ckpt_dir, self.metrics_path = ckpt_dir, metrics_path
-        self.lms = dict(lms)
+        self.readers = dict(readers)
         if objective is None:
             if task is None or not examples:
                 raise ValueError("no training examples")
@@ -106,7 +106,7 @@ class Trainer:
             if not isinstance(wire, LatentWire):
                 raise TypeError("the default task objective needs a LatentWire; pass objective= otherwise")
             objective = TaskObjective(
-                lms=self.lms,
+                readers=self.readers,
                 features=features,
                 task=task,
                 examples=examples,
@@ -160,13 +160,13 @@ class Trainer:
         if set_step is not None:
             set_step(step)
 
-    def _active_models(self, step: int) -> list[str]:
-        names = list(self.lms)
+    def _active_readers(self, step: int) -> list[str]:
+        names = list(self.readers)
         return names if self.cfg.model_schedule == "all" else [names[step % len(names)]]
 
-    def _micro_step(self, idx: list[int], models: list[str]) -> dict[str, float]:
+    def _micro_step(self, idx: list[int], names: list[str]) -> dict[str, float]:
         with self.acc.autocast():
-            total, stats = self.objective(self.wire, idx, models, self.acc.device)
+            total, stats = self.objective(self.wire, idx, names, self.acc.device)
         if not bool(torch.isfinite(total.detach())):
             raise NonFiniteLossError(
                 f"non-finite loss ({float(total.detach())}) at step {self.step + 1}; training stopped, "
@@ -233,7 +233,7 @@ class Trainer:
         while self.step < self.cfg.steps:
             step_start = time.perf_counter()
             self._set_step(self.step)
-            models = self._active_models(self.step)
+            names = self._active_readers(self.step)
             for micro in range(self.cfg.grad_accum):
                 sync = micro == self.cfg.grad_accum - 1
                 ctx = (
@@ -242,7 +242,7 @@ class Trainer:
                     else contextlib.nullcontext()
                 )
                 with ctx:
-                    for k, v in self._micro_step(self._indices(self.step, micro), models).items():
+                    for k, v in self._micro_step(self._indices(self.step, micro), names).items():
                         window.setdefault(k, []).append(v)
                 seen += self.cfg.batch_size * self.acc.num_processes
             self.acc.clip_grad_norm_(self.wire.parameters(), self.cfg.grad_clip)
@@ -264,7 +264,7 @@ class Trainer:
                     with self.acc.autocast():  # every reader, also those a round-robin step skipped
                         self._set_step(self.step)
                         nxt = self._indices(self.step, 0)
-                        row.update(self.objective.probe(self.wire, nxt, list(self.lms), self.acc.device))
+                        row.update(self.objective.probe(self.wire, nxt, list(self.readers), self.acc.device))
                 row.update(
                     step=self.step,
                     lr=float(self.scheduler.get_last_lr()[0]),

@@ -10,11 +10,11 @@ from torch import nn
 from latentwire_core.config import INTERLINGUAS, InterlinguaConfig
 from latentwire_core.interlingua import GatedMLP, zero_past_counts
 
-__all__ = ["LearnedQueryPooler"]
+__all__ = ["PerceiverEncoder"]
 
 
 @INTERLINGUAS.register("perceiver")
-class LearnedQueryPooler(nn.Module):
+class PerceiverEncoder(nn.Module):
     """M learned queries attend over the masked features, then residual + gated MLP."""
 
     def __init__(self, cfg: InterlinguaConfig) -> None:

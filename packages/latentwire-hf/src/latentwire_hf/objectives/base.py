@@ -25,11 +25,11 @@ class Objective(Protocol):
     n_items: int
 
     def __call__(
-        self, wire: nn.Module, idx: list[int], models: list[str], device: torch.device
+        self, wire: nn.Module, idx: list[int], names: list[str], device: torch.device
     ) -> tuple[torch.Tensor, dict[str, float]]: ...
 
     def probe(
-        self, wire: nn.Module, idx: list[int], models: list[str], device: torch.device
+        self, wire: nn.Module, idx: list[int], names: list[str], device: torch.device
     ) -> dict[str, float]: ...
 
 
@@ -41,11 +41,11 @@ def unwrap(wire: nn.Module) -> Any:
 
 
 def encode(
-    wire: nn.Module, features: Any, texts: list[str], models: list[str], device: torch.device
+    wire: nn.Module, features: Any, texts: list[str], names: list[str], device: torch.device
 ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
     """The batch's texts through the feature source and the wire: ``(name -> soft (B, M, d_model), counts)``."""
     feats, mask = features.features(texts)
-    soft, counts = wire(feats.to(device), mask.to(device), models)
+    soft, counts = wire(feats.to(device), mask.to(device), names)
     return soft, counts
 
 
@@ -73,7 +73,7 @@ def with_content_loss(
     objective: Any,
     wire: nn.Module,
     idx: list[int],
-    models: list[str],
+    names: list[str],
     device: torch.device,
     total: torch.Tensor,
     stats: dict[str, float],
@@ -82,15 +82,15 @@ def with_content_loss(
     w = float(getattr(objective.cfg, "content_weight", 0.0))
     if w <= 0 or len(idx) < 2:
         return total, stats
-    shuffled, _ = objective(wire, idx, models, device, shuffle=True, content_loss=False)
-    hinge = content_hinge(total / len(models), shuffled / len(models), margin=objective.cfg.content_margin)
+    shuffled, _ = objective(wire, idx, names, device, shuffle=True, content_loss=False)
+    hinge = content_hinge(total / len(names), shuffled / len(names), margin=objective.cfg.content_margin)
     stats = {**stats, "content_hinge": float(hinge.detach())}
     return total + w * hinge, stats
 
 
 @torch.no_grad()
 def content_gap(
-    objective: Any, wire: nn.Module, idx: list[int], models: list[str], device: torch.device
+    objective: Any, wire: nn.Module, idx: list[int], names: list[str], device: torch.device
 ) -> dict[str, float]:
     """``{reader}/ce``, ``{reader}/ce_shuffled`` and ``{reader}/content_gap`` for one batch, no gradients.
 
@@ -102,12 +102,12 @@ def content_gap(
     was_training = wire.training
     wire.eval()
     try:
-        _, own = objective(wire, idx, models, device)
-        _, other = objective(wire, idx, models, device, shuffle=True)
+        _, own = objective(wire, idx, names, device)
+        _, other = objective(wire, idx, names, device, shuffle=True)
     finally:
         wire.train(was_training)
     out: dict[str, float] = {}
-    for name in models:
+    for name in names:
         ce, ce_sh = own[f"{name}/ce"], other[f"{name}/ce"]
         out.update({f"{name}/probe_ce": ce, f"{name}/ce_shuffled": ce_sh, f"{name}/content_gap": ce_sh - ce})
         if f"{name}/rec_ce" in own and f"{name}/rec_ce" in other:

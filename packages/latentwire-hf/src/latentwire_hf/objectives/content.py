@@ -70,7 +70,7 @@ class ContentObjective:
     def __init__(
         self,
         *,
-        lms: Mapping[str, FrozenLM],
+        readers: Mapping[str, FrozenLM],
         features: FeatureSource,
         items: Sequence[ContentItem],
         cfg: PretrainConfig,
@@ -78,7 +78,7 @@ class ContentObjective:
     ) -> None:
         if not items:
             raise ValueError("no pretraining text: the training split gave no window of text")
-        self.lms, self.features, self.cfg = dict(lms), features, cfg
+        self.readers, self.features, self.cfg = dict(readers), features, cfg
         self.mix = list(items)
         self.n_items = len(self.mix)
         # curriculum phases: 100% reconstruction of spans cut from the same training text
@@ -102,7 +102,7 @@ class ContentObjective:
                     raise ValueError(f"curriculum: no training text has {span} words")
             targets = {
                 name: [lm.tokenize([it.target])[0][: self.cfg.max_target_tokens] for it in items]
-                for name, lm in self.lms.items()
+                for name, lm in self.readers.items()
             }
             self._pools[span] = (items, targets)
         return self._pools[span]
@@ -117,8 +117,8 @@ class ContentObjective:
     def _head_cache(self, name: str) -> Any:
         """The reader's ``[BOS]`` run once (what a deep prefix follows), or None without a BOS."""
         if name not in self._heads:
-            bos = self.lms[name].special_ids["bos"]
-            self._heads[name] = self.lms[name].prefix_cache([int(bos)]) if bos is not None else None
+            bos = self.readers[name].special_ids["bos"]
+            self._heads[name] = self.readers[name].prefix_cache([int(bos)]) if bos is not None else None
         return self._heads[name]
 
     def item_index(self, i: int) -> int:
@@ -135,7 +135,7 @@ class ContentObjective:
         *,
         shuffle: bool = False,
     ) -> list[list[Segment]]:
-        lm = self.lms[name]
+        lm = self.readers[name]
         bos = lm.special_ids["bos"]
         head: list[int] = [int(bos)] if bos is not None else []
         w = unwrap(wire)
@@ -149,27 +149,27 @@ class ContentObjective:
         return rows
 
     def probe(
-        self, wire: nn.Module, idx: list[int], models: list[str], device: torch.device
+        self, wire: nn.Module, idx: list[int], names: list[str], device: torch.device
     ) -> dict[str, float]:
         """Reconstruction / continuation CE with this window's latent vs another's (:func:`content_gap`)."""
-        return content_gap(self, wire, idx, models, device)
+        return content_gap(self, wire, idx, names, device)
 
     def __call__(
         self,
         wire: nn.Module,
         idx: list[int],
-        models: list[str],
+        names: list[str],
         device: torch.device,
         *,
         shuffle: bool = False,
         content_loss: bool = True,
     ) -> tuple[torch.Tensor, dict[str, float]]:
         its = [self.items[self.item_index(i)] for i in idx]
-        soft, counts = encode(wire, self.features, [it.encoded for it in its], models, device)
+        soft, counts = encode(wire, self.features, [it.encoded for it in its], names, device)
         stats: dict[str, float] = {}
         total = torch.zeros((), device=device)
-        for name in models:
-            lm = self.lms[name]
+        for name in names:
+            lm = self.readers[name]
             rows = self.batch_rows(wire, name, soft[name], counts, idx, shuffle=shuffle)
             targets = [self.targets[name][self.item_index(i)] for i in idx]
             head = self._head_cache(name) if isinstance(rows[0][1], CacheSlot) else None
@@ -215,4 +215,4 @@ class ContentObjective:
             stats["rec_span_words"] = float(self.span)
         if shuffle or not content_loss:
             return total, stats
-        return with_content_loss(self, wire, idx, models, device, total, stats)
+        return with_content_loss(self, wire, idx, names, device, total, stats)

@@ -68,7 +68,7 @@ class TaskObjective:
     """Fine-tuning on the task: answer CE (+ first-token CE, + cached top-k KD to the full-text reader).
 
     Args:
-        lms: reader name -> frozen LM (the port).
+        readers: reader name -> frozen LM (the port).
         features: a feature source over the compressed texts.
         task: prompt / answer spec.
         examples: training examples.
@@ -79,15 +79,15 @@ class TaskObjective:
     def __init__(
         self,
         *,
-        lms: Mapping[str, FrozenLM],
+        readers: Mapping[str, FrozenLM],
         features: FeatureSource,
         task: TaskSpec,
         examples: Sequence[Example],
         cfg: Any,
         compress: str = "source",
     ) -> None:
-        self.lms, self.features, self.task, self.examples, self.cfg = (
-            dict(lms),
+        self.readers, self.features, self.task, self.examples, self.cfg = (
+            dict(readers),
             features,
             task,
             list(examples),
@@ -95,12 +95,12 @@ class TaskObjective:
         )
         self.compress = compress
         self.n_items = len(self.examples)
-        self.prompts = {name: SlotPrompt(lm, task, compress=compress) for name, lm in self.lms.items()}
+        self.prompts = {name: SlotPrompt(lm, task, compress=compress) for name, lm in self.readers.items()}
         self.answers = {
             name: [
                 with_eos(lm.tokenize([task.answer_text(e)])[0], self.prompts[name].eos) for e in self.examples
             ]
-            for name, lm in self.lms.items()
+            for name, lm in self.readers.items()
         }
         self.teacher = TeacherCache(k_positions=cfg.kd_k, top_k=cfg.kd_top_k)
 
@@ -108,7 +108,7 @@ class TaskObjective:
         self,
         wire: nn.Module,
         idx: list[int],
-        models: list[str],
+        names: list[str],
         device: torch.device,
         *,
         shuffle: bool = False,
@@ -117,34 +117,34 @@ class TaskObjective:
         exs = [self.examples[i] for i in idx]
         texts = [compressed_text(e, self.compress) for e in exs]
         soft, counts = encode(
-            wire, self.features, texts, models, device
+            wire, self.features, texts, names, device
         )  # name -> (B, M, d_model); M_i per row
         w = unwrap(wire)
         slots: dict[str, list[Segment]] = {
-            n: [w.slot(r, n) for r in slot_rows(soft[n], counts)] for n in models
+            n: [w.slot(r, n) for r in slot_rows(soft[n], counts)] for n in names
         }
         if shuffle:  # the probe's control: each question reads another example's latent
             slots = {n: roll_rows(r) for n, r in slots.items()}
-        total, stats = self.answer_losses(idx, models, slots, device)
+        total, stats = self.answer_losses(idx, names, slots, device)
         if shuffle or not content_loss:
             return total, stats
-        return with_content_loss(self, wire, idx, models, device, total, stats)
+        return with_content_loss(self, wire, idx, names, device, total, stats)
 
     def probe(
-        self, wire: nn.Module, idx: list[int], models: list[str], device: torch.device
+        self, wire: nn.Module, idx: list[int], names: list[str], device: torch.device
     ) -> dict[str, float]:
         """Answer CE with this example's latent vs another example's (see :func:`content_gap`)."""
-        return content_gap(self, wire, idx, models, device)
+        return content_gap(self, wire, idx, names, device)
 
     def answer_losses(
-        self, idx: list[int], models: list[str], slots: Mapping[str, list[Segment]], device: torch.device
+        self, idx: list[int], names: list[str], slots: Mapping[str, list[Segment]], device: torch.device
     ) -> tuple[torch.Tensor, dict[str, float]]:
         """Answer CE (+ first-token CE, + KD) of each reader given its slot contents for the batch."""
         exs = [self.examples[i] for i in idx]
         stats: dict[str, float] = {}
         total = torch.zeros((), device=device)
-        for name in models:
-            lm, prompt = self.lms[name], self.prompts[name]
+        for name in names:
+            lm, prompt = self.readers[name], self.prompts[name]
             answers = [self.answers[name][i] for i in idx]
             batch, hidden = prompt.hidden(slots[name], answers, prompt.tails(exs))
             pos = prediction_positions(batch.labels)
@@ -175,7 +175,7 @@ class TaskObjective:
         labels: torch.Tensor,
     ) -> torch.Tensor:
         """KL to the same reader prompted with the full text, on the first K answer tokens (cached top-k)."""
-        lm = self.lms[name]
+        lm = self.readers[name]
         cached = self.teacher.get(
             name, lm, self.prompts[name], exs, answers, max_text_tokens=self.cfg.max_text_tokens
         )
@@ -201,21 +201,21 @@ class SoftPromptObjective:
         self.max_text_tokens = max_text_tokens
 
     def __call__(
-        self, wire: nn.Module, idx: list[int], models: list[str], device: torch.device
+        self, wire: nn.Module, idx: list[int], names: list[str], device: torch.device
     ) -> tuple[torch.Tensor, dict[str, float]]:
         exs = [self.task.examples[i] for i in idx]
-        prompts = wire(models)  # name -> (M, d_model)
+        prompts = wire(names)  # name -> (M, d_model)
         slots: dict[str, list[Segment]] = {}
-        for name in models:
-            lm, sp = self.task.lms[name], self.task.prompts[name]
+        for name in names:
+            lm, sp = self.task.readers[name], self.task.prompts[name]
             ids = [sp.text_ids(e)[: self.max_text_tokens] for e in exs]
             with torch.no_grad():
                 embs = [lm.embed(torch.tensor([i or [sp.eos]]))[0] for i in ids]
             slots[name] = [torch.cat([prompts[name].to(e.dtype), e.to(prompts[name].device)]) for e in embs]
-        return self.task.answer_losses(idx, models, slots, device)
+        return self.task.answer_losses(idx, names, slots, device)
 
     def probe(
-        self, wire: nn.Module, idx: list[int], models: list[str], device: torch.device
+        self, wire: nn.Module, idx: list[int], names: list[str], device: torch.device
     ) -> dict[str, float]:
         """Nothing to swap: the soft prompt is the same for every example."""
         return {}
