@@ -120,7 +120,7 @@ def _parts(stats: pstats.Stats, parts: list[tuple[str, str, str]], base: float) 
         rows.append(
             {
                 "part": label,
-                "seconds": round(ct, 2),
+                "seconds": round(ct, 3),
                 "calls": cc,
                 "share": round(ct / base, 3) if base else None,
             }
