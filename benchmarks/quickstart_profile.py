@@ -27,6 +27,7 @@ import json
 import os
 import platform
 import pstats
+import shutil
 import subprocess
 import tempfile
 import time
@@ -132,6 +133,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--experiment", type=Path, default=ROOT / "experiments" / "quickstart.toml")
     ap.add_argument("--out", type=Path, default=ROOT / "results" / "quickstart" / "benchmark")
+    ap.add_argument(
+        "--keep",
+        type=Path,
+        default=None,
+        help="copy the profiled run's folder here (e.g. runs/, to compare it)",
+    )
     args = ap.parse_args()
     if not args.experiment.is_file():
         raise SystemExit(f"--experiment {args.experiment}: no such file")
@@ -153,6 +160,8 @@ def main() -> None:
         if rc:
             raise SystemExit(f"the profiled run failed (exit {rc})")
         manifest = json.loads((Path(tmp) / name / "manifest.json").read_text())
+        if args.keep is not None:  # an ordinary run folder (profiling changes no number in it)
+            shutil.copytree(Path(tmp) / name, args.keep / name, dirs_exist_ok=True)
     train_stats, eval_stats = pstats.Stats(profiles["train"]), pstats.Stats(profiles["evaluate"])
     stages = {k: v.get("seconds") for k, v in manifest.get("stages", {}).items()}
     train = _cum(train_stats, "latentwire_hf/training.py", "train")

@@ -121,7 +121,8 @@ def test_quickstart_profile_takes_the_training_step_apart(tmp_path: Path, data_d
     exp = experiment(tmp_path, name="qs", eval={"methods": ["text", "latent", "token_budget"]})
     out = tmp_path / "prof"
     cmd = [sys.executable, str(REPO / "benchmarks" / "quickstart_profile.py"), "--experiment", str(exp)]
-    proc = subprocess.run([*cmd, "--out", str(out)], capture_output=True, text=True, timeout=600)
+    cmd += ["--out", str(out), "--keep", str(tmp_path / "kept")]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     data = json.loads((out / "quickstart_profile.json").read_text())
     parts = {r["part"].strip(): r for r in data["train"]}
@@ -138,4 +139,8 @@ def test_quickstart_profile_takes_the_training_step_apart(tmp_path: Path, data_d
     assert set(data["stage_seconds"]) >= {"prepare", "train", "evaluate", "report"}
     md = (out / "quickstart_profile.md").read_text()
     assert "## The train stage" in md and "backward (Accelerator.backward)" in md
-    assert not list(tmp_path.glob("**/quickstart-profile"))  # the profiled run lived in a temporary folder
+    # the profiled run lived in a temporary folder, and --keep copied it out whole
+    assert [p.relative_to(tmp_path) for p in tmp_path.glob("**/quickstart-profile")] == [
+        Path("kept/quickstart-profile")
+    ]
+    assert (tmp_path / "kept" / "quickstart-profile" / "eval" / "metrics.json").is_file()
