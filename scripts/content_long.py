@@ -5,6 +5,7 @@
     .venv/bin/python scripts/content_long.py --ratio 16  # the same recipe at 16x: runs/recall-long-16x
     .venv/bin/python scripts/content_long.py --on squad  # its wire scored on SQuAD: runs/recall-long-on-squad
     .venv/bin/python scripts/content_long.py --on squad --collect
+    .venv/bin/python scripts/content_long.py --ratio 16 --all  # train, collect, both transfers, curves: ~4 CPU-hours
 
 The winner is read from ``results/recall-bakeoff/bakeoff.json`` (the rule there was written before any
 arm ran); its overrides (``scripts/content_bakeoff.py``'s ``ARMS``) go on ``experiments/recall.toml``
@@ -144,7 +145,23 @@ def main() -> None:
     ap.add_argument(
         "--no-curves", action="store_true", help="with --collect: the evidence only (the curves take ~40 min)"
     )
+    ap.add_argument(
+        "--all",
+        action="store_true",
+        help="everything for --ratio in one go, in the order that keeps results soonest: train (or resume), "
+        "collect without curves, each --on task's transfer and its collection, then the curves",
+    )
     args = ap.parse_args()
+    if args.all:
+        if args.collect or args.on:
+            raise SystemExit("--all runs every step itself: give it without --collect and --on")
+        run(args.python, args.ratio)
+        collect(args.python, args.n, args.ratio, curves=False)
+        for task in sorted(ON):
+            run(args.python, args.ratio, task)
+            collect(args.python, args.n, args.ratio, task)
+        collect(args.python, args.n, args.ratio, curves=True)
+        return
     if args.collect:
         collect(args.python, args.n, args.ratio, args.on, curves=not args.no_curves)
     else:
