@@ -47,7 +47,7 @@ def test_chunk_weights_partition_real_tokens(lengths: list[int], m: int, left: b
 
 @settings(deadline=None, max_examples=25)
 @given(
-    kind=st.sampled_from(["perceiver", "mean_pool"]),
+    kind=st.sampled_from(["perceiver", "chunk_mean"]),
     lengths=st.lists(st.integers(1, 10), min_size=1, max_size=3),
     extra=st.integers(0, 5),
     left=st.booleans(),
@@ -76,7 +76,7 @@ def test_encoders_ignore_padding_content(kind: str, lengths: list[int], extra: i
 
 
 def test_unknown_encoder_lists_known_names() -> None:
-    with pytest.raises(UnknownNameError, match=r"known: (lm_pool, )?mean_pool, perceiver"):
+    with pytest.raises(UnknownNameError, match=r"known: chunk_mean, (lm_pool, )?perceiver"):
         INTERLINGUAS.get("qformer")
 
 
@@ -112,3 +112,14 @@ def test_latent_wire_serves_several_models_at_their_scale() -> None:
     torch.testing.assert_close(example_rms(g).flatten(), torch.full((3,), 1.03), rtol=1e-4, atol=1e-6)
     with pytest.raises(KeyError, match="no adapter for model 'llama'"):
         wire.to_model(z, "llama")
+
+
+def test_a_wire_saved_with_the_encoders_old_name_builds_the_renamed_encoder() -> None:
+    """``mean_pool`` (the chunk-mean encoder's name until 2026-12-04, so in older wire.json files) is read as
+    ``chunk_mean``: the config carries the new name and the same module is built."""
+    from latentwire_core import ChunkMeanEncoder, build_interlingua
+
+    cfg = InterlinguaConfig(kind="mean_pool", d_in=8, d_z=8, n_tokens=2)
+    assert cfg.kind == "chunk_mean" and cfg == InterlinguaConfig(kind="chunk_mean", d_in=8, d_z=8, n_tokens=2)
+    assert isinstance(build_interlingua(cfg), ChunkMeanEncoder)
+    assert "mean_pool" not in INTERLINGUAS.names()  # one name per kind in what is listed

@@ -58,11 +58,11 @@ def test_per_row_chunks_partition_each_row_and_leave_extra_slots_empty(
 
 @settings(deadline=None, max_examples=25)
 @given(st.lists(st.integers(1, 20), min_size=2, max_size=4), st.booleans())
-def test_ratio_mean_pool_is_invariant_to_padding_content_and_amount(lengths: list[int], left: bool) -> None:
+def test_ratio_chunk_mean_is_invariant_to_padding_content_and_amount(lengths: list[int], left: bool) -> None:
     torch.manual_seed(0)
     wire = LatentWire(
         LatentWireConfig(
-            interlingua=InterlinguaConfig(kind="mean_pool", d_in=8, d_z=8, n_tokens=16, ratio=3.0)
+            interlingua=InterlinguaConfig(kind="chunk_mean", d_in=8, d_z=8, n_tokens=16, ratio=3.0)
         ),
         {"m": (12, 0.5)},
     )
@@ -131,7 +131,7 @@ def test_the_wire_returns_the_counts_it_used_with_its_soft_tokens() -> None:
     for ratio, want in ((3.0, [1, 3, 4]), (0.0, [4, 4, 4])):
         wire = LatentWire(
             LatentWireConfig(
-                interlingua=InterlinguaConfig(kind="mean_pool", d_in=8, d_z=8, n_tokens=4, ratio=ratio)
+                interlingua=InterlinguaConfig(kind="chunk_mean", d_in=8, d_z=8, n_tokens=4, ratio=ratio)
             ),
             {"m": (12, 0.5)},
         )

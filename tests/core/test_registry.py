@@ -51,7 +51,7 @@ def test_component_names_come_from_their_modules_without_torch() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == (
-        "['linear', 'mlp'] ['learned', 'none', 'rms'] ['mean_pool', 'perceiver'] False"
+        "['linear', 'mlp'] ['learned', 'none', 'rms'] ['chunk_mean', 'perceiver'] False"
     ), out.stderr
 
 

@@ -102,7 +102,7 @@ def test_the_hf_encoder_kind_is_known_to_config_validation_without_torch() -> No
         "print(INTERLINGUAS.names(), 'torch' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert out.stdout.strip() == "['lm_pool', 'mean_pool', 'perceiver'] False", out.stderr
+    assert out.stdout.strip() == "['chunk_mean', 'lm_pool', 'perceiver'] False", out.stderr
 
 
 def test_lm_encoder_config_gives_the_encoder_its_arguments_as_wire_json_stores_them(tmp_path: Path) -> None:

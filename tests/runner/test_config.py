@@ -63,7 +63,7 @@ def _write(tmp_path: Path, text: str) -> Path:
         ('name = "x"\n[wire.encoder]\nn_tokens = 5000\n', r"\[wire\.encoder\] 'n_tokens' must be <= 4096"),
         (
             'name = "x"\n[wire.encoder]\nkind = "qformer"\n',
-            r"kind must be one of \['lm_pool', 'mean_pool', 'perceiver'\]",
+            r"kind must be one of \['chunk_mean', 'lm_pool', 'perceiver'\]",
         ),
         (
             'name = "x"\n[wire.encoder]\nd_z = 30\n',
@@ -108,10 +108,15 @@ def test_missing_file(tmp_path: Path) -> None:
 
 def test_overrides(tmp_path: Path) -> None:
     p = _write(tmp_path, 'name = "x"\n')
-    exp = load_experiment(p, ["train.steps=7", "wire.encoder.kind=mean_pool", "models.names=['tiny-llama']"])
+    exp = load_experiment(p, ["train.steps=7", "wire.encoder.kind=chunk_mean", "models.names=['tiny-llama']"])
     assert (
-        exp.train.steps == 7 and exp.wire.encoder.kind == "mean_pool" and exp.models.names == ("tiny-llama",)
+        exp.train.steps == 7 and exp.wire.encoder.kind == "chunk_mean" and exp.models.names == ("tiny-llama",)
     )
+    # the encoder kind's old name (until 2026-12-04), in --set and in a file, is read as its new one
+    assert load_experiment(p, ["wire.encoder.kind=mean_pool"]).wire.encoder.kind == "chunk_mean"
+    old_name = tmp_path / "old.toml"
+    old_name.write_text('name = "x"\n[wire.encoder]\nkind = "mean_pool"\n')
+    assert load_experiment(old_name).wire.encoder.kind == "chunk_mean"
     with pytest.raises(ConfigError, match=r"unknown key 'train\.stepz'"):
         load_experiment(p, ["train.stepz=7"])
     with pytest.raises(ConfigError, match="expected key=value"):
@@ -198,7 +203,7 @@ def test_the_flat_wire_layout_of_older_files_reads_as_the_nested_one(tmp_path: P
     with pytest.warns(FutureWarning, match=r"--set wire\.d_z -> wire\.encoder\.d_z"):
         assert load_experiment(
             nested, ["wire.d_z=64", "wire.encoder=mean_pool", "wire.encoder_standardize=false"]
-        ).wire.encoder == attrs.evolve(old.wire.encoder, d_z=64, kind="mean_pool")
+        ).wire.encoder == attrs.evolve(old.wire.encoder, d_z=64, kind="chunk_mean")
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # today's layout warns of nothing
         load_experiment(nested, ["wire.encoder.d_z=64"])
@@ -235,12 +240,13 @@ def test_encoder_kinds_carry_what_the_config_checks_need() -> None:
     not its name: a kind registered elsewhere without traits gets variable M and no table."""
     from latentwire_core.config import ENCODER_KINDS, encoder_kind
 
-    assert encoder_kind("perceiver").fixed_m and not encoder_kind("mean_pool").fixed_m
+    assert encoder_kind("perceiver").fixed_m and not encoder_kind("chunk_mean").fixed_m
+    assert encoder_kind("mean_pool") == ENCODER_KINDS["chunk_mean"]  # its name until 2026-12-04
     assert ENCODER_KINDS["lm_pool"].needs_lm_features and ENCODER_KINDS["lm_pool"].options is LMPoolConfig
     other = encoder_kind("max_pool")
     assert (other.fixed_m, other.needs_lm_features, other.options) == (False, False, None)
     icfg = InterlinguaConfig(d_in=384, d_z=256, n_tokens=8)
-    assert encoder_kind("perceiver").params(icfg, None) > encoder_kind("mean_pool").params(icfg, None) > 0
+    assert encoder_kind("perceiver").params(icfg, None) > encoder_kind("chunk_mean").params(icfg, None) > 0
     assert ENCODER_KINDS["lm_pool"].params(icfg, LMPoolConfig(n_layers=2)) == 2 * 12 * 384**2 + 384 * 256
 
 

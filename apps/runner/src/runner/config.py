@@ -115,6 +115,8 @@ def _converter() -> cattrs.Converter:
 
             def checked(value: Any, t: Any, f: Any = f) -> Any:
                 out = conv.structure(value, t)
+                if callable(f.converter):  # a renamed value (an encoder kind) is read as its new name
+                    out = f.converter(out)
                 try:
                     f.validator(None, f, out)
                 except (ValueError, TypeError) as e:

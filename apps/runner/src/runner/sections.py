@@ -170,7 +170,7 @@ class WireSection:
             raise ValueError(f"lm_pool.standardize needs encoder.kind = 'lm_pool', got {self.encoder.kind!r}")
         if self.encoder.ratio > 0 and encoder_kind(self.encoder.kind).fixed_m:
             raise ValueError(
-                f"encoder.ratio needs a pooling encoder (mean_pool or lm_pool); the {self.encoder.kind} has "
+                f"encoder.ratio needs a pooling encoder (chunk_mean or lm_pool); the {self.encoder.kind} has "
                 "fixed M"
             )
 

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
         LatentWireConfig,
         WireCodecConfig,
     )
-    from latentwire_core.encoders.mean_pool import MeanPoolEncoder
+    from latentwire_core.encoders.chunk_mean import ChunkMeanEncoder
     from latentwire_core.encoders.perceiver import PerceiverEncoder
     from latentwire_core.interlingua import build_interlingua
     from latentwire_core.losses import (
@@ -75,7 +75,7 @@ _WHERE: dict[str, str] = {
     "LatentWireConfig": "latentwire_core.config",
     "LearnedGain": "latentwire_core.calibration",
     "PerceiverEncoder": "latentwire_core.encoders.perceiver",
-    "MeanPoolEncoder": "latentwire_core.encoders.mean_pool",
+    "ChunkMeanEncoder": "latentwire_core.encoders.chunk_mean",
     "Positions": "latentwire_core.losses",
     "QuantWireCodec": "latentwire_core.codec",
     "Registry": "latentwire_core.registry",
@@ -110,6 +110,7 @@ __all__ = [
     "ByteFeatureSource",
     "ByteTokenizer",
     "Calibration",
+    "ChunkMeanEncoder",
     "ComputeLM",
     "FeatureSource",
     "FrozenLM",
@@ -117,7 +118,6 @@ __all__ = [
     "LatentWire",
     "LatentWireConfig",
     "LearnedGain",
-    "MeanPoolEncoder",
     "PerceiverEncoder",
     "Positions",
     "PromptLM",

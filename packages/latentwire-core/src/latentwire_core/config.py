@@ -23,17 +23,29 @@ __all__ = [
     "CALIBRATIONS",
     "ENCODER_KINDS",
     "INTERLINGUAS",
+    "RENAMED_ENCODER_KINDS",
     "AdapterConfig",
     "EncoderKind",
     "InterlinguaConfig",
     "LatentWireConfig",
     "WireCodecConfig",
     "encoder_kind",
+    "encoder_kind_now",
 ]
+
+RENAMED_ENCODER_KINDS = {"mean_pool": "chunk_mean"}
+"""Encoder kinds renamed after configs and saved wires used them: the old name is read as the new one (in
+TOML, ``--set`` and ``wire.json``); what is written from then on carries the new name."""
+
+
+def encoder_kind_now(name: Any) -> Any:
+    """``name`` with :data:`RENAMED_ENCODER_KINDS` applied (anything else unchanged)."""
+    return RENAMED_ENCODER_KINDS.get(name, name) if isinstance(name, str) else name
+
 
 INTERLINGUAS: Registry[Callable[..., Any]] = Registry("interlingua")
 INTERLINGUAS.declare_module("latentwire_core.encoders.perceiver", "INTERLINGUAS")
-INTERLINGUAS.declare_module("latentwire_core.encoders.mean_pool", "INTERLINGUAS")
+INTERLINGUAS.declare_module("latentwire_core.encoders.chunk_mean", "INTERLINGUAS")
 ADAPTERS: Registry[Callable[..., Any]] = Registry("adapter")
 ADAPTERS.declare_module("latentwire_core.adapters", "ADAPTERS")
 CALIBRATIONS: Registry[Callable[..., Any]] = Registry("calibration")
@@ -43,14 +55,17 @@ CALIBRATIONS.declare_module("latentwire_core.calibration", "CALIBRATIONS")
 @attrs.frozen(kw_only=True)
 class InterlinguaConfig:
     """Args:
-    kind: registry name (``perceiver``, ``mean_pool``; ``lm_pool`` once ``latentwire_hf`` is imported).
+    kind: registry name (``perceiver``, ``chunk_mean``; ``lm_pool`` once ``latentwire_hf`` is imported); a
+        renamed kind (``mean_pool``) is read as its new name.
     d_in: feature width ``d_f``.
     d_z: interlingua width.
     n_tokens: ``M``, soft tokens on the wire; with ``ratio`` the most any example gets.
     ratio: compression ratio x > 0: ``M_i = ceil(L_i / x)`` (capped by ``n_tokens``); 0 means fixed M.
     """
 
-    kind: str = attrs.field(default="perceiver", validator=registered(INTERLINGUAS))
+    kind: str = attrs.field(
+        default="perceiver", converter=encoder_kind_now, validator=registered(INTERLINGUAS)
+    )
     ratio: float = attrs.field(default=0.0, validator=non_negative)
     d_in: int = attrs.field(default=384, validator=positive)
     d_z: int = attrs.field(default=256, validator=attrs.validators.and_(positive, attrs.validators.le(16384)))
@@ -101,7 +116,7 @@ ENCODER_KINDS: dict[str, EncoderKind] = {
     k.name: k
     for k in (
         EncoderKind(name="perceiver", fixed_m=True, params=_perceiver_params),
-        EncoderKind(name="mean_pool"),
+        EncoderKind(name="chunk_mean"),
     )
 }
 """Every bundled encoder kind's traits; ``latentwire_hf.config`` adds ``lm_pool``. A kind registered
@@ -109,7 +124,9 @@ elsewhere (``@INTERLINGUAS.register``) without an entry here gets :func:`encoder
 
 
 def encoder_kind(name: str) -> EncoderKind:
-    """The traits of the encoder kind ``name`` (an unlisted kind: variable M, no options table)."""
+    """The traits of the encoder kind ``name`` (a renamed kind: its new name's; an unlisted kind: variable M,
+    no options table)."""
+    name = encoder_kind_now(name)
     return ENCODER_KINDS.get(name) or EncoderKind(name=name)
 
 

@@ -2,7 +2,7 @@
 ``Z (B, M, d_z)``.
 
 * :mod:`.perceiver` (``perceiver``): learned queries cross-attend over the features; fixed M.
-* :mod:`.mean_pool` (``mean_pool``): features averaged in M contiguous chunks, then projected.
+* :mod:`.chunk_mean` (``chunk_mean``, once ``mean_pool``): features averaged in M contiguous chunks, then projected.
 * ``lm_pool`` lives in ``latentwire_hf.encoders.lm_pool`` (trainable layers of a pretrained LM).
 
 Each module registers its class (``@INTERLINGUAS.register("<kind>")``); what a config check needs to

@@ -1,6 +1,8 @@
-"""``mean_pool``: the features averaged in M contiguous chunks of the real tokens, then projected
+"""``chunk_mean``: the features averaged in M contiguous chunks of the real tokens, then projected
 (ARC-Encoder, arXiv:2510.20535; mean-pooling compressors). M is ``n_tokens``, or per example from
-``ratio`` (:func:`latentwire_core.interlingua.slot_counts`)."""
+``ratio`` (:func:`latentwire_core.interlingua.slot_counts`). Called ``mean_pool`` until 2026-12-04 (the name of
+the baseline method that mean-pools a reader's own embeddings); that name is still read as this one
+(:data:`latentwire_core.config.RENAMED_ENCODER_KINDS`)."""
 
 from __future__ import annotations
 
@@ -10,11 +12,11 @@ from torch import nn
 from latentwire_core.config import INTERLINGUAS, InterlinguaConfig
 from latentwire_core.interlingua import chunk_weights, slot_counts, zero_past_counts
 
-__all__ = ["MeanPoolEncoder"]
+__all__ = ["ChunkMeanEncoder"]
 
 
-@INTERLINGUAS.register("mean_pool")
-class MeanPoolEncoder(nn.Module):
+@INTERLINGUAS.register("chunk_mean")
+class ChunkMeanEncoder(nn.Module):
     """Mean of features in M contiguous chunks, then a projection to ``d_z``."""
 
     def __init__(self, cfg: InterlinguaConfig) -> None:
