@@ -39,3 +39,18 @@ def experiment(where: Path, base: str = "tiny", **changes: Any) -> Path:
     path = Path(where) / f"{cfg['name']}.toml"
     path.write_text(tomli_w.dumps(cfg))
     return path
+
+
+def tiny_experiment(where: Path, task: str = "sst2", name: str = "tiny") -> Path:
+    """``tiny.toml`` under another name and task."""
+    return experiment(where, name=name, data={"task": task})
+
+
+TALK: dict[
+    str, Any
+] = {  # content.toml, task training only, the latent evaluated: a tiny lm_pool context wire
+    "name": "talk",
+    "data": {"eval_limit": 6},
+    "pretrain": {"steps": 0},
+    "eval": {"methods": ["latent"], "bootstrap_resamples": 50},
+}

@@ -7,9 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from test_run import _exp  # type: ignore[import-not-found]
-
-from experiments import experiment  # type: ignore[import-not-found]
+from experiments import TALK, experiment, tiny_experiment
 from runner.__main__ import main
 
 REPO = Path(__file__).resolve().parents[2]
@@ -17,7 +15,20 @@ REPO = Path(__file__).resolve().parents[2]
 
 def test_latency_benchmark_writes_its_figures(tmp_path: Path, data_dir: Path) -> None:
     runs = tmp_path / "runs"
-    assert main([str(_exp(tmp_path)), "--runs-dir", str(runs), "--stage", "prepare", "--stage", "train"]) == 0
+    assert (
+        main(
+            [
+                str(tiny_experiment(tmp_path)),
+                "--runs-dir",
+                str(runs),
+                "--stage",
+                "prepare",
+                "--stage",
+                "train",
+            ]
+        )
+        == 0
+    )
     before = {p: p.stat().st_mtime_ns for p in (runs / "tiny").rglob("*") if p.is_file()}
     proc = subprocess.run(
         [
@@ -53,7 +64,6 @@ def test_latency_benchmark_writes_its_figures(tmp_path: Path, data_dir: Path) ->
 def test_efficiency_by_prompt_length_writes_its_figures_and_leaves_the_run_alone(
     tmp_path: Path, data_dir: Path
 ) -> None:
-    from test_wire_cli import TALK  # type: ignore[import-not-found]  # a tiny lm_pool context wire
 
     exp = experiment(tmp_path, "content", **TALK)
     runs = tmp_path / "runs"

@@ -11,7 +11,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from experiments import experiment  # type: ignore[import-not-found]
+from experiments import experiment
 from runner.__main__ import main
 
 METHODS = ("text", "latent", "token_budget")

@@ -5,7 +5,7 @@ import os
 from pathlib import Path
 
 import pytest
-from run_fixtures import MODELS, make_finished_run, make_running_run  # type: ignore[import-not-found]
+from run_fixtures import MODELS, make_finished_run, make_running_run
 from streamlit.testing.v1 import AppTest
 
 from dashboard.runs import filter_examples, headline_table, list_runs, load_run, wide_examples

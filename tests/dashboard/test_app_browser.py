@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from run_fixtures import make_finished_run, make_running_run  # type: ignore[import-not-found]
+from run_fixtures import make_finished_run, make_running_run
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[2]

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from killing import killed_after  # type: ignore[import-not-found]
+from killing import killed_after
 from safetensors.torch import load_file
 from tiny_wire import TEXTS, feature_source
 
-from experiments import experiment  # type: ignore[import-not-found]
+from experiments import experiment
 from latentwire_core import InterlinguaConfig, LatentWire, LatentWireConfig
 from latentwire_core.adapters import AdapterConfig, LinearAdapter, ResidualMLPAdapter
 from latentwire_core.anchor import anchor_adapter, anchor_wire, mean_pool_slot, ridge

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from experiments import experiment  # type: ignore[import-not-found]
+from experiments import experiment
 from latentwire_core.bytes_features import (
     ByteFeatureConfig,
     ByteFeatureSource,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from experiments import experiment  # type: ignore[import-not-found]
+from experiments import experiment
 from runner.__main__ import main
 from runner.config import ConfigError, load_experiment
 

@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from killing import killed_after  # type: ignore[import-not-found]
+from killing import killed_after
 from safetensors.torch import load_file
 
-from experiments import experiment  # type: ignore[import-not-found]
+from experiments import experiment
 from latentwire_hf.pretrained import PretrainedWire
 from runner.__main__ import main
 

@@ -9,19 +9,14 @@ import pandas as pd
 import pytest
 import torch
 
-from experiments import experiment  # type: ignore[import-not-found]
+from experiments import experiment, tiny_experiment
 from runner.__main__ import main
-
-
-def _exp(tmp_path: Path, task: str = "sst2", name: str = "tiny") -> Path:
-    """tests/assets/tiny.toml under another name and task."""
-    return experiment(tmp_path, name=name, data={"task": task})
 
 
 @pytest.mark.parametrize("task", ["sst2", "squad"])
 def test_full_run_produces_the_run_folder_contract(tmp_path: Path, data_dir: Path, task: str) -> None:
     runs = tmp_path / "runs"
-    assert main([str(_exp(tmp_path, task)), "--runs-dir", str(runs)]) == 0
+    assert main([str(tiny_experiment(tmp_path, task)), "--runs-dir", str(runs)]) == 0
     run = runs / "tiny"
     for rel in [
         "experiment.toml",
@@ -78,7 +73,7 @@ def test_a_run_evaluated_on_the_validation_split_never_reads_the_eval_split(
 
 
 def test_rerun_skips_finished_stages_and_fresh_starts_over(tmp_path: Path, data_dir: Path) -> None:
-    runs, exp = tmp_path / "runs", _exp(tmp_path)
+    runs, exp = tmp_path / "runs", tiny_experiment(tmp_path)
     assert main([str(exp), "--runs-dir", str(runs), "--stage", "prepare", "--stage", "train"]) == 0
     manifest = json.loads((runs / "tiny" / "manifest.json").read_text())
     assert set(manifest["stages"]) == {"prepare", "train"}
@@ -93,7 +88,7 @@ def test_rerun_skips_finished_stages_and_fresh_starts_over(tmp_path: Path, data_
 
 
 def test_interrupted_evaluation_resumes_per_model_and_method(tmp_path: Path, data_dir: Path) -> None:
-    runs, exp = tmp_path / "runs", _exp(tmp_path)
+    runs, exp = tmp_path / "runs", tiny_experiment(tmp_path)
     assert main([str(exp), "--runs-dir", str(runs)]) == 0
     run = runs / "tiny"
     partial = sorted((run / "eval" / "partial").glob("*.parquet"))
@@ -119,7 +114,7 @@ def test_interrupted_evaluation_resumes_per_model_and_method(tmp_path: Path, dat
 def test_changed_config_on_existing_run_is_refused_and_nothing_is_lost(
     tmp_path: Path, data_dir: Path, capsys
 ) -> None:
-    runs, exp = tmp_path / "runs", _exp(tmp_path)
+    runs, exp = tmp_path / "runs", tiny_experiment(tmp_path)
     assert main([str(exp), "--runs-dir", str(runs), "--stage", "prepare"]) == 0
     before = (runs / "tiny" / "experiment.toml").read_text()
     assert main([str(exp), "--runs-dir", str(runs), "--set", "train.steps=9"]) == 2
@@ -137,7 +132,16 @@ def test_bad_config_exits_2_before_any_work(tmp_path: Path, capsys) -> None:
 
 def test_unknown_model_name_is_reported(tmp_path: Path, capsys) -> None:
     assert (
-        main([str(_exp(tmp_path)), "--runs-dir", str(tmp_path / "r"), "--set", "models.names=['gpt-7']"]) == 2
+        main(
+            [
+                str(tiny_experiment(tmp_path)),
+                "--runs-dir",
+                str(tmp_path / "r"),
+                "--set",
+                "models.names=['gpt-7']",
+            ]
+        )
+        == 2
     )
     assert "unknown model 'gpt-7'; known:" in capsys.readouterr().err
 

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from test_run import _exp  # type: ignore[import-not-found]
+
+from experiments import tiny_experiment
 
 pytestmark = pytest.mark.slow
 
@@ -27,7 +28,7 @@ def test_two_process_run_produces_one_run_folder(tmp_path: Path, data_dir: Path)
         "29541",
         "-m",
         "runner",
-        str(_exp(tmp_path)),
+        str(tiny_experiment(tmp_path)),
         "--runs-dir",
         str(runs),
     ]

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from experiments import experiment, merge_tables  # type: ignore[import-not-found]
+from experiments import experiment, merge_tables
 from runner.__main__ import main
 from runner.config import ConfigError, load_experiment
 from runner.folder import RunLock

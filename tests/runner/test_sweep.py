@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 import tomli_w
 
-from experiments import experiment  # type: ignore[import-not-found]
+from experiments import experiment
 from latentwire_core.message import HEADER_BYTES
 from runner.__main__ import main
 from runner.config import LEGACY_WIRE_KEYS

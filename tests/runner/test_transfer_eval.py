@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from experiments import experiment  # type: ignore[import-not-found]
+from experiments import experiment
 from latentwire_core.tasks import compressed_text
 from latentwire_hf.data import load_train_eval
 from runner.__main__ import main

@@ -12,18 +12,11 @@ import pandas as pd
 import pytest
 import torch
 
-from experiments import experiment  # type: ignore[import-not-found]
+from experiments import TALK, experiment
 from latentwire_core.message import pack
 from latentwire_hf.data import load_train_eval
 from latentwire_hf.pretrained import PretrainedWire, UnknownReaderError
 from runner.__main__ import main
-
-TALK = {  # tests/assets/content.toml, task training only, the latent evaluated
-    "name": "talk",
-    "data": {"eval_limit": 6},
-    "pretrain": {"steps": 0},
-    "eval": {"methods": ["latent"], "bootstrap_resamples": 50},
-}
 
 
 @pytest.fixture(scope="module")
