@@ -64,7 +64,8 @@ class Trainer:
     """A resumable training loop around one objective.
 
     Args:
-        wire: the trainable module (encoder + adapters).
+        wire: the trainable module: a wire (encoder + adapters), or the equal-training control's soft prompt
+            (:class:`~latentwire_core.soft_prompt.SoftPromptControl`, with its objective).
         readers: model name -> frozen LM (``HFFrozenLM`` or a fake satisfying the port).
         features: a (cached) feature source.
         task: prompt/answer spec.

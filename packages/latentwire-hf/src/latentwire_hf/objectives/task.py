@@ -201,10 +201,12 @@ class SoftPromptObjective:
         self.max_text_tokens = max_text_tokens
 
     def __call__(
-        self, wire: nn.Module, idx: list[int], names: list[str], device: torch.device
+        self, control: nn.Module, idx: list[int], names: list[str], device: torch.device
     ) -> tuple[torch.Tensor, dict[str, float]]:
+        """``control``: the soft prompt (:class:`~latentwire_core.soft_prompt.SoftPromptControl`), the module
+        the loop trains in the wire's place."""
         exs = [self.task.examples[i] for i in idx]
-        prompts = wire(names)  # name -> (M, d_model)
+        prompts = control(names)  # name -> (M, d_model)
         slots: dict[str, list[Segment]] = {}
         for name in names:
             lm, sp = self.task.readers[name], self.task.prompts[name]
@@ -215,7 +217,7 @@ class SoftPromptObjective:
         return self.task.answer_losses(idx, names, slots, device)
 
     def probe(
-        self, wire: nn.Module, idx: list[int], names: list[str], device: torch.device
+        self, control: nn.Module, idx: list[int], names: list[str], device: torch.device
     ) -> dict[str, float]:
         """Nothing to swap: the soft prompt is the same for every example."""
         return {}
