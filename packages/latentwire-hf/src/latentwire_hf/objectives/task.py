@@ -201,12 +201,12 @@ class SoftPromptObjective:
         self.max_text_tokens = max_text_tokens
 
     def __call__(
-        self, control: nn.Module, idx: list[int], names: list[str], device: torch.device
+        self, wire: nn.Module, idx: list[int], names: list[str], device: torch.device
     ) -> tuple[torch.Tensor, dict[str, float]]:
-        """``control``: the soft prompt (:class:`~latentwire_core.soft_prompt.SoftPromptControl`), the module
-        the loop trains in the wire's place."""
+        """``wire``: the objective protocol's name for the trained module; here it is the control's soft prompt
+        (:class:`~latentwire_core.soft_prompt.SoftPromptControl`), which the loop trains in the wire's place."""
         exs = [self.task.examples[i] for i in idx]
-        prompts = control(names)  # name -> (M, d_model)
+        prompts = wire(names)  # name -> (M, d_model)
         slots: dict[str, list[Segment]] = {}
         for name in names:
             lm, sp = self.task.readers[name], self.task.prompts[name]
@@ -217,7 +217,7 @@ class SoftPromptObjective:
         return self.task.answer_losses(idx, names, slots, device)
 
     def probe(
-        self, control: nn.Module, idx: list[int], names: list[str], device: torch.device
+        self, wire: nn.Module, idx: list[int], names: list[str], device: torch.device
     ) -> dict[str, float]:
         """Nothing to swap: the soft prompt is the same for every example."""
         return {}
