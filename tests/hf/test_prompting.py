@@ -11,23 +11,13 @@ from latentwire_core.tasks import Example, get_task
 
 
 def _exs() -> list[Example]:
+    rows = [
+        ("a", "Dana has a fox.", "What does Dana have?", "fox"),
+        ("b", "Eli has an owl and a cat.", "Who has an owl?", "Eli"),
+    ]
     return [
-        Example(
-            id="a",
-            task="squad",
-            source="ctx a",
-            context="Dana has a fox.",
-            question="What does Dana have?",
-            answers=("fox",),
-        ),
-        Example(
-            id="b",
-            task="squad",
-            source="ctx b",
-            context="Eli has an owl and a cat.",
-            question="Who has an owl?",
-            answers=("Eli",),
-        ),
+        Example(id=i, task="squad", source=f"ctx {i}", context=c, question=q, answers=(ans,))
+        for i, c, q, ans in rows
     ]
 
 
