@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from latentwire_core.config import ADAPTERS, AdapterConfig
+from latentwire_core.per_reader import ReaderModules
 
 __all__ = ["ADAPTERS", "AdapterBank", "AdapterConfig", "LinearAdapter", "ResidualMLPAdapter", "build_adapter"]
 
@@ -61,14 +62,12 @@ class AdapterBank(nn.Module):
 
     def __init__(self, configs: Mapping[str, AdapterConfig]) -> None:
         super().__init__()
-        # ModuleDict keys may not contain "."; model names like "smollm2-135m" are fine.
-        for name in configs:
-            if "." in name:
-                raise ValueError(f"model name {name!r} may not contain '.'")
-        self.adapters = nn.ModuleDict({name: build_adapter(c) for name, c in configs.items()})
+        # keyed by reader name; a '.' in it (qwen2.5-…) is stored as '_' (latentwire_core.per_reader)
+        self.adapters = ReaderModules({name: build_adapter(c) for name, c in configs.items()})
+        self._names = list(configs)
 
     def names(self) -> list[str]:
-        return list(self.adapters.keys())
+        return list(self._names)
 
     def forward(self, z: torch.Tensor, model: str) -> torch.Tensor:
         if model not in self.adapters:

@@ -14,6 +14,8 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import nn
 
+from latentwire_core.per_reader import ReaderParameters
+
 __all__ = ["SoftPromptControl"]
 
 
@@ -31,7 +33,7 @@ class SoftPromptControl(nn.Module):
             raise ValueError(f"n_tokens must be >= 1, got {n_tokens}")
         self.n_tokens = n_tokens
         gen = torch.Generator().manual_seed(1234)  # its own generator: never shifts the caller's RNG
-        self.prompts = nn.ParameterDict(
+        self.prompts = ReaderParameters(
             {
                 name: nn.Parameter(torch.randn(n_tokens, d, generator=gen) * rms)
                 for name, (d, rms) in readers.items()

@@ -18,6 +18,7 @@ from latentwire_core.calibration import CALIBRATIONS
 from latentwire_core.codec import QuantWireCodec
 from latentwire_core.config import LatentWireConfig
 from latentwire_core.interlingua import build_interlingua, slot_counts, zero_past_counts
+from latentwire_core.per_reader import ReaderModules, ReaderParameters
 from latentwire_core.slots import CacheSlot, MemorySlot, Segment
 
 __all__ = ["CONTENT_TOKENS", "LatentWire", "LatentWireConfig", "Sent"]
@@ -101,37 +102,37 @@ class LatentWire(nn.Module):
         )
         # each reader's calibration (parameters only for "learned": its gain, state key
         # calibrations.<reader>.log_gain; "gains." in checkpoints written before 2026-12-04, read alike)
-        self.calibrations = nn.ModuleDict({n: CALIBRATIONS.get(cfg.calibration)() for n in readers})
+        self.calibrations = ReaderModules({n: CALIBRATIONS.get(cfg.calibration)() for n in readers})
         self.register_load_state_dict_pre_hook(_renamed_state_keys)  # type: ignore[no-untyped-call]  # torch leaves it untyped
         self.target_rms = {name: float(rms) for name, (_, rms) in outputs.items()}
         # <rec>/<cont> per model, (2, d_model), at the model's embedding scale; deterministic init
         # (no RNG drawn, so adding them never changes the other parameters' initialisation)
-        self.content = nn.ParameterDict(
+        self.content = ReaderParameters(
             {name: nn.Parameter(_content_init(d_model, rms)) for name, (d_model, rms) in readers.items()}
             if cfg.content_tokens
             else {}
         )
         # coprocessor: per reader, a gated network that rewrites its deep prefix after reading the prompt cache
-        self.coprocessors: nn.ModuleDict | None = None
+        self.coprocessors: ReaderModules | None = None
         if cfg.inject == "coprocessor":
             from latentwire_core.coprocessor import Coprocessor
 
             with torch.random.fork_rng():  # its own RNG stream: the deep prefix's init is unchanged
                 torch.manual_seed(2)
-                self.coprocessors = nn.ModuleDict(
+                self.coprocessors = ReaderModules(
                     {
                         name: Coprocessor(width, cfg.interlingua.d_z, cfg.interlingua.n_heads)
                         for name, (width, _) in outputs.items()
                     }
                 )
         # latent adapters: per reader, gated cross-attention blocks at its chosen decoder layers (gates 0)
-        self.latent_adapters: nn.ModuleDict | None = None
+        self.latent_adapters: ReaderModules | None = None
         if cfg.latent_adapter_layers:
             from latentwire_core.latent_adapters import ReaderLatentAdapters
 
             with torch.random.fork_rng():  # their own RNG stream: adding them moves no other init
                 torch.manual_seed(1)
-                self.latent_adapters = nn.ModuleDict(
+                self.latent_adapters = ReaderModules(
                     {
                         name: ReaderLatentAdapters(
                             cfg.latent_adapter_layers, d_model, cfg.interlingua.d_z, cfg.interlingua.n_heads
