@@ -80,8 +80,28 @@ def _timed(fn: Callable[[], Any], reps: int, device: str) -> float:
     return statistics.median(out)
 
 
-def _load(path: Path, max_len: int, device: str) -> tuple[PretrainedWire, str]:
+def _lm_encoder_overrides(items: list[str], spec: WireSpec) -> dict[str, Any]:
+    """``--lm-encoder KEY=VALUE`` pairs, checked against the wire's own lm_encoder keys."""
+    if items and spec.lm_encoder is None:
+        raise SystemExit("--lm-encoder needs an lm_pool wire (this one has no lm_encoder)")
+    allowed = sorted({*(spec.lm_encoder or {}), "standardize"} - {"start_layer"})
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or key not in allowed:
+            raise SystemExit(f"--lm-encoder {item!r}: expected KEY=VALUE with KEY one of {allowed}")
+        low = raw.lower()
+        out[key] = low == "true" if low in ("true", "false") else int(raw) if raw.isdigit() else raw
+    return out
+
+
+def _load(
+    path: Path, max_len: int, device: str, lm_encoder: list[str] | None = None
+) -> tuple[PretrainedWire, str]:
     spec = WireSpec.read(path / "wire.json")
+    over = _lm_encoder_overrides(lm_encoder or [], spec)
+    if over:  # a what-if: the wire's encoder with these settings, untrained (its tensors differ)
+        spec = attrs.evolve(spec, lm_encoder={**(spec.lm_encoder or {}), **over})
     ratio = float(spec.wire["interlingua"]["ratio"])
     if ratio <= 0:
         raise SystemExit(f"{path}: a fixed-M wire (ratio = 0); this benchmark compares by prompt length")
@@ -95,13 +115,15 @@ def _load(path: Path, max_len: int, device: str) -> tuple[PretrainedWire, str]:
     wire = build_wire(spec)
     weights = "untrained (timing does not depend on the weights' values)"
     candidates = [path / "checkpoints", path / "pretrain" / "checkpoints"]
-    if (path / "wire.safetensors").is_file():
+    if over:
+        weights = f"untrained, lm_encoder {over} (timing does not depend on the weights' values)"
+    elif (path / "wire.safetensors").is_file():
         from safetensors.torch import load_file
 
         wire.load_state_dict(load_file(str(path / "wire.safetensors")))
         weights = str(path / "wire.safetensors")
     else:
-        for c in candidates:
+        for c in candidates if not over else []:
             ckpt = latest_checkpoint(c)
             if ckpt is not None:
                 load_weights(ckpt, wire)
@@ -131,10 +153,17 @@ def main() -> None:
     ap.add_argument("--new-tokens", type=int, default=8)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--out", type=Path, default=None, help="default: WIRE/report")
+    ap.add_argument(
+        "--lm-encoder",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="time the wire with this lm_encoder setting instead (n_layers=1, train=lora, lora_rank=8; untrained)",
+    )
     args = ap.parse_args()
     lengths = [int(x) for x in args.lengths.split(",")]
     dev = args.device
-    pw, weights = _load(args.wire, max(lengths) * 2, dev)  # Gemma's L tokens may be more SmolLM2 tokens
+    pw, weights = _load(args.wire, max(lengths) * 2, dev, args.lm_encoder)  # Gemma's L tokens may be more SmolLM2 tokens
     spec = pw.spec
     if spec.compress != "context" or get_task(spec.task).name not in ("squad", "squad_v2"):
         raise SystemExit(
@@ -260,13 +289,25 @@ def _train_overhead(
             loss, _ = obj.answer_losses(idx, [name], {name: leaf}, torch.device(dev))
             loss.backward()
 
+        gen = torch.Generator().manual_seed(0)
+        cotangent = torch.randn(soft.shape, generator=gen).to(dev)  # a fixed gradient for the wire's output
+
+        def wire_only() -> None:  # the sender's trained part: encoder layers, pooling, adapter
+            out, _ = wire(x.to(dev), m.to(dev), [name])
+            out[name].backward(cotangent)
+
         t_step = _timed(step, reps, dev)
         t_reader = _timed(reader_only, reps, dev)
+        t_wire = _timed(wire_only, reps, dev)
+        t_opt = _timed(opt.step, reps, dev)  # on the gradients wire_only left
+        opt.zero_grad(set_to_none=True)
         wire.eval()
     return {
         "method": "train_step",
         "train_step_s": t_step,
         "reader_fwd_bwd_s": t_reader,
+        "wire_fwd_bwd_s": t_wire,
+        "optimizer_s": t_opt,
         "train_step_overhead": t_step / t_reader,
         "batch": len(exs),
     }
@@ -282,6 +323,7 @@ def _write(
         "device": torch.cuda.get_device_name(0)
         if dev == "cuda"
         else f"CPU ({platform.machine()}), {torch.get_num_threads()} threads",
+        "lm_encoder_overrides": args.lm_encoder,
         "reps": args.reps,
         "batch": args.batch,
         "new_tokens": args.new_tokens,
@@ -317,6 +359,8 @@ def _write(
                 f"{lat['throughput_examples_per_s']:.2f}",
                 f"{r['train_step_s']:.3f}",
                 f"{r['reader_fwd_bwd_s']:.3f}",
+                f"{r['wire_fwd_bwd_s']:.3f}",
+                f"{r['optimizer_s']:.3f}",
                 f"{r['train_step_overhead']:.2f}×",
                 f"{max(t['peak_memory_mb'], lat['peak_memory_mb']):.0f}",
             ]
@@ -333,6 +377,8 @@ def _write(
             "latent ex/s",
             "train step (s)",
             "reader fwd+bwd (s)",
+            "wire fwd+bwd (s)",
+            "AdamW (s)",
             "step overhead",
             "peak MB",
         ],

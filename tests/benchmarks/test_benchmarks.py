@@ -87,6 +87,7 @@ def test_efficiency_by_prompt_length_writes_its_figures_and_leaves_the_run_alone
     for (_, _, k), r in gen.items():
         if k == "train_step":
             assert r["train_step_s"] > 0 and r["reader_fwd_bwd_s"] > 0 and r["train_step_overhead"] > 0
+            assert r["wire_fwd_bwd_s"] > 0 and r["optimizer_s"] > 0  # where the rest of the step goes
         else:
             assert r["ttft_s"] > 0 and r["throughput_examples_per_s"] > 0 and r["peak_memory_mb"] > 0
     assert (
@@ -94,6 +95,18 @@ def test_efficiency_by_prompt_length_writes_its_figures_and_leaves_the_run_alone
     )  # ceil(48 / 4): the whole prompt at the ratio
     assert "TTFT" in (out / "efficiency_lengths.md").read_text()
     assert before == {p: p.stat().st_mtime_ns for p in run.rglob("*") if p.is_file()}  # read-only
+
+    # a what-if: the same wire's encoder with one LoRA-trained layer, untrained, timed on one reader
+    what_if = cmd[:-1] + [str(tmp_path / "bench-lora"), "--readers", "tiny-llama", "--lengths", "16"]
+    what_if += ["--lm-encoder", "n_layers=1", "--lm-encoder", "train=lora"]
+    proc = subprocess.run(what_if, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    data = json.loads((tmp_path / "bench-lora" / "efficiency_lengths.json").read_text())
+    assert data["meta"]["weights"].startswith("untrained, lm_encoder {'n_layers': 1, 'train': 'lora'}")
+    assert data["meta"]["lm_encoder_overrides"] == ["n_layers=1", "train=lora"]
+    assert [r["method"] for r in data["rows"]] == ["text", "latent", "train_step"]
+    bad = subprocess.run(what_if[:-1] + ["layers=1"], capture_output=True, text=True, timeout=300)
+    assert bad.returncode != 0 and "--lm-encoder 'layers=1': expected KEY=VALUE with KEY one of" in bad.stderr
 
 
 def test_quickstart_benchmark_times_a_cold_then_a_warm_run(tmp_path: Path, data_dir: Path) -> None:
