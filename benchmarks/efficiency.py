@@ -163,7 +163,9 @@ def main() -> None:
     args = ap.parse_args()
     lengths = [int(x) for x in args.lengths.split(",")]
     dev = args.device
-    pw, weights = _load(args.wire, max(lengths) * 2, dev, args.lm_encoder)  # Gemma's L tokens may be more SmolLM2 tokens
+    pw, weights = _load(
+        args.wire, max(lengths) * 2, dev, args.lm_encoder
+    )  # Gemma's L tokens may be more SmolLM2 tokens
     spec = pw.spec
     if spec.compress != "context" or get_task(spec.task).name not in ("squad", "squad_v2"):
         raise SystemExit(
