@@ -48,6 +48,7 @@ import torch
 
 from latentwire_core.message import pack, unpack
 from latentwire_core.prompting import SlotPrompt
+from latentwire_core.slots import Segment
 from latentwire_core.tasks import Example, get_task
 from latentwire_eval.tables import markdown_table
 from latentwire_hf.checkpoint import latest_checkpoint, load_weights
@@ -285,7 +286,7 @@ def _train_overhead(
         with torch.no_grad():
             soft, counts = wire(x.to(dev), m.to(dev), [name])
             soft = soft[name]
-        leaf = [r.detach().clone().requires_grad_(True) for r in slot_rows(soft, counts)]
+        leaf: list[Segment] = [r.detach().clone().requires_grad_(True) for r in slot_rows(soft, counts)]
 
         def reader_only() -> None:
             loss, _ = obj.answer_losses(idx, [name], {name: leaf}, torch.device(dev))
