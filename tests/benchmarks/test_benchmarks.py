@@ -98,13 +98,14 @@ def test_efficiency_by_prompt_length_writes_its_figures_and_leaves_the_run_alone
 
     # a what-if: the same wire's encoder with one LoRA-trained layer, untrained, timed on one reader
     what_if = [*cmd[:-1], str(tmp_path / "bench-lora"), "--readers", "tiny-llama", "--lengths", "16"]
-    what_if += ["--lm-encoder", "n_layers=1", "--lm-encoder", "train=lora"]
+    what_if += ["--train-step-only", "--lm-encoder", "n_layers=1", "--lm-encoder", "train=lora"]
     proc = subprocess.run(what_if, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     data = json.loads((tmp_path / "bench-lora" / "efficiency_lengths.json").read_text())
     assert data["meta"]["weights"].startswith("untrained, lm_encoder {'n_layers': 1, 'train': 'lora'}")
     assert data["meta"]["lm_encoder_overrides"] == ["n_layers=1", "train=lora"]
-    assert [r["method"] for r in data["rows"]] == ["text", "latent", "train_step"]
+    assert [r["method"] for r in data["rows"]] == ["train_step"]
+    assert "| tiny-llama | 16 | 4 | – |" in (tmp_path / "bench-lora" / "efficiency_lengths.md").read_text()
     bad = subprocess.run([*what_if[:-1], "layers=1"], capture_output=True, text=True, timeout=300)
     assert bad.returncode != 0 and "--lm-encoder 'layers=1': expected KEY=VALUE with KEY one of" in bad.stderr
 
