@@ -111,6 +111,28 @@ def test_token_methods_fill_the_slot_within_the_budget_and_send_nothing() -> Non
     assert text.read(exs[0]) == lm.decode(full[0])
 
 
+def test_no_context_keeps_the_question_unless_it_is_the_whole_source() -> None:
+    lm = FakeFrozenLM(vocab=300, d_model=16)
+    problem = "Tom has 3 apples and buys 4 more. How many apples does he have?"
+    gsm = Example(id="g", task="gsm8k", source=problem, question=problem, answers=("7",))
+    hop = Example(
+        id="h",
+        task="hotpotqa",
+        source="Paris is in France. Where is Paris?",
+        question="Where is Paris?",
+        context="Paris is in France.",
+        answers=("France",),
+    )
+    for task, ex, expected in (
+        ("gsm8k", gsm, []),
+        ("hotpotqa", hop, lm.tokenize(["Question: Where is Paris?"])[0]),
+    ):
+        ctx = EvalContext(task=get_task(task), train=[ex], budgets={ex.id: 3}, compress="source")
+        none = METHODS.get("no_context")(ctx, "fake", lm)
+        none.fit()
+        assert none.slots([ex]) == ([list(expected)], [0])  # GSM8K: the problem is what is compressed
+
+
 def test_mean_pool_sends_framed_codec_bytes() -> None:
     from latentwire_core import QuantWireCodec
     from latentwire_core.config import WireCodecConfig

@@ -97,6 +97,8 @@ class NoContext(TokenMethod):
     def ids(self, e: Example) -> list[int]:
         if self.ctx.compress == "context" or not e.question:
             return []  # compress = "context": the question is already in the prompt's plain tail
+        if e.question.strip() == e.source.strip():
+            return []  # the question is the whole compressed part (GSM8K's problem): nothing of it
         return list(self.lm.tokenize([f"Question: {e.question}"])[0])
 
     def read(self, e: Example) -> str:
