@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -122,6 +123,12 @@ def report() -> dict:
     run = Path("runs") / f"recall-bakeoff-{ARM}"
     if (run / "eval" / "metrics.json").is_file():
         copy_evidence(run, OUT / ARM)
+        for rel, dst in (
+            ("pretrain/metrics.jsonl", "pretrain_metrics.jsonl"),
+            ("pretrain/anchor.json", "anchor.json"),
+        ):
+            if (run / rel).is_file():
+                shutil.copy(run / rel, OUT / ARM / dst)
         gaps = _gaps(json.loads((run / "eval" / "metrics.json").read_text()))
         mean = sum(g["gap"] for g in gaps.values()) / len(gaps)
         stages = json.loads((run / "manifest.json").read_text())["stages"]
