@@ -65,14 +65,19 @@ ARMS: dict[str, list[str]] = {
 OUT = Path("results/recall-bakeoff")
 
 
-def _run(arm: str, steps: tuple[int, int], py: str) -> None:
+def _run(
+    arm: str, steps: tuple[int, int], py: str, *, name: str | None = None, extra: tuple[str, ...] = ()
+) -> None:
+    """Train and evaluate one arm; ``name`` (default: the arm) names the run, ``extra`` adds --set
+    overrides after the arm's own."""
     pre, train = steps
     sets = [
-        f"name=recall-bakeoff-{arm}",
+        f"name=recall-bakeoff-{name or arm}",
         f"pretrain.steps={pre}",
         f"train.steps={train}",
         *COMMON,
         *[s.format(third=pre // 3) for s in ARMS[arm]],
+        *extra,
     ]
     cmd = [py, "-m", "runner", "experiments/recall.toml", *[a for s in sets for a in ("--set", s)]]
     print("$", " ".join(cmd), flush=True)

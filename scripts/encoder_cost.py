@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 from collect_result import copy_evidence
-from content_bakeoff import ARMS, COMMON, _gaps
+from content_bakeoff import _gaps, _run
 
 from latentwire_eval.tables import markdown_table
 
@@ -62,17 +62,8 @@ def timing(wire: Path, py: str, lengths: str, reps: int) -> None:
 
 
 def quality(py: str) -> None:
-    sets = [
-        f"name=recall-bakeoff-{ARM}",
-        "pretrain.steps=100",
-        "train.steps=200",
-        *COMMON,
-        *ARMS["anchored"],
-        *[f"wire.lm_pool.{k}={v}" for k, v in CHEAP.items()],
-    ]
-    cmd = [py, "-m", "runner", "experiments/recall.toml", *[a for s in sets for a in ("--set", s)]]
-    print("$", " ".join(cmd), flush=True)
-    subprocess.run(cmd, check=True)
+    extra = tuple(f"wire.lm_pool.{k}={v}" for k, v in CHEAP.items())
+    _run("anchored", (100, 200), py, name=ARM, extra=extra)
 
 
 def _timing_rows() -> list[list[str]]:
