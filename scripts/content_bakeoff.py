@@ -63,6 +63,7 @@ ARMS: dict[str, list[str]] = {
     "anchored": ["wire.anchor=true", "wire.calibration=none"],
 }
 OUT = Path("results/recall-bakeoff")
+STEPS = (100, 200)  # pretraining, answer training: every arm the same
 
 
 def _run(
@@ -228,8 +229,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--report", action="store_true", help="only collect finished arms and apply the rule")
     ap.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
-    ap.add_argument("--pretrain-steps", type=int, default=100)
-    ap.add_argument("--train-steps", type=int, default=200)
+    ap.add_argument("--pretrain-steps", type=int, default=STEPS[0])
+    ap.add_argument("--train-steps", type=int, default=STEPS[1])
     ap.add_argument("--python", default=sys.executable)
     args = ap.parse_args()
     if not args.report:

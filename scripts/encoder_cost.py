@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 from collect_result import copy_evidence
-from content_bakeoff import _gaps, _run
+from content_bakeoff import STEPS, _gaps, _run
 
 from latentwire_eval.tables import markdown_table
 
@@ -63,7 +63,7 @@ def timing(wire: Path, py: str, lengths: str, reps: int) -> None:
 
 def quality(py: str) -> None:
     extra = tuple(f"wire.lm_pool.{k}={v}" for k, v in CHEAP.items())
-    _run("anchored", (100, 200), py, name=ARM, extra=extra)
+    _run("anchored", STEPS, py, name=ARM, extra=extra)
 
 
 def _timing_rows() -> list[list[str]]:
