@@ -6,6 +6,8 @@ pieces it uses (data, readers, features, the wire) and the other stages are the 
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
 from typing import Any, Protocol
 
 import attrs
@@ -16,10 +18,15 @@ from latentwire_core.logs import get_logger
 from latentwire_core.soft_prompt import SoftPromptControl
 from latentwire_core.tasks import Example, TaskSpec, compressed_text
 from latentwire_hf.checkpoint import latest_checkpoint, load_weights
+from latentwire_hf.data import data_dir_from_env
 from latentwire_hf.frozen_lm import HFFrozenLM
+from latentwire_hf.general import SnapshotKeeper, encoded_tokens, general_corpus, heldout_spans
 from latentwire_hf.objectives import ContentObjective, SoftPromptObjective, TaskObjective, content_items
+from latentwire_hf.objectives.heldout import HeldoutCurves
+from latentwire_hf.pretrained import WireSpec
+from latentwire_hf.snapshot import read_snapshot
 from latentwire_hf.training import Trainer
-from runner.config import Experiment
+from runner.config import Experiment, to_toml
 from runner.folder import RunFolder
 
 __all__ = ["RunPieces", "TrainingStages"]
@@ -33,6 +40,7 @@ class RunPieces(Protocol):
     exp: Experiment
     folder: RunFolder
     task: TaskSpec
+    wire_spec: WireSpec | None
 
     def data(self) -> tuple[list[Example], list[Example]]: ...
     def readers(self) -> dict[str, HFFrozenLM]: ...
@@ -51,36 +59,72 @@ class TrainingStages:
 
     def _pretrain(self: RunPieces) -> dict[str, Any]:
         """Reconstruction / continuation on the training split's texts (never an evaluation text)."""
-        pc = self.exp.pretrain
+        pc = attrs.evolve(self.exp.pretrain, seed=self.exp.seed)
         if pc.steps == 0:
             return {"skipped": "pretrain.steps = 0"}
         train, _ = self.data()
-        texts = [compressed_text(e, self.exp.wire.compress) for e in train]
-        items = content_items(texts, attrs.evolve(pc, seed=self.exp.seed))
+        held: list[str] = []
+        if pc.corpus == "general":  # every offline text no task evaluates on (latentwire_hf.data.corpus)
+            d = self.exp.data.data_dir
+            tokenizers = {n: lm.tokenize for n, lm in self.readers().items()}
+            out = self.folder.metrics_log("pretrain").parent
+            texts, held, _ = general_corpus(Path(d) if d else data_dir_from_env(), out, tokenizers)
+        else:
+            texts = [compressed_text(e, self.exp.wire.compress) for e in train]
+        items = content_items(texts, pc)
         fs = self.features()  # windows are encoded (and cached) as the trainer draws them: the draw is
         # a seeded permutation of all items, so warming a prefix of the list would encode the wrong ones
         wire = self.build_wire()
-        fresh = latest_checkpoint(self.folder.checkpoints("pretrain")) is None
-        readers = self.init_from(wire, load=fresh)
-        if fresh and not self.exp.wire.init_from:
+        ckpts = self.folder.checkpoints("pretrain")
+        snap = read_snapshot(Path(pc.snapshot)) if pc.snapshot else None
+        fresh = latest_checkpoint(ckpts) is None
+        readers = self.init_from(wire, load=fresh and snap is None)
+        if fresh and snap is None and not self.exp.wire.init_from:
             self.fit_standardization(wire)
             self.fit_anchor(wire, "pretrain")
-        objective = ContentObjective(
-            readers=readers,
-            features=fs,
-            items=items,
-            cfg=attrs.evolve(pc, seed=self.exp.seed),
-            texts=texts,
-        )
+        objective = ContentObjective(readers=readers, features=fs, items=items, cfg=pc, texts=texts)
+        metrics = self.folder.metrics_log("pretrain")
         trainer = Trainer(
-            wire=wire,
-            readers=readers,
-            cfg=attrs.evolve(pc, seed=self.exp.seed),
-            ckpt_dir=self.folder.checkpoints("pretrain"),
-            metrics_path=self.folder.metrics_log("pretrain"),
-            objective=objective,
+            wire=wire, readers=readers, cfg=pc, ckpt_dir=ckpts, metrics_path=metrics, objective=objective
         )
-        trainer.train()
+        if fresh and snap is not None:  # a new machine: continue the committed snapshot's run
+            trainer.adopt(
+                snap.weights,
+                snap.step,
+                train_seconds=sum(float(snap.meta.get(k, 0.0)) for k in ("cpu_seconds", "gpu_seconds")),
+            )
+            log.info("pretrain_from_snapshot", snapshot=pc.snapshot, step=snap.step)
+        trainer.resume()
+        hooks: dict[str, Any] = {}
+        curves = metrics.parent / "curves.jsonl"
+        if pc.curve_every:
+            probe = HeldoutCurves(
+                readers=readers,
+                features=fs,
+                spans=heldout_spans(held, words=pc.curve_words, n=pc.curve_n, seed=self.exp.seed),
+                cfg=pc,
+                path=curves,
+                every=pc.curve_every,
+            )
+            if snap is not None and fresh and snap.path.joinpath("curves.jsonl").is_file():
+                shutil.copyfile(snap.path / "curves.jsonl", curves)  # the curves go on from the snapshot's
+            probe.truncate(trainer.step)
+            hooks["after_step"] = probe
+        if pc.snapshot:
+            if snap is not None and fresh and snap.path.joinpath("metrics.jsonl").is_file():
+                shutil.copyfile(snap.path / "metrics.jsonl", metrics)
+            assert self.wire_spec is not None
+            hooks["after_save"] = SnapshotKeeper(
+                dest=Path(pc.snapshot),
+                spec=self.wire_spec,
+                prior=snap,
+                tokens_per_step=lambda s: encoded_tokens(trainer, objective, fs, s),
+                curves={"metrics.jsonl": metrics, "curves.jsonl": curves},
+                extra={"run": self.exp.name, "experiment": to_toml(self.exp)},
+                start_step=trainer.step,
+                start_seconds=trainer.train_seconds,
+            )
+        trainer.train(**hooks)
         seen: set[str] = set()
         for step, i in trainer.drawn():  # the windows actually trained on (curriculum phases included)
             objective.set_step(step)
@@ -89,6 +133,7 @@ class TrainingStages:
         return {
             "steps": trainer.step,
             "train_seconds": round(trainer.train_seconds, 1),
+            "corpus": pc.corpus,
             "items": len(items),
             "rec_items": sum(it.mode == "rec" for it in items),
             "source_texts": len(dict.fromkeys(texts)),

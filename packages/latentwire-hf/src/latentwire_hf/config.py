@@ -130,6 +130,10 @@ class LoopConfig:
             ~1e-4 and ~1e-3 (docs/design.md "What the CPU runs taught").
         content_weight, content_margin: content loss, + weight * max(0, margin - (CE with another
             row's latent - CE with its own)), per step.
+        lr_schedule: ``cosine`` (warm-up, then cosine to 0 at ``steps``) or ``constant`` (warm-up, then
+            flat: a long run that may be extended, or continued from a snapshot, keeps one schedule).
+        time_limit_s: stop (with a checkpoint) once the kept trajectory's training seconds reach this
+            (0: no limit); a bake-off's arms get equal compute this way.
     """
 
     steps: int = attrs.field(default=200, validator=positive)
@@ -149,6 +153,8 @@ class LoopConfig:
     lr_adapters: float = attrs.field(default=0.0, validator=non_negative)
     content_weight: float = attrs.field(default=0.0, validator=non_negative)
     content_margin: float = attrs.field(default=1.0, validator=non_negative)
+    lr_schedule: str = attrs.field(default="cosine", validator=one_of("cosine", "constant"))
+    time_limit_s: float = attrs.field(default=0.0, validator=non_negative)
     seed: int = 0
 
 
@@ -186,6 +192,17 @@ class PretrainConfig(LoopConfig):
         curriculum / curriculum_steps: reconstruction-first phases (REFRAG; "progressive cramming"): 100%
             reconstruction of spans of these many words (growing, e.g. [12, 24, 48]),
             ``curriculum_steps`` steps each, before the rec/cont mix.
+        corpus: where the text comes from: ``task`` (the task's training split) or ``general`` (every
+            offline text no task evaluates on, :mod:`latentwire_hf.data.corpus`).
+        rec_eos: reconstruction targets end with the reader's EOS, so a reader learns where the text
+            ends and greedy reconstruction can stop by itself (continuation targets never do).
+        snapshot: a folder (relative to the working directory) the stage writes its bf16 snapshot to at
+            every checkpoint, and resumes from when the run folder has no checkpoint
+            (:mod:`latentwire_hf.snapshot`); empty: none.
+        curve_every, curve_n: every this many steps, held-out reconstruction (NLL with the text's own
+            and another text's latent, greedy exact match) on ``curve_n`` validation spans per reader,
+            into ``pretrain/curves.jsonl`` (0: none). Needs ``corpus = "general"``.
+        curve_words: the held-out spans' length in words (24 words are about 32 reader tokens).
     """
 
     steps: int = attrs.field(default=0, validator=non_negative)
@@ -199,12 +216,22 @@ class PretrainConfig(LoopConfig):
     max_items: int = attrs.field(default=20000, validator=positive)
     curriculum: tuple[int, ...] = attrs.field(default=(), converter=tuple)
     curriculum_steps: int = attrs.field(default=0, validator=non_negative)
+    corpus: str = attrs.field(default="task", validator=one_of("task", "general"))
+    rec_eos: bool = False
+    snapshot: str = ""
+    curve_every: int = attrs.field(default=0, validator=non_negative)
+    curve_n: int = attrs.field(default=100, validator=positive)
+    curve_words: int = attrs.field(default=24, validator=positive)
 
     def __attrs_post_init__(self) -> None:
+        if self.curve_every and self.corpus != "general":
+            raise ValueError(
+                "curve_every needs corpus = 'general' (its held-out spans are the corpus's validation part)"
+            )
         if not 0.0 <= self.rec_fraction <= 1.0:
             raise ValueError(f"rec_fraction must be in [0, 1], got {self.rec_fraction}")
-        if any(int(w) < 2 for w in self.curriculum):
-            raise ValueError(f"curriculum spans must be >= 2 words, got {list(self.curriculum)}")
+        if any(not 2 <= int(w) <= 4096 for w in self.curriculum):
+            raise ValueError(f"curriculum spans must be 2 to 4096 words, got {list(self.curriculum)}")
         if bool(self.curriculum) != (self.curriculum_steps > 0):
             raise ValueError("curriculum and curriculum_steps go together (both set, or neither)")
         if len(self.curriculum) * self.curriculum_steps > self.steps:

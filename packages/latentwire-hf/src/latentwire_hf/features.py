@@ -154,11 +154,15 @@ class CachedFeatureSource:
         batch_size: how many uncached texts the source encodes at once.
     """
 
+    MEM_ROWS = 50_000
+
     def __init__(
         self, source: EncoderFeatureSource | LMHiddenFeatureSource, cache_dir: Path, batch_size: int = 64
     ):
         self.source, self.batch_size = source, batch_size
         self.dir = cache_dir / source.key
+        # fp16 rows (what the disk holds), oldest dropped past MEM_ROWS: a long pretraining run draws
+        # hundreds of thousands of windows, and fp32 copies of all of them would not fit in memory
         self._mem: dict[str, torch.Tensor] = {}
         self.hits = self.misses = 0
 
@@ -180,13 +184,18 @@ class CachedFeatureSource:
         if not path.is_file():
             return None
         try:
-            t = load_file(path)["features"].float()
+            t = load_file(path)["features"].half()
         except (SafetensorError, KeyError, OSError) as e:
             log.warning("feature_cache_corrupt_recomputing", path=str(path), error=str(e))
             path.unlink(missing_ok=True)
             return None
-        self._mem[h] = t
+        self._remember(h, t)
         return t
+
+    def _remember(self, h: str, row: torch.Tensor) -> None:
+        self._mem[h] = row
+        while len(self._mem) > self.MEM_ROWS:
+            del self._mem[next(iter(self._mem))]
 
     def warm(self, texts: Sequence[str], *, desc: str = "features") -> None:
         """Compute and store features for every uncached text (with a progress bar)."""
@@ -202,7 +211,7 @@ class CachedFeatureSource:
                 tmp = path.with_suffix(f".tmp{os.getpid()}")
                 save_file({"features": row.half()}, tmp)
                 os.replace(tmp, path)
-                self._mem[h] = row.half().float()
+                self._remember(h, row.half())
             self.misses += len(chunk)
 
     def features(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -215,7 +224,7 @@ class CachedFeatureSource:
         mask = torch.zeros(len(rows), width, dtype=torch.bool)
         for i, r in enumerate(rows):
             assert r is not None
-            feats[i, : r.shape[0]] = r
+            feats[i, : r.shape[0]] = r.float()
             mask[i, : r.shape[0]] = True
         return feats, mask
 

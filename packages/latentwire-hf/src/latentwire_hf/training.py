@@ -16,15 +16,15 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 from accelerate import Accelerator
 from tqdm.auto import tqdm
-from transformers import get_cosine_schedule_with_warmup
 
 from latentwire_core import LatentWire
 from latentwire_core.logs import get_logger
@@ -118,18 +118,46 @@ class Trainer:
             raise ValueError("no training examples")
         self.objective = objective
         opt = torch.optim.AdamW(param_groups(wire, cfg), lr=cfg.lr, weight_decay=cfg.weight_decay)
-        # linear warm-up from 0, then cosine to 0 at cfg.steps (transformers' schedule; before 2026-12-03 the
-        # warm-up was (step + 1) / (warmup + 1): runs from then differ by that one warm-up step)
-        self.scheduler = get_cosine_schedule_with_warmup(opt, cfg.warmup_steps, cfg.steps)
+        # the step the schedule's warm-up (re)started from: 0, or the step of an adopted snapshot
+        self.schedule_offset = 0
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(opt, self._lr_factor)
         # the scheduler is stepped by hand: accelerate's wrapper would step it once per process
         self.wire, self.optimizer = self.acc.prepare(wire, opt)
         self.step = 0
+        self.finishing = False
         # wall seconds of the steps on the kept trajectory (with their logging and probes, without the
         # checkpoint writes), summed over the processes that trained it: a killed run's steps after its
         # last checkpoint are redone and counted once. Saved in trainer.json, reported as the stage's
         # train_seconds (its `seconds` is the last process's wall time only)
         self.train_seconds = 0.0
         self._perms: dict[int, list[int]] = {}
+
+    def _lr_factor(self, local: int) -> float:
+        """The LR multiplier ``local`` scheduler steps after the (re)start: linear warm-up from 0, then
+        flat (``constant``) or cosine to 0 at ``cfg.steps`` (transformers' cosine schedule, the same
+        floats, when nothing was adopted)."""
+        warm = self.cfg.warmup_steps
+        if local < warm:
+            ramp = float(local) / float(max(1, warm))
+            if self.schedule_offset == 0 or self.cfg.lr_schedule == "constant":
+                return ramp
+        else:
+            ramp = 1.0
+        if self.cfg.lr_schedule == "constant":
+            return 1.0
+        step = local + self.schedule_offset
+        progress = float(step - warm) / float(max(1, self.cfg.steps - warm))
+        return ramp * max(0.0, 0.5 * (1.0 + math.cos(math.pi * 0.5 * 2.0 * progress)))
+
+    def adopt(self, state: Mapping[str, torch.Tensor], step: int, *, train_seconds: float = 0.0) -> None:
+        """Start from another machine's weights at ``step`` (a snapshot): the data order continues from
+        ``step``, the optimiser state is fresh and the warm-up restarts there. Only before training."""
+        if latest_checkpoint(self.ckpt_dir) is not None:
+            raise ValueError(f"{self.ckpt_dir} has checkpoints: resume from them, not from a snapshot")
+        self.acc.unwrap_model(self.wire).load_state_dict(dict(state))
+        self.step = self.schedule_offset = int(step)
+        self.train_seconds = float(train_seconds)
+        log.info("adopted_snapshot", step=self.step)
 
     # --- data order: a pure function of (seed, global index) so a resumed run sees the same batches
     def _indices(self, step: int, micro: int) -> list[int]:
@@ -144,6 +172,10 @@ class Trainer:
                 self._perms = {epoch: torch.randperm(n, generator=gen).tolist()}
             out.append(self._perms[epoch][pos])
         return out
+
+    def batch_indices(self, step: int) -> list[int]:
+        """The item indices this process draws at ``step`` (every micro-batch)."""
+        return [i for micro in range(self.cfg.grad_accum) for i in self._indices(step, micro)]
 
     def drawn(self) -> list[tuple[int, int]]:
         """``(step, item index)`` of every item this process has trained on so far (a pure function of
@@ -192,6 +224,7 @@ class Trainer:
                     * self.cfg.grad_accum
                     * self.acc.num_processes,
                     "train_seconds": round(self.train_seconds, 3),
+                    "schedule_offset": self.schedule_offset,
                 },
                 keep=self.cfg.keep_checkpoints,
             )
@@ -201,13 +234,14 @@ class Trainer:
         """Load the newest checkpoint if there is one; returns the step to continue from."""
         path = latest_checkpoint(self.ckpt_dir)
         if path is None:
-            return 0
+            return self.step  # 0, or the step of an adopted snapshot
         opt = self.optimizer.optimizer if hasattr(self.optimizer, "optimizer") else self.optimizer
         meta = load_checkpoint(
             path, model=self.acc.unwrap_model(self.wire), optimizer=opt, scheduler=self.scheduler
         )
         self.step = int(meta["step"])
-        self.train_seconds = float(meta.get("train_seconds", 0.0))  # absent in checkpoints before 2026-12-03
+        self.train_seconds = float(meta.get("train_seconds", 0.0))  # absent in older checkpoints
+        self.schedule_offset = int(meta.get("schedule_offset", 0))
         if self.acc.is_main_process and self.metrics_path.is_file():
             # drop rows logged after the checkpoint we resume from; they will be logged again
             rows = [r for r in self.metrics_path.read_text().splitlines() if r.strip()]
@@ -216,8 +250,16 @@ class Trainer:
         log.info("resumed", checkpoint=str(path), step=self.step)
         return self.step
 
-    def train(self, *, stop_after: int | None = None) -> LatentWire:
-        """Run until ``cfg.steps`` (or ``stop_after`` steps, to simulate a kill in tests)."""
+    def train(
+        self,
+        *,
+        stop_after: int | None = None,
+        after_step: Callable[[Trainer], None] | None = None,
+        after_save: Callable[[Trainer], None] | None = None,
+    ) -> LatentWire:
+        """Run until ``cfg.steps`` (or ``stop_after`` steps, to simulate a kill in tests, or until
+        ``cfg.time_limit_s`` training seconds). ``after_step`` runs after every optimiser step (held-out
+        curves decide themselves when to measure), ``after_save`` after every checkpoint (a snapshot)."""
         self.resume()
         self.metrics_path.parent.mkdir(parents=True, exist_ok=True)
         self.wire.train()
@@ -231,7 +273,7 @@ class Trainer:
         window: dict[str, list[float]] = {}
         t0, seen = time.perf_counter(), 0
         done_here = 0
-        while self.step < self.cfg.steps:
+        while self.step < self.cfg.steps and not 0 < self.cfg.time_limit_s <= self.train_seconds:
             step_start = time.perf_counter()
             self._set_step(self.step)
             names = self._active_readers(self.step)
@@ -278,9 +320,19 @@ class Trainer:
                 log.info("train_step", **{k.replace("/", "."): round(v, 4) for k, v in row.items()})
                 window, t0, seen = {}, time.perf_counter(), 0
             self.train_seconds += time.perf_counter() - step_start  # the step, its log and probe
-            if self.step % self.cfg.ckpt_every == 0 or self.step == self.cfg.steps:
+            out_of_time = 0 < self.cfg.time_limit_s <= self.train_seconds
+            # the loop's last step (its end, its time limit or the simulated kill): a hook may measure it
+            self.finishing = out_of_time or self.step == self.cfg.steps
+            if after_step is not None:
+                after_step(self)
+            if self.step % self.cfg.ckpt_every == 0 or self.step == self.cfg.steps or out_of_time:
                 self._save()
+                if after_save is not None:
+                    after_save(self)
             if stop_after is not None and done_here >= stop_after:
+                break
+            if out_of_time:
+                log.info("time_limit_reached", step=self.step, train_seconds=round(self.train_seconds, 1))
                 break
         bar.close()
         self.wire.eval()

@@ -100,12 +100,27 @@ class ContentObjective:
                 random.Random(f"{self.cfg.seed}|{span}").shuffle(items)
                 if not items:
                     raise ValueError(f"curriculum: no training text has {span} words")
-            targets = {
-                name: [lm.tokenize([it.target])[0][: self.cfg.max_target_tokens] for it in items]
-                for name, lm in self.readers.items()
-            }
+            targets = {name: self._targets(lm, items) for name, lm in self.readers.items()}
             self._pools[span] = (items, targets)
         return self._pools[span]
+
+    def _targets(self, lm: FrozenLM, items: Sequence[ContentItem]) -> list[list[int]]:
+        """Each item's target ids, cut to ``max_target_tokens``; with ``rec_eos`` a reconstruction that
+        fits ends with EOS (one that had to be cut does not: its text goes on)."""
+        cap, eos = self.cfg.max_target_tokens, lm.special_ids["eos"]
+        out: list[list[int]] = []
+        texts = [it.target for it in items]
+        every = [ids for i in range(0, len(texts), 4096) for ids in lm.tokenize(texts[i : i + 4096])]
+        for it, ids in zip(items, every, strict=True):
+            if (
+                getattr(self.cfg, "rec_eos", False)
+                and it.mode == "rec"
+                and eos is not None
+                and len(ids) < cap
+            ):
+                ids = [*ids, int(eos)]
+            out.append(ids[:cap])
+        return out
 
     def set_step(self, step: int) -> None:
         """Select the item pool of ``step`` (a curriculum phase or the rec/cont mix); a pure function
