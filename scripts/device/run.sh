@@ -43,43 +43,8 @@ stage() {  # stage NAME TIMEOUT_S CMD...: run with a time limit, record exit sta
   echo "=== $name: exit ${RC[$name]} in ${SECS[$name]}s"
 }
 
-MODELS=0
-if [ "$DRY" = 1 ]; then
-  source scripts/bootstrap.sh >/dev/null
-  set -uo pipefail
-  export LATENTWIRE_GPU_TESTS_ON_CPU=1
-  SIZE=tiny
-else
-  PY="${PYTHON:-python3}"
-  SIZE=real
-  DEV="${LATENTWIRE_DEVICE_DIR:-.device}"
-  if ls "$DEV"/wheels/*.whl >/dev/null 2>&1; then
-    "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
-      "$DEV"/wheels/*.whl || { echo "error: installing the carried wheels failed" >&2; exit 2; }
-    export PYTHONPATH="/tmp/site${PYTHONPATH:+:$PYTHONPATH}"
-  fi
-  SRC=""
-  for p in packages/latentwire-core packages/latentwire-hf packages/latentwire-eval apps/runner; do SRC="$SRC:$ROOT/$p/src"; done
-  PYTHONPATH="${PYTHONPATH:-}${SRC}"; export PYTHONPATH="${PYTHONPATH#:}"
-  GGUF="${LATENTWIRE_GGUF_DIR:-/tmp/latentwire-gguf}"
-  if [ -f "$DEV/models/manifest.json" ]; then
-    rm -rf "$GGUF/in" && mkdir -p "$GGUF/in"
-    find "$(cd "$DEV/models" && pwd)" -name '*.part*' -exec ln -sf {} "$GGUF/in/" \;
-    cp "$DEV/models/manifest.json" "$GGUF/in/"
-    if "$PY" scripts/device/pieces.py join "$GGUF/in" --dest "$GGUF"; then
-      export LATENTWIRE_GGUF_DIR="$GGUF"
-      MODELS=1
-    else
-      echo "warning: the carried models did not verify; skipping the recall-gpu experiment" >&2
-    fi
-  fi
-  export LATENTWIRE_CACHE="${LATENTWIRE_CACHE:-/tmp/latentwire-cache}"
-  if ! "$PY" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)"; then
-    echo "error: torch sees no CUDA device here; on a CPU machine run: bash scripts/device/run.sh --dry-run" >&2
-    exit 2
-  fi
-fi
-export LATENTWIRE_DATA="${LATENTWIRE_DATA:-$ROOT/tests/assets/data}"
+SCRIPT=scripts/device/run.sh
+source scripts/device/setup.sh
 export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false PYTHONUNBUFFERED=1
 
 stage gpu_tests 180 "$PY" -m pytest -q -m gpu tests/gpu -p no:cacheprovider --junitxml="$OUT/gpu-tests.xml"

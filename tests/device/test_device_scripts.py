@@ -114,3 +114,27 @@ def test_the_device_run_passes_as_a_dry_run_on_the_cpu(tmp_path: Path) -> None:
     assert s["dry_run"] and all(v["exit"] == 0 for v in s["stages"].values())
     assert s["gpu_tests"]["tests"] == 4 and s["gpu_tests"]["failures"] == s["gpu_tests"]["skipped"] == 0
     assert len(s["throughput"]) == 3 and s["recall_em"]
+
+
+@pytest.mark.slow
+def test_the_general_job_passes_as_a_dry_run_and_its_snapshot_joins_back(tmp_path: Path) -> None:
+    """scripts/device/general.sh at tiny size: general-corpus pretraining with a snapshot, returned as
+    pieces of at most 15 MiB + manifest + general-meta.tar, which join back into the snapshot."""
+    out = subprocess.run(
+        ["bash", str(REPO / "scripts/device/general.sh"), "--dry-run", str(tmp_path / "out")],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        cwd=REPO,
+    )
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-2000:]
+    files = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert len(files) <= 6 and {"manifest.json", "general-meta.tar", "general.log"} <= set(files)
+    assert all((tmp_path / "out" / f).stat().st_size <= 15 * 2**20 for f in files)
+    back = tmp_path / "back"
+    pieces.join(tmp_path / "out", back)
+    subprocess.run(["tar", "-xf", str(tmp_path / "out" / "general-meta.tar"), "-C", str(back)], check=True)
+    from latentwire_hf.snapshot import read_snapshot
+
+    snap = read_snapshot(back)  # the digest in snapshot.json matches the joined weights
+    assert snap is not None and snap.step == 4 and snap.meta["tokens_encoded"] > 0
