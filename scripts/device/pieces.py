@@ -51,9 +51,46 @@ def split(files: list[Path], out: Path, *, max_bytes: int) -> dict:
     return manifest
 
 
+def _plain_name(name: object, where: Path) -> str:
+    """A manifest's file or piece name: one path component, never ``..`` or a folder (so a join writes
+    and reads inside its own folders only)."""
+    if (
+        not isinstance(name, str)
+        or not name
+        or name in (".", "..")
+        or "/" in name
+        or "\\" in name
+        or "\0" in name
+    ):
+        raise ValueError(f"{where}: {name!r} is not a plain file name")
+    return name
+
+
+def _read_manifest(path: Path) -> dict:
+    """The manifest, checked for shape before anything is read or written; faults name the file."""
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as e:
+        raise ValueError(f"{path}: not a readable manifest ({e})") from None
+    files = manifest.get("files") if isinstance(manifest, dict) else None
+    if not isinstance(files, list):
+        raise ValueError(f"{path}: has no list of files")
+    for entry in files:
+        if not isinstance(entry, dict) or not isinstance(entry.get("pieces"), list):
+            raise ValueError(f"{path}: a file entry without its pieces")
+        _plain_name(entry.get("name"), path)
+        if not isinstance(entry.get("size"), int) or not isinstance(entry.get("sha256"), str):
+            raise ValueError(f"{path}: {entry.get('name')!r} lacks its size or SHA-256")
+        for piece in entry["pieces"]:
+            if not isinstance(piece, dict):
+                raise ValueError(f"{path}: a malformed piece of {entry['name']!r}")
+            _plain_name(piece.get("name"), path)
+    return manifest
+
+
 def join(src: Path, dest: Path) -> list[Path]:
     """Verify every piece in ``src`` against its manifest, reassemble each file into ``dest``."""
-    manifest = json.loads((src / MANIFEST).read_text())
+    manifest = _read_manifest(src / MANIFEST)
     problems = []
     for entry in manifest["files"]:
         for piece in entry["pieces"]:

@@ -24,7 +24,10 @@ while [ $# -gt 0 ]; do
     --no-models) MODELS=0 ;;
     --general) GENERAL=1 ;;
     --no-wheels) WHEELS_ON=0 ;;
-    --max-mib) CAP="$2"; shift ;;
+    --max-mib)
+      # a number, checked as text: never handed to an interpreter as code
+      [[ "${2:-}" =~ ^[0-9]+([.][0-9]+)?$ ]] || { echo "error: --max-mib needs a number of MiB, got '${2:-}'" >&2; exit 2; }
+      CAP="$2"; shift ;;
     --files) shift; while [ $# -gt 0 ] && [ "${1#--}" = "$1" ]; do FILES+=("$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"); shift; done; continue ;;
     *) echo "error: unknown option $1 (see the header of $0)" >&2; exit 2 ;;
   esac
@@ -33,7 +36,12 @@ done
 source scripts/bootstrap.sh >/dev/null
 set -euo pipefail
 DEV="${LATENTWIRE_DEVICE_DIR:-.device}"
-rm -rf "$DEV" && mkdir -p "$DEV/wheels"
+MARK=".latentwire-device"  # what this script writes into a folder it owns; it cleans no other folder
+if [ -e "$DEV" ] && [ ! -f "$DEV/$MARK" ] && [ -n "$(ls -A "$DEV" 2>/dev/null)" ]; then
+  echo "error: $DEV exists and was not made by this script (no $MARK in it); move it or set LATENTWIRE_DEVICE_DIR" >&2
+  exit 2
+fi
+rm -rf "$DEV" && mkdir -p "$DEV/wheels" && touch "$DEV/$MARK"
 if [ "$DEV" = .device ] && ! grep -qx '/.device/' .git/info/exclude 2>/dev/null; then echo '/.device/' >> .git/info/exclude; fi
 
 pin() { grep -i "^$1==" constraints.txt | head -1; }
@@ -50,8 +58,8 @@ tree_bytes=$( (git ls-files -z; git ls-files -z --others --exclude-standard) | x
 wheel_bytes=$(du -cb "$DEV"/wheels | tail -1 | cut -f1)
 budget=$((64 * 1024 * 1024 - tree_bytes - wheel_bytes - 2 * 1024 * 1024))  # 2 MiB margin
 max_mib=$((budget / 1024 / 1024))
-max_mib=$("$PY" -c "print(min($max_mib, $CAP))")
-if [ "$("$PY" -c "print(int($max_mib < 8 and $CAP >= 8))")" = 1 ]; then
+max_mib=$("$PY" -c 'import sys; print(min(int(sys.argv[1]), float(sys.argv[2])))' "$max_mib" "$CAP")
+if [ "$("$PY" -c 'import sys; print(int(float(sys.argv[1]) < 8 <= float(sys.argv[2])))' "$max_mib" "$CAP")" = 1 ]; then
   echo "error: the working tree ($tree_bytes bytes) leaves under 8 MiB per transfer; commit less or ignore it" >&2
   exit 2
 fi

@@ -138,3 +138,46 @@ def test_the_general_job_passes_as_a_dry_run_and_its_snapshot_joins_back(tmp_pat
 
     snap = read_snapshot(back)  # the digest in snapshot.json matches the joined weights
     assert snap is not None and snap.step == 4 and snap.meta["tokens_encoded"] > 0
+
+
+def test_prepare_refuses_a_max_mib_that_is_not_a_number_and_a_folder_it_did_not_make(tmp_path: Path) -> None:
+    env = {**os.environ, "LATENTWIRE_DEVICE_DIR": str(tmp_path / "dev")}
+    cmd = ["bash", str(REPO / "scripts/device/prepare.sh"), "--no-wheels", "--no-models", "--max-mib"]
+    out = subprocess.run(
+        [*cmd, "__import__('os').system('touch pwned')"],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert (
+        out.returncode == 2 and "--max-mib needs a number" in out.stderr and not (tmp_path / "pwned").exists()
+    )
+    (tmp_path / "dev").mkdir()
+    keep = tmp_path / "dev" / "precious.txt"
+    keep.write_text("mine")
+    out = subprocess.run([*cmd, "8"], env=env, capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert out.returncode == 2 and "was not made by this script" in out.stderr and keep.read_text() == "mine"
+
+
+@pytest.mark.parametrize(
+    ("files", "problem"),
+    [
+        ({}, "has no list of files"),
+        ({"files": [{"name": "../evil", "size": 1, "sha256": "x", "pieces": []}]}, "not a plain file name"),
+        (
+            {"files": [{"name": "a", "size": 1, "sha256": "x", "pieces": [{"name": "/etc/passwd"}]}]},
+            "not a plain file name",
+        ),
+        ({"files": [{"name": "a", "pieces": []}]}, "lacks its size or SHA-256"),
+    ],
+)
+def test_join_refuses_a_manifest_that_names_outside_its_folders(
+    tmp_path: Path, files: dict, problem: str
+) -> None:
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "manifest.json").write_text(json.dumps(files))
+    with pytest.raises(ValueError, match=problem):
+        pieces.join(tmp_path / "in", tmp_path / "out")
+    assert not (tmp_path / "evil").exists() and not (tmp_path / "out").exists()
+    assert pieces.main(["join", str(tmp_path / "in"), "--dest", str(tmp_path / "out")]) == 2

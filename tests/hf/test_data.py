@@ -239,8 +239,11 @@ def test_reconstruct_spans_are_real_text_of_the_task_length_and_splits_do_not_sh
     assert {e.source for e in train}.isdisjoint(e.source for e in evaluation)
 
 
-def test_reconstruct_without_data_names_what_it_needs(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_reconstruct_without_data_names_what_it_needs(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.delenv("LATENTWIRE_DATA", raising=False)
+    monkeypatch.chdir(tmp_path)  # no ../shared/data beside the working folder either
     with pytest.raises(DataError, match="reconstruct_16: needs the SQuAD"):
         load_examples("reconstruct_16", "eval")
 
@@ -252,3 +255,34 @@ def test_name_key_keeps_registry_names_and_makes_paths_one_safe_distinct_compone
     a, b = name_key("/models/my llama"), name_key("/other/my llama")
     assert a != b and "/" not in a and a.startswith("models_my_llama-")
     assert "/" not in name_key("org/name") and name_key("..") != ".."
+
+
+def test_the_data_folder_beside_the_checkout_is_found_without_the_variable(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """As the README's scripts do: ``../shared/data`` beside the working folder, when the variable is unset."""
+    from latentwire_hf.data import data_dir_from_env
+
+    monkeypatch.delenv("LATENTWIRE_DATA", raising=False)
+    (tmp_path / "shared" / "data").mkdir(parents=True)
+    (tmp_path / "repo").mkdir()
+    monkeypatch.chdir(tmp_path / "repo")
+    assert data_dir_from_env() == tmp_path / "repo" / ".." / "shared" / "data"
+    monkeypatch.setenv("LATENTWIRE_DATA", str(tmp_path / "elsewhere"))
+    assert data_dir_from_env() == tmp_path / "elsewhere"
+
+
+def test_an_unreachable_hub_fails_at_once_naming_the_setting(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import time
+
+    monkeypatch.delenv("LATENTWIRE_DATA", raising=False)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("HF_DATASETS_OFFLINE", raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", "https://127.0.0.1:9")  # nothing listens there
+    monkeypatch.chdir(tmp_path)
+    t0 = time.perf_counter()
+    with pytest.raises(DataError, match=r"unreachable: set LATENTWIRE_DATA or \[data\].data_dir"):
+        load_examples("sst2", "eval")
+    assert time.perf_counter() - t0 < 5

@@ -94,6 +94,7 @@ def test_a_new_machine_continues_the_committed_snapshot(tmp_path: Path, monkeypa
 
 def test_general_corpus_without_a_data_folder_is_named(tmp_path: Path, monkeypatch, capsys) -> None:
     monkeypatch.delenv("LATENTWIRE_DATA", raising=False)
+    monkeypatch.chdir(tmp_path)  # no ../shared/data beside the working folder
     exp = _exp(tmp_path, tmp_path / "snap")
     cfg = exp.read_text().replace(f'data_dir = "{ASSETS / "data"}"', 'data_dir = ""')
     exp.write_text(cfg)

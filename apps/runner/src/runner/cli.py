@@ -14,6 +14,13 @@ from runner.config import STAGES, ConfigError, load_experiment
 __all__ = ["run_main"]
 
 
+def folder_arg(value: str) -> Path:
+    """An argparse type for a folder option: an empty value is refused (``Path('')`` would be the cwd)."""
+    if not value.strip():
+        raise argparse.ArgumentTypeError("needs a folder, got an empty value")
+    return Path(value)
+
+
 def run_main(argv: list[str]) -> int:
     """Validate the experiment, then run its stages into its run folder; 2 on an expected failure."""
     p = argparse.ArgumentParser(prog="python -m runner", description=__doc__)
@@ -33,7 +40,7 @@ def run_main(argv: list[str]) -> int:
         help="run only this stage (repeatable); default: all, skipping finished ones",
     )
     p.add_argument("--fresh", action="store_true", help="delete the run folder and start over")
-    p.add_argument("--runs-dir", type=Path, default=None, help="override the experiment's runs_dir")
+    p.add_argument("--runs-dir", type=folder_arg, default=None, help="override the experiment's runs_dir")
     p.add_argument(
         "--reuse-training",
         type=Path,

@@ -291,7 +291,11 @@ class EvalConfig:
 @attrs.frozen(kw_only=True)
 class Experiment:
     name: str
-    seed: int = 0
+    # the seed reaches torch.manual_seed, numpy and derived seeds (seed * 100_003 + epoch): a negative one
+    # would fail only later, in evaluation, after training
+    seed: int = attrs.field(
+        default=0, validator=attrs.validators.and_(attrs.validators.ge(0), attrs.validators.lt(2**31))
+    )
     runs_dir: str = "runs"
     data: DataConfig = attrs.field(factory=DataConfig)
     models: ModelsConfig = attrs.field(factory=ModelsConfig)

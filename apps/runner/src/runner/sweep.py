@@ -27,6 +27,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from runner.cli import folder_arg
 from runner.config import ConfigError, load_experiment
 from runner.folder import EVAL_ONLY_DATA_KEYS, EVAL_ONLY_TABLES, RunFolder
 
@@ -152,7 +153,7 @@ def main(argv: list[str]) -> int:
     p.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2", help="repeatable")
     p.add_argument("--seeds", default="0", help="comma-separated seeds (default 0)")
     p.add_argument("--name", default=None, help="sweep folder name (default: the experiment's name)")
-    p.add_argument("--runs-dir", type=Path, default=None)
+    p.add_argument("--runs-dir", type=folder_arg, default=None)
     p.add_argument("--dry-run", action="store_true", help="print the plan and stop")
     p.add_argument("--launcher", choices=["local", "slurm"], default="local")
     p.add_argument("--launch", default="accelerate launch", help="command the sbatch script runs points with")
@@ -165,6 +166,12 @@ def main(argv: list[str]) -> int:
         seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     except ValueError:
         print(f"error: --seeds {args.seeds!r}: expected integers such as 0,1,2", file=sys.stderr)
+        return 2
+    # a repeated seed is one run folder, not two samples: statistics over it would be overconfident
+    twice = sorted({s for s in seeds if seeds.count(s) > 1})
+    if not seeds or twice or any(s < 0 for s in seeds):
+        why = "no seed" if not seeds else f"seed {twice[0]} given twice" if twice else "seeds must be >= 0"
+        print(f"error: --seeds {args.seeds!r}: {why} (distinct integers such as 0,1,2)", file=sys.stderr)
         return 2
     try:
         root, points = plan(args.experiment, _grid(args.grid), seeds, args.runs_dir, args.name)

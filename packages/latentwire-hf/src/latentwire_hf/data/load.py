@@ -19,8 +19,13 @@ log = get_logger("latentwire_hf.data")
 
 
 def data_dir_from_env() -> Path | None:
+    """``$LATENTWIRE_DATA``, else ``../shared/data`` beside the working folder when it exists (where the
+    README's commands find the offline files), else None (the ``datasets`` hub)."""
     env = os.environ.get("LATENTWIRE_DATA")
-    return Path(env) if env else None
+    if env:
+        return Path(env)
+    beside = Path.cwd().parent / "shared" / "data"
+    return beside if beside.is_dir() else None
 
 
 def load_examples(

@@ -144,10 +144,29 @@ def offline(task: str, split: Split, root: Path, on_error: OnError, report: Load
     return carve(items, split, frac=src.carve, seed=0) if src.carve is not None else items
 
 
+def _hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether the hub's host answers on its HTTPS port within ``timeout`` seconds (``datasets`` itself
+    retries an unreachable hub for about 25 s before failing with a message that names no setting)."""
+    import socket
+    from urllib.parse import urlsplit
+
+    url = urlsplit(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    try:
+        with socket.create_connection((url.hostname or "", url.port or 443), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
 def from_hub(task: str, split: Split) -> list[Example]:  # pragma: no cover - needs a reachable hub
     if os.environ.get("HF_HUB_OFFLINE") == "1" or os.environ.get("HF_DATASETS_OFFLINE") == "1":
         raise DataError(
             f"no data directory for {task!r} (set LATENTWIRE_DATA or [data].data_dir) and the hub is offline"
+        )
+    if not _hub_reachable():
+        raise DataError(
+            f"no data directory for {task!r} and the datasets hub (huggingface.co) is unreachable: set "
+            "LATENTWIRE_DATA or [data].data_dir to the offline data folder"
         )
     import datasets
 
