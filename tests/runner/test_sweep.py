@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 import tomli_w
 
-from experiments import experiment
+from experiments import experiment, tiny_experiment
 from latentwire_core.message import HEADER_BYTES
 from runner.__main__ import main
 from runner.config import LEGACY_WIRE_KEYS
@@ -253,3 +253,24 @@ def test_dashboard_shows_a_real_sweep_and_its_points_content_probe(
     at.sidebar.selectbox[0].set_value("n_tokens=2__seed=0").run()
     assert not at.exception
     assert any(s.value.startswith("Content probe") for s in at.subheader)
+
+
+@pytest.mark.parametrize(
+    ("seeds", "why"), [("0,0", "seed 0 given twice"), ("", "no seed"), ("1,-2", "seeds must be >= 0")]
+)
+def test_repeated_missing_or_negative_seeds_are_refused_before_any_run(
+    tmp_path: Path, capsys, seeds: str, why: str
+) -> None:
+    """One folder counted as two seeds gave a zero-width interval: seeds must be distinct."""
+    exp = tiny_experiment(tmp_path)
+    assert main(["sweep", str(exp), "--seeds", seeds, "--runs-dir", str(tmp_path / "runs")]) == 2
+    assert why in capsys.readouterr().err and not (tmp_path / "runs").exists()
+
+
+def test_an_empty_runs_dir_and_a_negative_seed_are_refused(tmp_path: Path, capsys) -> None:
+    exp = tiny_experiment(tmp_path)
+    with pytest.raises(SystemExit) as e:
+        main([str(exp), "--runs-dir", ""])
+    assert e.value.code == 2 and "needs a folder, got an empty value" in capsys.readouterr().err
+    assert main([str(exp), "--runs-dir", str(tmp_path / "r"), "--set", "seed=-1"]) == 2
+    assert "seed" in capsys.readouterr().err and not (tmp_path / "r").exists()
