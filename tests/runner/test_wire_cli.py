@@ -202,3 +202,50 @@ def test_a_deep_prefix_wire_runs_every_stage_and_answers_through_the_cli(
     )
     assert got.returncode == 0, got.stderr.decode()
     assert got.stdout.decode().rstrip("\n") == want.iloc[0]["output"]
+
+
+DEEP = "[" * 100_000 + "]" * 100_000  # Python's json raises RecursionError on it
+
+
+def test_oversized_deep_or_cuda_inputs_are_refused_in_one_line_before_any_load(
+    tmp_path: Path, capsys
+) -> None:
+    from runner import wire_cli
+
+    nowhere = str(tmp_path / "no-such-wire")  # the refusals come before the wire is looked for
+    big = tmp_path / "big.lw"
+    with big.open("wb") as f:  # a sparse file: its size without its bytes on disk
+        f.truncate(wire_cli.MAX_MESSAGE_BYTES + 1)
+    assert main(["answer", nowhere, str(big), "--model", "tiny-llama"]) == 2
+    assert "over the 67108864-byte cap for a message" in capsys.readouterr().err
+    rows = tmp_path / "texts.jsonl"
+    rows.write_text('{"text": "fine"}\n' + DEEP + "\n")
+    assert main(["encode", nowhere, "--jsonl", str(rows)]) == 2
+    assert f"{rows}:2: JSON nested deeper than" in capsys.readouterr().err
+    if not torch.cuda.is_available():
+        assert main(["answer", nowhere, str(big), "--model", "tiny-llama", "--device", "cuda"]) == 2
+        assert "this machine has no CUDA device" in capsys.readouterr().err
+
+
+def test_deeply_nested_run_files_are_refused_by_name(run: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from latentwire_hf.checkpoint import CheckpointError
+    from latentwire_hf.pretrained import WireSpec
+    from runner.folder import RunFolderError, read_manifest
+
+    copy = tmp_path / "wire.json"
+    copy.write_text(DEEP)
+    with pytest.raises(CheckpointError, match="JSON nested deeper"):
+        WireSpec.read(copy)
+    man = tmp_path / "manifest.json"
+    man.write_text(DEEP)
+    with pytest.raises(RunFolderError, match="JSON nested deeper"):
+        read_manifest(man)
+    # the dashboard: a run whose metrics.json is deeply nested says so instead of crashing its pages
+    from dashboard.runs import load_run
+
+    shutil.copytree(run, tmp_path / "run", ignore=shutil.ignore_patterns("checkpoints"))
+    (tmp_path / "run" / "eval" / "metrics.json").write_text(DEEP)
+    loaded = load_run(tmp_path / "run")
+    assert any("metrics.json is unreadable" in m for m in loaded.missing)

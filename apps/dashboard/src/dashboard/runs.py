@@ -79,7 +79,8 @@ def read_json(path: Path, problems: list[str], rel: str, *, kind: type = dict) -
         return None
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
+        # RecursionError: JSON nested deeper than Python's json can parse (a damaged or hostile file)
         problems.append(f"{rel} is unreadable ({type(e).__name__}: {e})")
         return None
     if not isinstance(data, kind):
@@ -140,8 +141,8 @@ def _read_jsonl(path: Path) -> pd.DataFrame | None:
     for line in path.read_text().splitlines():
         try:
             rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue  # a line being written right now
+        except (json.JSONDecodeError, RecursionError):
+            continue  # a line being written right now, or a damaged one
     return pd.DataFrame(rows) if rows else None
 
 

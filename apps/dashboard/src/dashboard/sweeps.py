@@ -44,7 +44,7 @@ def _point_status(path: Path) -> str:
         return "not started"
     try:
         stages = json.loads((path / "manifest.json").read_text()).get("stages", {})
-    except (OSError, json.JSONDecodeError):
+    except (OSError, ValueError, RecursionError, AttributeError):  # not JSON, too deep, not an object
         return "manifest unreadable"
     return "done" if stages.get("report", {}).get("status") == "done" else "partial"
 

@@ -18,6 +18,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+from latentwire_core.jsonio import JSONDepthError, read_json
 from runner.provenance import git_dirty, git_revision, now, rank_info, versions
 
 __all__ = [
@@ -149,8 +150,8 @@ def sha256(path: Path) -> str:
 
 def read_manifest(path: Path) -> dict[str, Any]:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        data = read_json(path)
+    except JSONDepthError as e:
         raise RunFolderError(
             f"{path}: corrupted ({e}); remove this file and run again: the finished checkpoints and "
             "evaluation files are kept and resumed (--fresh would delete the whole run)"

@@ -12,16 +12,37 @@ and the receiver reads the question in plain text (``--question``).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any
+
+from latentwire_core.jsonio import JSONDepthError, loads
 
 
 def _load(path: Path, step: int | None, device: str) -> Any:
     from latentwire_hf.pretrained import PretrainedWire
 
     return PretrainedWire.from_pretrained(path, step=step, device=device)
+
+
+MAX_MESSAGE_BYTES = 64 * 2**20  # far above any message a wire sends (M <= a few thousand soft tokens)
+MAX_TEXT_BYTES = 256 * 2**20  # what encode reads from --jsonl or stdin
+
+
+def _read_capped(path: Path, cap: int, what: str) -> bytes:
+    """At most ``cap`` bytes of a file or of stdin (``-``), refused before more is read."""
+    if str(path) == "-":
+        raw = sys.stdin.buffer.read(cap + 1)
+        where = "stdin"
+    else:
+        if path.is_file() and path.stat().st_size > cap:
+            raise ValueError(f"{path}: {path.stat().st_size} bytes, over the {cap}-byte cap for {what}")
+        with path.open("rb") as f:
+            raw = f.read(cap + 1)
+        where = str(path)
+    if len(raw) > cap:
+        raise ValueError(f"{where}: over the {cap}-byte cap for {what}")
+    return raw
 
 
 def _utf8(raw: bytes, where: str) -> str:
@@ -43,16 +64,18 @@ def _encode(args: argparse.Namespace) -> int:
                 raise ValueError(f"--text #{i}: not valid UTF-8") from None
     elif args.jsonl is not None:
         texts = []
-        for i, line in enumerate(_utf8(args.jsonl.read_bytes(), str(args.jsonl)).splitlines(), 1):
+        for i, line in enumerate(
+            _utf8(_read_capped(args.jsonl, MAX_TEXT_BYTES, "texts"), str(args.jsonl)).splitlines(), 1
+        ):
             if not line.strip():
                 continue
             try:
-                row = json.loads(line)
+                row = loads(line, where=f"{args.jsonl}:{i}")
                 texts.append(str(row["text"]) if isinstance(row, dict) else str(row))
-            except (json.JSONDecodeError, KeyError) as e:
+            except (JSONDepthError, KeyError) as e:
                 raise ValueError(f"{args.jsonl}:{i}: expected a JSON object with a 'text' field ({e})") from e
     else:
-        texts = [_utf8(sys.stdin.buffer.read(), "stdin")]
+        texts = [_utf8(_read_capped(Path("-"), MAX_TEXT_BYTES, "texts"), "stdin")]
     if not texts or not all(t.strip() for t in texts):
         raise ValueError("nothing to encode: give --text, --jsonl or text on stdin (no empty texts)")
     wire = _load(args.run, args.step, args.device)
@@ -78,7 +101,7 @@ def _answer(args: argparse.Namespace) -> int:
     from latentwire_eval.evaluate import answer_slots
     from latentwire_hf.frozen_lm import load_frozen_lm
 
-    msg = sys.stdin.buffer.read() if str(args.message) == "-" else args.message.read_bytes()
+    msg = _read_capped(args.message, MAX_MESSAGE_BYTES, "a message")
     wire = _load(args.run, args.step, args.device)
     soft = wire.slot(msg, args.model)  # every check of the message runs before the reader loads
     lm = load_frozen_lm(args.model, device=args.device)
@@ -105,6 +128,15 @@ def main(verb: str, argv: list[str]) -> int:
         p.add_argument("--model", required=True, help="the reader that answers")
         p.add_argument("--question", default=None, help="the question, in plain text (compress = 'context')")
     args = p.parse_args(argv)
+    if str(args.device).startswith("cuda"):  # before any file is read or model loaded
+        import torch
+
+        if not torch.cuda.is_available():
+            print(
+                f"error: --device {args.device}: this machine has no CUDA device; use --device cpu",
+                file=sys.stderr,
+            )
+            return 2
     from latentwire_core.message import MessageError
     from latentwire_hf.checkpoint import CheckpointError
     from latentwire_hf.pretrained import UnknownReaderError

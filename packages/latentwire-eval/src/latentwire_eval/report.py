@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from latentwire_core.jsonio import read_json
 from latentwire_eval.charts import QUALITY_VS_COMPRESSION, write_charts
 from latentwire_eval.methods.base import ALL_READERS, NO_READER
 from latentwire_eval.tables import markdown_table
@@ -159,10 +159,8 @@ def write_report(
     """
     if not metrics_path.is_file():
         raise FileNotFoundError(f"{metrics_path} is missing; run the evaluate stage first")
-    metrics = json.loads(metrics_path.read_text())
-    manifest = (
-        json.loads(manifest_path.read_text()) if manifest_path is not None and manifest_path.is_file() else {}
-    )
+    metrics = read_json(metrics_path)
+    manifest = read_json(manifest_path) if manifest_path is not None and manifest_path.is_file() else {}
     curves = (
         pd.read_json(curves_path, lines=True)
         if curves_path is not None and curves_path.is_file() and curves_path.stat().st_size

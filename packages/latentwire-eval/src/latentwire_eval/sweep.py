@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
+from latentwire_core.jsonio import read_json
 from latentwire_eval.charts import SWEEP_CHARTS, write_charts
 from latentwire_eval.stats import holm, paired_bootstrap
 from latentwire_eval.tables import markdown_table
@@ -50,7 +51,7 @@ def aggregate_sweep(
         mpath = Path(pt["dir"]) / "eval" / "metrics.json"
         if not mpath.is_file():
             continue
-        m = json.loads(mpath.read_text())
+        m = read_json(mpath)
         headline = m["headline"]
         header = float(m.get("wire", {}).get("header_bytes", 0))
         for r in m["results"]:

@@ -27,6 +27,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from latentwire_core.jsonio import JSONDepthError, read_json
 from latentwire_core.logs import get_logger
 
 __all__ = ["CheckpointError", "latest_checkpoint", "load_checkpoint", "save_checkpoint", "verify_checkpoint"]
@@ -219,10 +220,10 @@ def _load_tensors(path: Path) -> dict[str, torch.Tensor]:
 
 def _load_json(path: Path) -> Any:
     try:
-        return json.loads(path.read_text())
+        return read_json(path)
     except FileNotFoundError as e:
         raise CheckpointError(f"{path}: missing from the checkpoint") from e
-    except json.JSONDecodeError as e:
+    except JSONDepthError as e:
         raise CheckpointError(f"{path}: corrupted JSON ({e}); run with --fresh to start over") from e
 
 

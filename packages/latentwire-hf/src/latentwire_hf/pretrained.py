@@ -32,6 +32,7 @@ from latentwire_core import LatentWire
 from latentwire_core.codec import QuantWireCodec
 from latentwire_core.config import InterlinguaConfig, LatentWireConfig, WireCodecConfig
 from latentwire_core.interlingua import build_interlingua
+from latentwire_core.jsonio import JSONDepthError, read_json
 from latentwire_core.message import FORMAT_VERSION, encoder_fingerprint, receive
 from latentwire_core.slots import Segment
 from latentwire_core.tasks import get_task
@@ -84,9 +85,9 @@ class WireSpec:
     @classmethod
     def read(cls, path: Path) -> WireSpec:
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            data = read_json(path, max_bytes=16 * 2**20)
             spec = cls(**data)
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError, TypeError) as e:
+        except (OSError, JSONDepthError, TypeError) as e:
             raise CheckpointError(f"{path}: not a readable wire description ({e})") from e
         if spec.format_version != FORMAT_VERSION:
             raise CheckpointError(

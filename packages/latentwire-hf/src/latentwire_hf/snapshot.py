@@ -29,6 +29,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
+from latentwire_core.jsonio import read_json
 from latentwire_hf.checkpoint import CheckpointError
 from latentwire_hf.pretrained import SPEC_FILE, WEIGHTS_FILE, WireSpec, write_spec
 
@@ -137,9 +138,9 @@ def read_snapshot(path: Path) -> Snapshot | None:
     if not meta_path.is_file():
         return None
     try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        meta = read_json(meta_path, max_bytes=16 * 2**20)
         int(meta["step"])
-    except (OSError, ValueError, KeyError, TypeError, RecursionError) as e:
+    except (OSError, ValueError, KeyError, TypeError) as e:  # JSONDepthError is a ValueError
         raise CheckpointError(f"{meta_path}: not a readable snapshot description ({e})") from None
     weights_path = path / WEIGHTS_FILE
     if not weights_path.is_file() or _sha256(weights_path) != meta.get("weights_sha256"):
