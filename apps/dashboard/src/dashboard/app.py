@@ -16,6 +16,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard.display import for_display, styled
+from dashboard.guard import problem
 from dashboard.runs import (
     RunData,
     across_runs,
@@ -302,6 +303,14 @@ def sweep_view(sweeps: list[SweepData]) -> None:
 
 def main() -> None:
     st.set_page_config(page_title="LatentWire runs", layout="wide")
+    from streamlit import config
+
+    refusal = problem(
+        config.get_option("server.address"), bool(config.get_option("browser.gatherUsageStats"))
+    )
+    if refusal is not None:
+        st.error(refusal)
+        st.stop()
     root = _runs_dir()
     st.sidebar.title("LatentWire")
     st.sidebar.caption(f"runs directory: {root.resolve()}")
