@@ -159,7 +159,7 @@ def test_the_gemma3_chunks_are_joined_as_data_and_checked_against_their_pin(tmp_
     bad = tmp_path / "bad.part"
     bad.write_bytes(b"GGUF" + b"\0" * 60)
     monkeypatch.setattr(models, "_gemma3_parts", lambda: [bad])
-    with pytest.raises(ValueError, match="gemma-3-270m-q4_k_m.gguf has SHA-256 .* not the pinned"):
+    with pytest.raises(ValueError, match=r"gemma-3-270m-q4_k_m\.gguf has SHA-256 .* not the pinned"):
         models._gemma3_gguf()
     assert not list(folder.iterdir())
 
