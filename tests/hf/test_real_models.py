@@ -209,3 +209,15 @@ def test_qwen_reader_answers_from_ids_and_from_its_own_embeddings() -> None:
         lm, "What is the capital of France? Answer in one word.", 8
     )
     assert "Paris" in lm.decode(from_embeds)
+
+
+def test_a_changed_part_is_named_not_only_the_joined_file(tmp_path, monkeypatch) -> None:
+    from latentwire_hf import models
+
+    parts = [tmp_path / "part01.bin", tmp_path / "part02.bin"]
+    parts[0].write_bytes(b"GGUF" + b"\0" * 60)
+    parts[1].write_bytes(b"\1" * 64)
+    monkeypatch.setattr(models, "_qwen_parts", lambda: parts)
+    monkeypatch.setenv("LATENTWIRE_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(ValueError, match=r"these parts differ from their pins: .*part01\.bin, .*part02\.bin"):
+        models._qwen_gguf()

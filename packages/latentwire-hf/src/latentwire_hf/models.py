@@ -73,6 +73,20 @@ GGUF_SHA256 = {
     GEMMA3_GGUF: "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
     QWEN_GGUF: "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
 }
+# Each part the two joined files are made of (computed from the pinned packages, whose joins match the pins
+# above): a join that misses its pin names the part that differs
+PART_SHA256 = {
+    "part01.bin": "92124822fec8a47cecae859a57227d3dd6c6cae8031c29e7f022f81ae2855deb",
+    "part02.bin": "6c46825cdfb1cf4349b81976b6e3d4cf8cb8e3f89324f274de96936814ee31f2",
+    "part03.bin": "be78c0df0c21fad20f28a94bd8b3b01f4e54074888ffb930ca29fdee8c91d11a",
+    "part04.bin": "57839d174d2d9a3dd4b27dba78d05960f6cbae6ea1a1ecd093e913d89457f343",
+    "part05.bin": "be3de184077dffac2b707ca1106dca7adda7d8ff62c3a7a6671c89cde35b322a",
+    "part06.bin": "b3e606a25823387dcd3f947e0010219802695ce7526dc4f6c97f9234c80511da",
+    f"{GEMMA3_GGUF}.part00": "d47b1ae926d2c8f811264dd879ba155e80f120bed270189051c09c3542e59e83",
+    f"{GEMMA3_GGUF}.part01": "f470a717d6f0b3ba23c3e498b64a9b9494cd0b2085055d79a013e4e1594b109a",
+    f"{GEMMA3_GGUF}.part02": "a18687dbdcc01ef5bd22a35674e5a0e3cc5a0937bd709f854fbf98890372597b",
+    f"{GEMMA3_GGUF}.part03": "767c2ca93bd719041491f744a710b478ad7b724ca250609ef4fb93e95d4ba267",
+}
 # What the Qwen file's GGUF header must say before it is converted (a third-party repackaging: its header
 # names "Qwen2.5 Coder 0.5B Instruct AWQ", file type Q4_K_M; not an official release)
 QWEN_HEADER = {
@@ -194,17 +208,23 @@ def _joined(filename: str, parts: Callable[[], list[Path]], what: str) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(target.name + ".partial")
     h = hashlib.sha256()
+    differ: list[str] = []
     with tmp.open("wb") as out:
         for part in parts():
+            ph = hashlib.sha256()
             with part.open("rb") as f:
                 while block := f.read(1 << 22):
                     h.update(block)
+                    ph.update(block)
                     out.write(block)
+            if part.name in PART_SHA256 and ph.hexdigest() != PART_SHA256[part.name]:
+                differ.append(str(part))
     if h.hexdigest() != GGUF_SHA256[filename]:
         tmp.unlink()
+        which = f"; these parts differ from their pins: {', '.join(differ)}" if differ else ""
         raise ValueError(
             f"the joined {filename} has SHA-256 {h.hexdigest()}, not the pinned {GGUF_SHA256[filename]}; "
-            f"refusing to load it (are the {what} parts the pinned versions?)"
+            f"refusing to load it (are the {what} parts the pinned versions?){which}"
         )
     tmp.replace(target)
     return target
