@@ -291,3 +291,33 @@ def test_every_committed_study_run_validates() -> None:
     for name, (toml, sets, _) in parity.RUNS.items():
         exp = load_experiment(REPO / toml, [f"name={name}", *sets])
         assert exp.name == name
+
+
+def test_a_scorer_folder_with_its_own_code_or_no_config_is_refused_before_any_work(tmp_path: Path) -> None:
+    """The LLMLingua scorer loads at evaluation, after training: its folder is checked with the file."""
+    import json
+    import time
+
+    custom = tmp_path / "custom"
+    custom.mkdir()
+    (custom / "config.json").write_text(json.dumps({"model_type": "mine", "auto_map": {"AutoModel": "m.M"}}))
+    (custom / "m.py").write_text("raise SystemExit('never imported')\n")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    p = tmp_path / "e.toml"
+    for folder, why in ((custom, "names its own code"), (empty, "has no config.json")):
+        p.write_text(f'name = "x"\n[eval]\nllmlingua_scorer = "{folder}"\n')
+        t0 = time.perf_counter()
+        with pytest.raises(ConfigError, match=rf"\[eval\].llmlingua_scorer: .*{why}"):
+            load_experiment(p)
+        assert time.perf_counter() - t0 < 1.0
+
+
+def test_curriculum_spans_and_curves_are_checked_with_the_file(tmp_path: Path) -> None:
+    p = tmp_path / "e.toml"
+    p.write_text('name = "x"\n[pretrain]\nsteps = 4\ncurriculum = [4, 100000000]\ncurriculum_steps = 1\n')
+    with pytest.raises(ConfigError, match="curriculum spans must be 2 to 4096 words"):
+        load_experiment(p)
+    p.write_text('name = "x"\n[pretrain]\nsteps = 4\ncurve_every = 2\n')
+    with pytest.raises(ConfigError, match="curve_every needs corpus = 'general'"):
+        load_experiment(p)

@@ -259,6 +259,11 @@ def load_experiment(path: Path, overrides: typing.Sequence[str] = ()) -> Experim
                 resolve_model_name(name)
             except UnknownNameError as e:
                 errors.append(f"{key}: {e}")
+    for key, name in scorer:  # read at evaluation, after training: its folder is checked now
+        if isinstance(name, str) and Path(name).is_dir():
+            problem = _scorer_folder_problem(Path(name))
+            if problem:
+                errors.append(f"{key}: {problem}")
     if exp is not None:
         from runner.limits import bound_errors, memory_error
 
@@ -270,6 +275,24 @@ def load_experiment(path: Path, overrides: typing.Sequence[str] = ()) -> Experim
         raise ConfigError(f"{path}: " + f"; {path}: ".join(errors))
     assert isinstance(exp, Experiment)
     return exp
+
+
+def _scorer_folder_problem(folder: Path) -> str | None:
+    """Why a local folder cannot be the LLMLingua scorer (a plain causal LM folder), or None."""
+    from latentwire_core.jsonio import JSONDepthError, read_json
+
+    cfg = folder / "config.json"
+    if not cfg.is_file():
+        return f"{folder} has no config.json: not a model folder"
+    try:
+        data = read_json(cfg, max_bytes=4 * 2**20)
+    except (OSError, JSONDepthError) as e:
+        return f"{cfg} is unreadable ({e})"
+    if not isinstance(data, dict):
+        return f"{cfg} is not a JSON object"
+    if "auto_map" in data:
+        return f"{folder} names its own code (auto_map in config.json); LatentWire never runs a model's code"
+    return None
 
 
 def to_dict(obj: Any) -> Any:
