@@ -130,3 +130,30 @@ def test_the_time_limit_stops_with_a_checkpoint(tiny_llama, tmp_path: Path) -> N
     t.train(after_step=lambda tr: seen.append((tr.step, tr.finishing)))
     assert t.step == 1 and seen == [(1, True)]
     assert (tmp_path / "a" / "checkpoints" / "step_000001").is_dir()
+
+
+def test_a_full_disk_while_checkpointing_is_one_line_and_the_previous_checkpoint_stays(
+    tiny_llama, tmp_path: Path, monkeypatch
+) -> None:
+    import errno
+
+    from latentwire_hf import checkpoint as ckpt_mod
+
+    t = _trainer({"tiny-llama": tiny_llama}, tmp_path / "a", steps=4, ckpt_every=2)
+    t.train(stop_after=2)
+    real = ckpt_mod.save_file
+
+    def full(tensors, path, *a, **kw):
+        if "optimizer" in str(path):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(tensors, path, *a, **kw)
+
+    monkeypatch.setattr(ckpt_mod, "save_file", full)
+    with pytest.raises(
+        CheckpointError,
+        match=r"no space left on the device while writing step 4 \(.* MiB free\); the previous checkpoint \(step_000002\) is kept",
+    ):
+        _trainer({"tiny-llama": tiny_llama}, tmp_path / "a", steps=4, ckpt_every=2).train()
+    root = tmp_path / "a" / "checkpoints"
+    assert sorted(p.name for p in root.iterdir()) == ["latest.json", "step_000002"]
+    assert ckpt_mod.latest_checkpoint(root) == root / "step_000002"

@@ -15,6 +15,7 @@ removes the checkpoint just written.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -88,10 +89,39 @@ def save_checkpoint(
     trainer_state: dict[str, Any],
     keep: int = 2,
 ) -> Path:
-    """Write checkpoint ``step`` atomically and prune all but the newest ``keep``."""
+    """Write checkpoint ``step`` atomically and prune all but the newest ``keep``.
+
+    Raises:
+        CheckpointError: the disk is full (one line naming the folder and its free space; the partial
+            checkpoint is removed and the previous one stays the latest).
+    """
     root.mkdir(parents=True, exist_ok=True)
-    final = root / f"step_{step:06d}"
     tmp = root / f"step_{step:06d}.tmp"
+    try:
+        return _save(root, tmp, step, model, optimizer, scheduler, trainer_state, keep)
+    except OSError as e:
+        if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        shutil.rmtree(tmp, ignore_errors=True)
+        free = shutil.disk_usage(root).free
+        prev = latest_checkpoint(root)
+        raise CheckpointError(
+            f"{root}: no space left on the device while writing step {step} ({free / 2**20:.1f} MiB free); "
+            f"the previous checkpoint ({prev.name if prev else 'none'}) is kept: free some space and run again"
+        ) from None
+
+
+def _save(
+    root: Path,
+    tmp: Path,
+    step: int,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    trainer_state: dict[str, Any],
+    keep: int,
+) -> Path:
+    final = root / f"step_{step:06d}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     save_file(
