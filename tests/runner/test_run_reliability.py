@@ -134,7 +134,7 @@ def test_unknown_model_and_missing_device_are_named(
     if not __import__("torch").cuda.is_available():
         assert main([str(p), "--runs-dir", str(tmp_path / "runs"), "--set", 'models.device="cuda"']) == 2
         line = _one_line_error(capsys)
-        assert "no CUDA device" in line or "no NVIDIA driver" in line
+        assert ("no CUDA device" in line or "no NVIDIA driver" in line) and str(p) in line
 
 
 def test_an_empty_eval_split_is_refused_in_prepare_naming_the_file(

@@ -74,7 +74,8 @@ def run_main(argv: list[str]) -> int:
         Path(p).exists() for p in ("/proc/driver/nvidia/version", "/dev/nvidia0", "/dev/nvidiactl")
     ):
         print(
-            "error: [models].device = 'cuda' but this machine has no NVIDIA driver; use 'auto' or 'cpu'",
+            f"error: {args.experiment}: [models].device = 'cuda' but this machine has no NVIDIA driver; "
+            "use 'auto' or 'cpu'",
             file=sys.stderr,
         )
         return 2
