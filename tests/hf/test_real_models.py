@@ -233,3 +233,38 @@ def test_a_garbage_gguf_is_refused_naming_the_file(tmp_path, monkeypatch) -> Non
     monkeypatch.setenv("LATENTWIRE_GGUF_DIR", str(tmp_path))  # a carried file: the pin is checked first
     with pytest.raises(ValueError, match=rf"{junk}: SHA-256 .* is not the pinned"):
         models._qwen_gguf()
+
+
+def test_a_converted_reader_is_checked_against_its_record_where_it_is_loaded(tmp_path) -> None:
+    """The cache folder of a converted reader loads only when every file is the one the conversion wrote
+    (SHA-256 in ``latentwire_source.json``) and the record names the reader's pinned GGUF; a planted or
+    changed folder is refused by name, a folder without digests is converted again."""
+    import json
+
+    from latentwire_hf import models
+    from latentwire_hf.config import ModelLoadError
+
+    target = tmp_path / "smollm2-135m"
+    target.mkdir()
+    (target / "model.safetensors").write_bytes(b"weights")
+    (target / "config.json").write_text("{}")
+    files = {f.name: models._file_sha256(f) for f in target.iterdir()}
+    gguf = models.CONVERTED_FROM["smollm2-135m"]
+    record = {"gguf_file": gguf, "gguf_sha256": models.GGUF_SHA256[gguf], "files": files}
+    (target / models.SOURCE_RECORD).write_text(json.dumps(record))
+    assert models._converted_record(target, "smollm2-135m") == record
+    with pytest.raises(ModelLoadError, match="not converted from gemma3-270m's pinned GGUF"):
+        models._converted_record(target, "gemma3-270m")
+    (target / "config.json").write_text('{"auto_map": {}}')
+    with pytest.raises(ModelLoadError, match=r"config\.json: missing or not the file the conversion wrote"):
+        models._converted_record(target, "smollm2-135m")
+    (target / "config.json").write_text("{}")
+    (target / "modeling_evil.py").write_text("")
+    with pytest.raises(ModelLoadError, match=r"files the conversion did not write: \['modeling_evil.py'\]"):
+        models._converted_record(target, "smollm2-135m")
+    (target / "modeling_evil.py").unlink()
+    (target / models.SOURCE_RECORD).write_text(json.dumps({"gguf": "x"}))  # before records held digests
+    assert models._converted_record(target, "smollm2-135m") is None
+    (target / models.SOURCE_RECORD).write_text("[" * 10_000 + "]" * 10_000)
+    with pytest.raises(ModelLoadError, match="unreadable conversion record"):
+        models._converted_record(target, "smollm2-135m")

@@ -312,9 +312,11 @@ def _gguf_cached(
     """Load the safetensors copy from the cache; on a miss, ``locate()`` the GGUF and convert it once."""
     target = cache_root() / "models" / name
     if (target / "model.safetensors").is_file() and (target / "tokenizer_config.json").is_file():
-        tok = AutoTokenizer.from_pretrained(target, trust_remote_code=False)
-        model = AutoModelForCausalLM.from_pretrained(target, dtype=torch.float32, trust_remote_code=False)
-        return model, tok
+        if _converted_record(target, name) is not None:  # every file as the conversion wrote it
+            tok = AutoTokenizer.from_pretrained(target, trust_remote_code=False)
+            model = AutoModelForCausalLM.from_pretrained(target, dtype=torch.float32, trust_remote_code=False)
+            return model, tok
+        log.warning("converted_cache_without_record_converting_again", model=name, cache=str(target))
     folder, filename = locate()
     verify_gguf(folder / filename)
     log.info("converting_gguf", model=name, file=str(folder / filename), cache=str(target))
@@ -332,13 +334,76 @@ def _gguf_cached(
     tmp = target.with_name(target.name + ".tmp")
     fresh.save_pretrained(tmp, safe_serialization=True)
     tok.save_pretrained(tmp)
-    (tmp / "latentwire_source.json").write_text(json.dumps({"gguf": str(folder / filename)}))
+    files = {f.name: _file_sha256(f) for f in sorted(tmp.iterdir()) if f.is_file()}
+    record = {"gguf": str(folder / filename), "gguf_file": filename, "gguf_sha256": GGUF_SHA256[filename]}
+    (tmp / SOURCE_RECORD).write_text(json.dumps({**record, "files": files}, indent=1))
     if target.exists():
         import shutil
 
         shutil.rmtree(target)
     tmp.rename(target)
     return _gguf_cached(name, locate)
+
+
+SOURCE_RECORD = "latentwire_source.json"
+CONVERTED_FROM = {
+    "smollm2-135m": "SmolLM2-135M-Instruct.Q4_1.gguf",
+    "gemma3-270m": GEMMA3_GGUF,
+    "qwen2.5-coder-0.5b": QWEN_GGUF,
+}
+
+
+def _file_sha256(path: Path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _converted_record(target: Path, name: str) -> dict[str, Any] | None:
+    """The conversion record of a cached reader, checked: it names this reader's pinned GGUF and every
+    file in the folder has the SHA-256 recorded when the conversion wrote it. ``None`` for a folder
+    converted before records held digests (it is converted again).
+
+    Raises:
+        ModelLoadError: a file that differs from the record, a file the conversion did not write, or a
+            record of another model (a planted or damaged cache), named.
+    """
+    from latentwire_core.jsonio import JSONDepthError, read_json
+    from latentwire_hf.config import ModelLoadError
+
+    path = target / SOURCE_RECORD
+    try:
+        record = read_json(path, max_bytes=2**20) if path.is_file() else None
+    except (OSError, JSONDepthError) as e:
+        raise ModelLoadError(
+            f"{path}: unreadable conversion record ({e}); delete {target} to convert again"
+        ) from None
+    if not isinstance(record, dict) or not isinstance(record.get("files"), dict):
+        return None
+    want = CONVERTED_FROM.get(name)
+    if record.get("gguf_file") != want or record.get("gguf_sha256") != GGUF_SHA256.get(want or ""):
+        raise ModelLoadError(
+            f"{target}: not converted from {name}'s pinned GGUF ({path}); delete it to convert again"
+        )
+    files: dict[str, str] = record["files"]
+    present = {f.name for f in target.iterdir() if f.is_file()} - {SOURCE_RECORD}
+    extra = sorted(present - set(files))
+    if extra:
+        raise ModelLoadError(
+            f"{target}: files the conversion did not write: {extra}; delete it to convert again"
+        )
+    for fname, digest in files.items():
+        f = target / fname
+        if not f.is_file() or _file_sha256(f) != digest:
+            raise ModelLoadError(
+                f"{f}: missing or not the file the conversion wrote (SHA-256 differs from {path}); "
+                f"delete {target} to convert again"
+            )
+    return record
 
 
 def _smollm2() -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
