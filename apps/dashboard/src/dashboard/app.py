@@ -80,7 +80,7 @@ def draw_chart(desc: dict[str, Any], data: pd.DataFrame) -> alt.Chart:
 
 def quality_chart(run: RunData) -> alt.Chart | None:
     """The report's quality-vs-compression chart, from its description; ``None`` without one (a report
-    written before 2026-12-04: its ``--stage report`` writes it) or without results."""
+    written by older versions: its ``--stage report`` writes it) or without results."""
     desc = next((c for c in run.charts if c["name"] == "quality_vs_compression"), None)
     res = run.results()
     if desc is None or res.empty:

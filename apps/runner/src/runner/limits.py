@@ -1,4 +1,4 @@
-"""What a config may ask of this machine (issue 25): a bound for every numeric key, and an estimate of the
+"""What a config may ask of this machine: a bound for every numeric key, and an estimate of the
 memory training its wire needs, both checked when an experiment file is loaded, before any work."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ if TYPE_CHECKING:  # for annotations only: config calls this module while it loa
 
 __all__ = ["NUMERIC_BOUNDS", "bound_errors", "machine_bytes", "memory_error", "wire_memory_bytes"]
 
-# The largest value each numeric key may take (issue 25): values past these exhaust memory or hang before
+# The largest value each numeric key may take: values past these exhaust memory or hang before
 # doing anything useful. Every int/float key of an experiment has a bound here (a test checks the list is
 # complete); the memory a config's wire would need is estimated as well (wire_memory_bytes).
 _STEPS, _ITEMS, _TOKENS = 10_000_000, 100_000_000, 32_768

@@ -188,7 +188,7 @@ class WireSection:
         )
 
 
-# The flat [wire] layout of run folders and experiment files written before 2026-11-26, and where
+# The flat [wire] layout of older run folders and experiment files, and where
 # each of its keys lives now. migrate_wire reads it into today's nested tables.
 LEGACY_WIRE_KEYS: dict[str, tuple[str, str]] = {
     "encoder": ("encoder", "kind"),  # a string then; a table now
@@ -205,7 +205,7 @@ LEGACY_WIRE_KEYS: dict[str, tuple[str, str]] = {
 }
 
 RENAMED_WIRE_TABLES = {"lm_encoder": "lm_pool"}
-"""``[wire]`` sub-tables renamed since (2026-12-04: the lm_pool encoder's options are its own table)."""
+"""``[wire]`` sub-tables renamed since (the lm_pool encoder's options are now its own table)."""
 
 
 def legacy_wire_key(key: str, value: Any) -> bool:

@@ -1,4 +1,4 @@
-"""Reader-anchored start (issue 21, section 3): a fresh wire whose readers begin at ``mean_pool``.
+"""Reader-anchored start: a fresh wire whose readers begin at ``mean_pool``.
 
 The ``mean_pool`` baseline gives a reader the mean of its *own* token embeddings over each group of the
 text: no training, and on ``recall`` it already carries some facts to Gemma3. An anchored wire starts

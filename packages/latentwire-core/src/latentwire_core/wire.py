@@ -101,7 +101,7 @@ class LatentWire(nn.Module):
             }
         )
         # each reader's calibration (parameters only for "learned": its gain, state key
-        # calibrations.<reader>.log_gain; "gains." in checkpoints written before 2026-12-04, read alike)
+        # calibrations.<reader>.log_gain; "gains." in older checkpoints, read alike)
         self.calibrations = ReaderModules({n: CALIBRATIONS.get(cfg.calibration)() for n in readers})
         self.register_load_state_dict_pre_hook(_renamed_state_keys)  # type: ignore[no-untyped-call]  # torch leaves it untyped
         self.target_rms = {name: float(rms) for name, (_, rms) in outputs.items()}

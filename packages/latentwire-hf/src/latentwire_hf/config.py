@@ -71,7 +71,7 @@ def resolve_model_name(name: str) -> str:
 @attrs.frozen(kw_only=True)
 class LMPoolConfig:
     """``[wire.lm_pool]``, the ``lm_pool`` encoder's own table (``[wire.lm_encoder]`` in files written before
-    2026-12-04, still read): its trainable layers: copies of a causal LM's layers above the frozen
+    older files, still read): its trainable layers: copies of a causal LM's layers above the frozen
     ones whose states are cached as features (the first copied layer is the features' layer).
 
     Args:

@@ -1,6 +1,6 @@
 """``chunk_mean``: the features averaged in M contiguous chunks of the real tokens, then projected
 (ARC-Encoder, arXiv:2510.20535; mean-pooling compressors). M is ``n_tokens``, or per example from
-``ratio`` (:func:`latentwire_core.interlingua.slot_counts`). Called ``mean_pool`` until 2026-12-04 (the name of
+``ratio`` (:func:`latentwire_core.interlingua.slot_counts`). Formerly called ``mean_pool`` (the name of
 the baseline method that mean-pools a reader's own embeddings); that name is still read as this one
 (:data:`latentwire_core.config.RENAMED_ENCODER_KINDS`)."""
 
