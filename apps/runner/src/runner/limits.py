@@ -14,7 +14,7 @@ import attrs
 from latentwire_core.config import encoder_kind
 
 if TYPE_CHECKING:  # for annotations only: config calls this module while it loads a file
-    from runner.config import Experiment
+    from runner.sections import Experiment
 
 __all__ = ["NUMERIC_BOUNDS", "bound_errors", "machine_bytes", "memory_error", "wire_memory_bytes"]
 
