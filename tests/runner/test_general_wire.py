@@ -25,6 +25,7 @@ def _exp(tmp_path: Path, snapshot: Path) -> Path:
         "content",
         name="general",
         data={"task": "reconstruct_16", "data_dir": str(ASSETS / "data"), "eval_limit": 4},
+        wire={"compress": "source"},
         pretrain={
             "corpus": "general",
             "steps": 4,
@@ -98,5 +99,12 @@ def test_general_corpus_without_a_data_folder_is_named(tmp_path: Path, monkeypat
     exp = _exp(tmp_path, tmp_path / "snap")
     cfg = exp.read_text().replace(f'data_dir = "{ASSETS / "data"}"', 'data_dir = ""')
     exp.write_text(cfg)
-    with pytest.raises(Exception, match="LATENTWIRE_DATA"):
-        main([str(exp), "--runs-dir", str(tmp_path / "r"), "--stage", "pretrain"])
+    assert main([str(exp), "--runs-dir", str(tmp_path / "r"), "--stage", "pretrain"]) == 2
+    assert "set LATENTWIRE_DATA or [data].data_dir" in capsys.readouterr().err
+    from latentwire_hf.data import DataError
+    from latentwire_hf.general import general_corpus
+
+    with pytest.raises(
+        DataError, match="corpus = 'general' reads the offline data folder: set LATENTWIRE_DATA"
+    ):
+        general_corpus(None, tmp_path / "out", {})
