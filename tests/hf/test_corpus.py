@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -15,7 +14,6 @@ from latentwire_hf.data.corpus import (
     CORPUS_PARTS,
     NGRAM,
     build_corpus,
-    evaluation_keys,
     evaluation_texts,
     ngram_keys,
     read_corpus,
@@ -30,8 +28,8 @@ def evaluated(data_dir: Path) -> dict[str, list[str]]:
 
 
 @pytest.fixture(scope="module")
-def keys(data_dir: Path) -> set[str]:
-    return evaluation_keys(data_dir)
+def keys(evaluated: dict[str, list[str]]) -> set[str]:
+    return {k for texts in evaluated.values() for t in texts for k in ngram_keys(t)}
 
 
 def test_ngram_keys_ignore_case_and_punctuation_and_short_texts_match_whole() -> None:
@@ -66,10 +64,9 @@ def test_a_planted_evaluation_text_is_never_admitted(
     text = evaluated[task][i % len(evaluated[task])]
     root = tmp_path_factory.mktemp("data")
     (root / "sst2").mkdir()
-    shutil.copy(data_dir / "sst2" / "train.tsv", root / "sst2" / "train.tsv")
+    head = (data_dir / "sst2" / "train.tsv").read_text(encoding="utf-8").splitlines()[:40]  # real rows
     planted = " ".join(text.split())  # one TSV cell: no tabs or newlines
-    with (root / "sst2" / "train.tsv").open("a", encoding="utf-8") as f:
-        f.write(f"{planted}\t1\n")
+    (root / "sst2" / "train.tsv").write_text("\n".join([*head, f"{planted}\t1", ""]), encoding="utf-8")
     corpus = build_corpus(root, parts=["sst2_train"], keys=keys)
     assert planted not in {t.text for t in corpus.texts}
     assert corpus.dropped.get("sst2_train", 0) >= 1
