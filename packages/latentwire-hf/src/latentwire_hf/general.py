@@ -126,6 +126,7 @@ class SnapshotKeeper:
             "data_position": {"seed": trainer.cfg.seed, "next_step": int(trainer.step)},
             **{k: round(v, 1) for k, v in seconds.items()},
             "sittings": self.sittings,
+            "commit": self.sittings[-1]["commit"],  # the code this sitting loaded, not a later checkout
         }
         write_snapshot(
             self.dest,

@@ -101,7 +101,7 @@ def write_snapshot(
         "step": int(step),
         "weights_sha256": _sha256(dest / WEIGHTS_FILE),
         "weights_dtype": "bfloat16",
-        "commit": git_commit(),
+        "commit": git_commit(),  # the checkout's commit now; ``state`` may name the code that ran instead
         **dict(state),
     }
     part = dest / (SNAPSHOT_FILE + ".tmp")
