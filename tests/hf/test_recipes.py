@@ -21,11 +21,13 @@ def test_curriculum_schedule_by_step() -> None:
     pc = PretrainConfig(steps=10, curriculum=[4, 8], curriculum_steps=3)
     assert [pc.span_at(s) for s in range(8)] == [4, 4, 4, 8, 8, 8, None, None]
     assert PretrainConfig(steps=5).span_at(0) is None
-    with pytest.raises(ValueError, match="go together"):
+    with pytest.raises(ValueError, match=r"curriculum = \[4\] needs curriculum_steps > 0"):
         PretrainConfig(steps=10, curriculum=[4])
+    with pytest.raises(ValueError, match="curriculum_steps = 3 needs the curriculum's spans"):
+        PretrainConfig(steps=10, curriculum=[], curriculum_steps=3)
     with pytest.raises(ValueError, match="exceed"):
         PretrainConfig(steps=5, curriculum=[4, 8], curriculum_steps=3)
-    with pytest.raises(ValueError, match=">= 2 words"):
+    with pytest.raises(ValueError, match="2 to 4096 words"):
         PretrainConfig(steps=5, curriculum=[1], curriculum_steps=1)
 
 

@@ -232,8 +232,15 @@ class PretrainConfig(LoopConfig):
             raise ValueError(f"rec_fraction must be in [0, 1], got {self.rec_fraction}")
         if any(not 2 <= int(w) <= 4096 for w in self.curriculum):
             raise ValueError(f"curriculum spans must be 2 to 4096 words, got {list(self.curriculum)}")
-        if bool(self.curriculum) != (self.curriculum_steps > 0):
-            raise ValueError("curriculum and curriculum_steps go together (both set, or neither)")
+        if self.curriculum_steps > 0 and not self.curriculum:
+            raise ValueError(
+                f"curriculum_steps = {self.curriculum_steps} needs the curriculum's spans (words per phase, "
+                "e.g. curriculum = [12, 24, 48]); set curriculum_steps = 0 for no curriculum"
+            )
+        if self.curriculum and self.curriculum_steps == 0:
+            raise ValueError(
+                f"curriculum = {list(self.curriculum)} needs curriculum_steps > 0 (the steps of each phase)"
+            )
         if len(self.curriculum) * self.curriculum_steps > self.steps:
             raise ValueError(
                 f"curriculum: {len(self.curriculum)} phases x {self.curriculum_steps} steps exceed steps = {self.steps}"
