@@ -39,7 +39,9 @@ SECONDS_LIMIT="${GENERAL_SECONDS:-400}"
 
 SNAP="$WORK/general-4x"
 SETS=(--set "pretrain.time_limit_s=$SECONDS_LIMIT" --set "pretrain.snapshot=\"$SNAP\"")
-if [ "$DRY" = 1 ]; then  # tiny readers from scratch (the committed snapshot is for the real ones)
+if [ "$DRY" = 1 ]; then  # tiny readers from scratch (the committed snapshot is for the real ones), the
+  # test slices as the corpus (the full one takes minutes to cut into every curriculum phase's spans)
+  export LATENTWIRE_DATA="$ROOT/tests/assets/data"
   SETS+=(--set 'models.names=["tiny-llama", "tiny-gemma3"]' --set features.source=tiny-llama
     --set features.layer=1 --set features.max_length=64 --set wire.lm_pool.n_layers=1
     --set wire.encoder.d_z=16 --set data.eval_limit=8 --set data.min_eval=8 --set pretrain.steps=4
