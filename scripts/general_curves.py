@@ -50,6 +50,7 @@ def main() -> None:
                 steps,
                 [r[f"{name}/nll_shuffled"] for r in c],
                 ls="--",
+                marker="x",
                 color=line.get_color(),
                 label=f"{name} shuffled",
             )
