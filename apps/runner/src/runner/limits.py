@@ -67,6 +67,7 @@ for _stage in ("pretrain", "train"):
             f"{_stage}.content_weight": 1000,
             f"{_stage}.content_margin": 1000,
             f"{_stage}.seed": 2**32 - 1,
+            f"{_stage}.time_limit_s": 365 * 24 * 3600.0,  # a year of training time
         }
     )
 NUMERIC_BOUNDS.update(
@@ -77,6 +78,9 @@ NUMERIC_BOUNDS.update(
         "pretrain.max_target_tokens": 4096,
         "pretrain.max_items": _ITEMS,
         "pretrain.curriculum_steps": _STEPS,
+        "pretrain.curve_every": _STEPS,
+        "pretrain.curve_n": 100_000,  # held-out spans per measurement (each is generated greedily)
+        "pretrain.curve_words": 4096,
         "train.ce_weight": 1000,
         "train.first_token_weight": 1000,
         "train.kd_weight": 1000,
