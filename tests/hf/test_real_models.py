@@ -248,7 +248,7 @@ def test_a_converted_reader_is_checked_against_its_record_where_it_is_loaded(tmp
     target.mkdir()
     (target / "model.safetensors").write_bytes(b"weights")
     (target / "config.json").write_text("{}")
-    files = {f.name: models._file_sha256(f) for f in target.iterdir()}
+    files = {f.name: models.file_sha256(f) for f in target.iterdir()}
     gguf = models.CONVERTED_FROM["smollm2-135m"]
     record = {"gguf_file": gguf, "gguf_sha256": models.GGUF_SHA256[gguf], "files": files}
     (target / models.SOURCE_RECORD).write_text(json.dumps(record))

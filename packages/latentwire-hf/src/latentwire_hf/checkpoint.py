@@ -16,7 +16,6 @@ removes the checkpoint just written.
 from __future__ import annotations
 
 import errno
-import hashlib
 import json
 import os
 import random
@@ -30,19 +29,12 @@ from safetensors.torch import load_file, save_file
 
 from latentwire_core.jsonio import JSONDepthError, read_json
 from latentwire_core.logs import get_logger
+from latentwire_hf.cache import file_sha256
 
 __all__ = ["CheckpointError", "latest_checkpoint", "load_checkpoint", "save_checkpoint", "verify_checkpoint"]
 
 log = get_logger(__name__)
 DIGESTS = "digests.json"
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 class CheckpointError(RuntimeError):
@@ -139,7 +131,7 @@ def _save(
     py_state = random.getstate()
     meta = {"step": step, "python_random": [py_state[0], list(py_state[1]), py_state[2]], **trainer_state}
     (tmp / "trainer.json").write_text(json.dumps(meta))
-    digests = {f.name: _sha256(f) for f in sorted(tmp.iterdir())}
+    digests = {f.name: file_sha256(f) for f in sorted(tmp.iterdir())}
     (tmp / DIGESTS).write_text(json.dumps({"step": step, "sha256": digests}))
     for f in tmp.iterdir():
         with f.open("rb") as fh:
@@ -193,7 +185,7 @@ def verify_checkpoint(path: Path) -> None:
         f = path / name
         if not f.is_file():
             raise CheckpointError(f"{f}: missing from the checkpoint")
-        if _sha256(f) != want:
+        if file_sha256(f) != want:
             raise CheckpointError(f"{f}: corrupted (SHA-256 differs from {DIGESTS})")
 
 

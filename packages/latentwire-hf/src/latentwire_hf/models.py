@@ -35,14 +35,13 @@ from transformers import (
 )
 
 from latentwire_core.logs import get_logger
-from latentwire_hf.cache import cache_root
+from latentwire_hf.cache import cache_root, file_sha256
 from latentwire_hf.config import KNOWN_ENCODERS, KNOWN_MODEL_NAMES, resolve_model_name
 from latentwire_hf.pins import (
     GGUF_SHA256,
     SOURCE_RECORD,
     _carried,
     _converted_record,
-    _file_sha256,
     _gemma3_gguf,
     _qwen_gguf,
     verify_gguf,
@@ -161,7 +160,7 @@ def _gguf_cached(
     tmp = target.with_name(target.name + ".tmp")
     fresh.save_pretrained(tmp, safe_serialization=True)
     tok.save_pretrained(tmp)
-    files = {f.name: _file_sha256(f) for f in sorted(tmp.iterdir()) if f.is_file()}
+    files = {f.name: file_sha256(f) for f in sorted(tmp.iterdir()) if f.is_file()}
     record = {"gguf": str(folder / filename), "gguf_file": filename, "gguf_sha256": GGUF_SHA256[filename]}
     (tmp / SOURCE_RECORD).write_text(json.dumps({**record, "files": files}, indent=1))
     if target.exists():

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from latentwire_hf.cache import cache_root
+from latentwire_hf.cache import cache_root, file_sha256
 
 __all__ = [
     "CONVERTED_FROM",
@@ -70,17 +70,12 @@ def verify_gguf(path: Path) -> None:
     Raises:
         ValueError: an unknown file name, or a digest that differs (both named).
     """
-    import hashlib
-
     want = GGUF_SHA256.get(path.name)
     if want is None:
         raise ValueError(f"{path}: not a bundled model file (pinned: {sorted(GGUF_SHA256)})")
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            h.update(block)
-    if h.hexdigest() != want:
-        raise ValueError(f"{path}: SHA-256 {h.hexdigest()} is not the pinned {want}; refusing to load it")
+    got = file_sha256(path)
+    if got != want:
+        raise ValueError(f"{path}: SHA-256 {got} is not the pinned {want}; refusing to load it")
 
 
 def gguf_header(path: Path) -> dict[str, Any]:
@@ -211,16 +206,6 @@ CONVERTED_FROM = {
 }
 
 
-def _file_sha256(path: Path) -> str:
-    import hashlib
-
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _converted_record(target: Path, name: str) -> dict[str, Any] | None:
     """The conversion record of a cached reader, checked: it names this reader's pinned GGUF and every
     file in the folder has the SHA-256 recorded when the conversion wrote it. ``None`` for a folder
@@ -256,7 +241,7 @@ def _converted_record(target: Path, name: str) -> dict[str, Any] | None:
         )
     for fname, digest in files.items():
         f = target / fname
-        if not f.is_file() or _file_sha256(f) != digest:
+        if not f.is_file() or file_sha256(f) != digest:
             raise ModelLoadError(
                 f"{f}: missing or not the file the conversion wrote (SHA-256 differs from {path}); "
                 f"delete {target} to convert again"

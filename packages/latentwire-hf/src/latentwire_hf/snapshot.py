@@ -17,7 +17,6 @@ uninterrupted run; a resume from the run folder's own checkpoints still is.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -30,6 +29,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from latentwire_core.jsonio import read_json
+from latentwire_hf.cache import file_sha256
 from latentwire_hf.checkpoint import CheckpointError
 from latentwire_hf.pretrained import SPEC_FILE, WEIGHTS_FILE, WireSpec, write_spec
 
@@ -37,14 +37,6 @@ __all__ = ["SNAPSHOT_FILE", "Snapshot", "read_snapshot", "write_snapshot"]
 
 SNAPSHOT_FILE = "snapshot.json"
 MAX_BYTES = 40 * 1000 * 1000  # a repository file's limit for a shipped or snapshotted wire
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def git_commit(cwd: Path | None = None) -> str:
@@ -99,7 +91,7 @@ def write_snapshot(
             os.replace(part, dest / name)
     meta = {
         "step": int(step),
-        "weights_sha256": _sha256(dest / WEIGHTS_FILE),
+        "weights_sha256": file_sha256(dest / WEIGHTS_FILE),
         "weights_dtype": "bfloat16",
         "commit": git_commit(),  # the checkout's commit now; ``state`` may name the code that ran instead
         **dict(state),
@@ -143,7 +135,7 @@ def read_snapshot(path: Path) -> Snapshot | None:
     except (OSError, ValueError, KeyError, TypeError) as e:  # JSONDepthError is a ValueError
         raise CheckpointError(f"{meta_path}: not a readable snapshot description ({e})") from None
     weights_path = path / WEIGHTS_FILE
-    if not weights_path.is_file() or _sha256(weights_path) != meta.get("weights_sha256"):
+    if not weights_path.is_file() or file_sha256(weights_path) != meta.get("weights_sha256"):
         raise CheckpointError(f"{weights_path}: missing or does not match the digest in {meta_path}")
     spec = WireSpec.read(path / SPEC_FILE)
     try:
