@@ -187,3 +187,43 @@ def test_the_learning_rate_follows_transformers_warmup_cosine_schedule(tiny_llam
         return 0.5 * (1 + math.cos(math.pi * (step - 2) / (6 - 2)))
 
     assert lrs and all(lr == pytest.approx(1e-3 * hf(s)) for s, lr in lrs.items())
+
+
+def test_step_clock_counts_wall_time_but_not_a_pause() -> None:
+    from latentwire_hf.training import StepClock
+
+    wall, cpu = iter([0.0, 100.0]), iter([0.0, 3.0])  # stopped for ~97 s: only 3 s of CPU time
+    assert StepClock(on_cpu=True, wall=lambda: next(wall), cpu=lambda: next(cpu)).seconds() == 3.0
+    wall, cpu = iter([0.0, 2.0]), iter([0.0, 3.9])  # two threads busy: the wall time counts
+    assert StepClock(on_cpu=True, wall=lambda: next(wall), cpu=lambda: next(cpu)).seconds() == 2.0
+    wall, cpu = iter([0.0, 5.0]), iter([0.0, 0.1])  # on a GPU the host waits: the wall time counts
+    assert StepClock(on_cpu=False, wall=lambda: next(wall), cpu=lambda: next(cpu)).seconds() == 5.0
+
+
+def test_step_clock_leaves_out_a_real_kill_stop(tmp_path: Path) -> None:
+    """A real process, stopped with SIGSTOP for 2 s in the middle of a busy 0.5 s step."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = (
+        "import time\n"
+        "from latentwire_hf.training import StepClock\n"
+        "c = StepClock(on_cpu=True)\n"
+        "print('go', flush=True)\n"
+        "end = time.process_time() + 0.6\n"
+        "while time.process_time() < end: pass\n"
+        "print(round(c.seconds(), 3), flush=True)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "go"
+        os.kill(proc.pid, signal.SIGSTOP)
+        time.sleep(2.0)
+        os.kill(proc.pid, signal.SIGCONT)
+        counted = float(proc.stdout.readline())
+    finally:
+        proc.wait(timeout=30)
+    assert 0.5 <= counted < 1.5  # the 0.6 s of work, not the 2 s pause

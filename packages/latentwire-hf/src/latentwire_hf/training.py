@@ -60,6 +60,27 @@ def param_groups(wire: torch.nn.Module, cfg: Any) -> list[dict[str, Any]]:
     return [g for g in groups if g["params"]]
 
 
+class StepClock:
+    """A training step's seconds: its wall time, but on a CPU never more than the CPU time the process
+    spent in it. A process stopped (``kill -STOP``, a suspended laptop) spends no CPU time, so a pause
+    does not count as training; with several threads the CPU time exceeds the wall time and the wall
+    time is what counts. On a GPU the wall time counts (the host may wait on the device)."""
+
+    def __init__(
+        self,
+        *,
+        on_cpu: bool,
+        wall: Callable[[], float] = time.perf_counter,
+        cpu: Callable[[], float] = time.process_time,
+    ) -> None:
+        self.on_cpu, self.wall, self.cpu = on_cpu, wall, cpu
+        self.wall0, self.cpu0 = wall(), cpu()
+
+    def seconds(self) -> float:
+        wall = self.wall() - self.wall0
+        return min(wall, self.cpu() - self.cpu0) if self.on_cpu else wall
+
+
 class Trainer:
     """A resumable training loop around one objective.
 
@@ -274,7 +295,7 @@ class Trainer:
         t0, seen = time.perf_counter(), 0
         done_here = 0
         while self.step < self.cfg.steps and not 0 < self.cfg.time_limit_s <= self.train_seconds:
-            step_start = time.perf_counter()
+            clock = StepClock(on_cpu=self.acc.device.type == "cpu")
             self._set_step(self.step)
             names = self._active_readers(self.step)
             for micro in range(self.cfg.grad_accum):
@@ -319,7 +340,7 @@ class Trainer:
                 bar.set_postfix({k: f"{v:.3f}" for k, v in row.items() if k.endswith("/loss")})
                 log.info("train_step", **{k.replace("/", "."): round(v, 4) for k, v in row.items()})
                 window, t0, seen = {}, time.perf_counter(), 0
-            self.train_seconds += time.perf_counter() - step_start  # the step, its log and probe
+            self.train_seconds += clock.seconds()  # the step, its log and probe; a pause does not count
             out_of_time = 0 < self.cfg.time_limit_s <= self.train_seconds
             # the loop's last step (its end, its time limit or the simulated kill): a hook may measure it
             self.finishing = out_of_time or self.step == self.cfg.steps
