@@ -1,7 +1,8 @@
 """``python -m runner experiment.toml [--set key=value ...] [--stage ...] [--fresh]`` (runner.cli).
 
 Also ``python -m runner sweep experiment.toml --grid key=v1,v2 --seeds 0,1,2`` (runner.sweep) and
-``python -m runner encode RUN ...`` / ``python -m runner answer RUN ...`` (runner.wire_cli).
+``python -m runner encode RUN ...`` / ``python -m runner answer RUN ...`` (runner.wire_cli),
+``python -m runner serve WIRE ...`` (runner.serve) and ``python -m runner send URL MSG ...`` (runner.client).
 """
 
 from __future__ import annotations
@@ -15,6 +16,14 @@ def main(argv: list[str] | None = None) -> int:
         from runner.wire_cli import main as wire_main
 
         return wire_main(argv[0], argv[1:])
+    if argv and argv[0] == "serve":  # the receiver service (runner.serve)
+        from runner.serve import main as serve_main
+
+        return serve_main(argv[1:])
+    if argv and argv[0] == "send":  # its client (runner.client)
+        from runner.client import main as send_main
+
+        return send_main(argv[1:])
     if argv and argv[0] == "sweep":  # a grid of runs (runner.sweep)
         from runner.sweep import main as sweep_main
 

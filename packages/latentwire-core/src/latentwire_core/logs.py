@@ -29,8 +29,11 @@ def get_logger(name: str) -> Any:
     return structlog.get_logger(name)
 
 
-def configure_logging(log_file: Path | None = None, *, level: str = "info") -> None:
-    """Route structlog events to stderr (console renderer) and, optionally, a JSONL file."""
+def configure_logging(
+    log_file: Path | None = None, *, level: str = "info", json_console: bool = False
+) -> None:
+    """Route structlog events to stderr (console renderer, or JSON lines with ``json_console``: a
+    service's logs) and, optionally, a JSONL file."""
     global _FILE
     if _FILE is not None:
         _FILE.close()
@@ -45,7 +48,7 @@ def configure_logging(log_file: Path | None = None, *, level: str = "info") -> N
         if _FILE is not None:
             _FILE.write(str(json_render(logger, method, dict(event))) + "\n")
             _FILE.flush()
-        return str(console(logger, method, event))
+        return str((json_render if json_console else console)(logger, method, event))
 
     structlog.configure(
         processors=[

@@ -226,13 +226,21 @@ def _label_scores(
 
 
 @torch.no_grad()
-def answer_slots(prompt: SlotPrompt, slots: list[Segment], tails: list[list[int]] | None = None) -> list[str]:
+def answer_slots(
+    prompt: SlotPrompt,
+    slots: list[Segment],
+    tails: list[list[int]] | None = None,
+    *,
+    max_new_tokens: int | None = None,
+) -> list[str]:
     """The answers a reader gives for filled slots, as evaluation scores them: the best label
-    verbaliser for a classification task, the post-processed greedy answer otherwise."""
+    verbaliser for a classification task, the post-processed greedy answer otherwise (at most
+    ``max_new_tokens``, by default the task's limit)."""
     if prompt.task.kind == "classification":
         scores = _score_labels(prompt, slots, tails)
         return [prompt.task.labels[max(range(len(sc)), key=sc.__getitem__)].strip() for sc in scores]
-    return _generate(prompt, slots, prompt.task.max_new_tokens, tails)[1]
+    limit = prompt.task.max_new_tokens if max_new_tokens is None else max_new_tokens
+    return _generate(prompt, slots, limit, tails)[1]
 
 
 def evaluate_method(
