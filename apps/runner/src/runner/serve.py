@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
-import binascii
 import contextlib
 import hashlib
 import json
@@ -35,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import attrs
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -44,7 +43,8 @@ from starlette.routing import Route
 
 from latentwire_core.logs import get_logger
 from runner.batching import IdempotencyStore, MicroBatcher, QueueFull, ShuttingDown
-from runner.receiver import AnswerRequest, Receiver
+from runner.http_parts import BodyTooLarge, Metrics, answer_request, error_response, read_body
+from runner.receiver import Receiver
 
 __all__ = ["ServeSettings", "create_app", "main"]
 
@@ -60,98 +60,6 @@ class ServeSettings:
     max_body_bytes: int = 1 << 20  # a base64 message of a few thousand soft tokens and its question
     max_texts: int = 64  # texts in one encode request
     retry_after_s: int = 1
-
-
-class BodyTooLarge(ValueError):
-    pass
-
-
-class Metrics:
-    def __init__(self) -> None:
-        self.registry = CollectorRegistry()
-        r = self.registry
-        self.requests = Counter(
-            "latentwire_requests", "Requests by endpoint and status", ["endpoint", "status"], registry=r
-        )
-        self.errors = Counter(
-            "latentwire_errors", "Refused or failed requests by error kind", ["kind"], registry=r
-        )
-        self.queue_depth = Gauge("latentwire_queue_depth", "Jobs waiting for a batch", registry=r)
-        self.in_flight = Gauge("latentwire_in_flight", "Jobs in the running batch", registry=r)
-        self.batch_size = Histogram(
-            "latentwire_batch_size", "Jobs per batch", ["kind"], buckets=(1, 2, 4, 8, 16, 32, 64), registry=r
-        )
-        buckets = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
-        self.latency = Histogram(
-            "latentwire_latency_seconds", "Request latency", ["endpoint"], buckets=buckets, registry=r
-        )
-        self.queue_wait = Histogram(
-            "latentwire_queue_seconds", "Time waiting for a batch", buckets=buckets, registry=r
-        )
-
-
-def _error(
-    metrics: Metrics, endpoint: str, status: int, exc: BaseException | str, detail: str = ""
-) -> JSONResponse:
-    kind = exc if isinstance(exc, str) else type(exc).__name__
-    metrics.errors.labels(kind=kind).inc()
-    metrics.requests.labels(endpoint=endpoint, status=str(status)).inc()
-    text = detail or (str(exc) if not isinstance(exc, str) else kind)
-    log.info("request_refused", endpoint=endpoint, status=status, error=kind, detail=text[:300])
-    return JSONResponse({"error": kind, "detail": text}, status_code=status)
-
-
-async def _read_body(request: Request, cap: int) -> bytes:
-    """The body, refused (BodyTooLarge) by its Content-Length before reading, or as soon as it passes ``cap``."""
-    declared = request.headers.get("content-length")
-    if declared is not None:
-        if not declared.isdigit():
-            raise ValueError(f"Content-Length {declared!r} is not a number")
-        if int(declared) > cap:
-            raise BodyTooLarge(f"the body is {declared} bytes, over the {cap}-byte cap")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > cap:
-            raise BodyTooLarge(f"the body passed the {cap}-byte cap while being read")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def _answer_request(body: bytes, request: Request) -> AnswerRequest:
-    """The request's fields from JSON or from a raw message with query parameters (ValueError names the field)."""
-    ctype = request.headers.get("content-type", "").split(";")[0].strip()
-    if ctype == "application/octet-stream":
-        fields: dict[str, Any] = dict(request.query_params)
-        message = body
-    elif ctype in ("application/json", ""):
-        try:
-            fields = json.loads(body)
-        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
-            raise ValueError(f"the body is not JSON ({e})") from None
-        if not isinstance(fields, dict):
-            raise ValueError("the body must be a JSON object")
-        if not isinstance(fields.get("message"), str):
-            raise ValueError("'message' (base64 text) is missing")
-        try:
-            message = base64.b64decode(fields["message"], validate=True)
-        except (binascii.Error, ValueError):
-            raise ValueError("'message' is not valid base64") from None
-    else:
-        raise ValueError(f"Content-Type {ctype!r}: send application/json or application/octet-stream")
-    reader = fields.get("reader")
-    if not isinstance(reader, str) or not reader:
-        raise ValueError("'reader' is missing")
-    question = fields.get("question", "")
-    if not isinstance(question, str):
-        raise ValueError("'question' must be text")
-    limit = fields.get("max_new_tokens")
-    if limit is not None:
-        try:
-            limit = int(limit)
-        except (TypeError, ValueError):
-            raise ValueError(f"'max_new_tokens' must be an integer, got {limit!r}") from None
-    return AnswerRequest(message=message, reader=reader, question=question, max_new_tokens=limit)
 
 
 def create_app(receiver: Receiver, settings: ServeSettings | None = None, *, load: bool = True) -> Starlette:
@@ -185,38 +93,38 @@ def create_app(receiver: Receiver, settings: ServeSettings | None = None, *, loa
         t0 = time.perf_counter()
         ep = "answer"
         if not receiver.ready:
-            return _error(metrics, ep, 503, "NotReady", "the readers are still loading")
+            return error_response(metrics, ep, 503, "NotReady", "the readers are still loading")
         try:
-            body = await _read_body(request, s.max_body_bytes)
+            body = await read_body(request, s.max_body_bytes)
         except BodyTooLarge as e:
-            return _error(metrics, ep, 413, e)
+            return error_response(metrics, ep, 413, e)
         except ValueError as e:
-            return _error(metrics, ep, 400, "BadRequest", str(e))
+            return error_response(metrics, ep, 400, "BadRequest", str(e))
         try:
-            req = _answer_request(body, request)
+            req = answer_request(body, request)
             receiver.check(req)
         except MessageError as e:
-            return _error(metrics, ep, 400, e)
+            return error_response(metrics, ep, 400, e)
         except UnknownReaderError as e:
-            return _error(metrics, ep, 404, e, e.args[0] if e.args else str(e))
+            return error_response(metrics, ep, 404, e, e.args[0] if e.args else str(e))
         except ValueError as e:
-            return _error(metrics, ep, 422, "InvalidRequest", str(e))
+            return error_response(metrics, ep, 422, "InvalidRequest", str(e))
         key = request.headers.get("idempotency-key")
         digest = hashlib.sha256(body + b"\0" + request.url.query.encode()).hexdigest()
         try:
             fut = idem.get(key, digest) if key else None
         except ValueError as e:
-            return _error(metrics, ep, 422, "IdempotencyKeyReused", str(e))
+            return error_response(metrics, ep, 422, "IdempotencyKeyReused", str(e))
         job = None
         if fut is None:
             try:
                 job = await batcher.submit(Receiver.batch_key(req), req)
             except QueueFull as e:
-                resp = _error(metrics, ep, 429, e)
+                resp = error_response(metrics, ep, 429, e)
                 resp.headers["Retry-After"] = str(s.retry_after_s)
                 return resp
             except ShuttingDown as e:
-                return _error(metrics, ep, 503, e)
+                return error_response(metrics, ep, 503, e)
             metrics.queue_depth.set(batcher.depth)
             if key:
                 idem.put(key, digest, job.future)
@@ -224,10 +132,10 @@ def create_app(receiver: Receiver, settings: ServeSettings | None = None, *, loa
         try:
             out = await asyncio.wait_for(asyncio.shield(fut), s.timeout_s)
         except TimeoutError:
-            return _error(metrics, ep, 504, "Timeout", f"no answer within {s.timeout_s} s")
+            return error_response(metrics, ep, 504, "Timeout", f"no answer within {s.timeout_s} s")
         except Exception as e:  # the batch failed: a fault of the service, not of the request
             log.error("batch_failed", error=type(e).__name__, detail=str(e)[:300])
-            return _error(metrics, ep, 500, e)
+            return error_response(metrics, ep, 500, e)
         finally:
             metrics.queue_depth.set(batcher.depth)
         total = time.perf_counter() - t0
@@ -253,7 +161,7 @@ def create_app(receiver: Receiver, settings: ServeSettings | None = None, *, loa
         t0 = time.perf_counter()
         ep = "encode"
         try:
-            body = await _read_body(request, s.max_body_bytes)
+            body = await read_body(request, s.max_body_bytes)
             fields = json.loads(body)
             texts = (
                 fields.get("texts", [fields["text"]] if "text" in fields else None)
@@ -269,23 +177,23 @@ def create_app(receiver: Receiver, settings: ServeSettings | None = None, *, loa
             if len(texts) > s.max_texts:
                 raise ValueError(f"{len(texts)} texts, over the {s.max_texts} allowed in one request")
         except BodyTooLarge as e:
-            return _error(metrics, ep, 413, e)
+            return error_response(metrics, ep, 413, e)
         except (ValueError, UnicodeDecodeError, RecursionError) as e:
-            return _error(metrics, ep, 422, "InvalidRequest", str(e))
+            return error_response(metrics, ep, 422, "InvalidRequest", str(e))
         try:
             jobs = [await batcher.submit(("encode",), t) for t in texts]
         except QueueFull as e:
-            resp = _error(metrics, ep, 429, e)
+            resp = error_response(metrics, ep, 429, e)
             resp.headers["Retry-After"] = str(s.retry_after_s)
             return resp
         except ShuttingDown as e:
-            return _error(metrics, ep, 503, e)
+            return error_response(metrics, ep, 503, e)
         try:
             messages = [await _await(j) for j in jobs]
         except TimeoutError:
-            return _error(metrics, ep, 504, "Timeout", f"no messages within {s.timeout_s} s")
+            return error_response(metrics, ep, 504, "Timeout", f"no messages within {s.timeout_s} s")
         except Exception as e:
-            return _error(metrics, ep, 500, e)
+            return error_response(metrics, ep, 500, e)
         total = time.perf_counter() - t0
         metrics.latency.labels(endpoint=ep).observe(total)
         metrics.requests.labels(endpoint=ep, status="200").inc()
