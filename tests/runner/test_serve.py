@@ -317,3 +317,27 @@ def test_bad_flags_and_wires_are_refused_in_one_line(wire_dir: Path, tmp_path: P
             [sys.executable, "-m", "runner", "serve", *args], capture_output=True, timeout=120
         )
         assert out.returncode == 2 and needle in out.stderr, out.stderr[-500:]
+
+
+def test_the_load_benchmark_writes_its_figures(
+    wire_dir: Path, questions: list[tuple[str, str]], tmp_path: Path
+) -> None:
+    """A short run of benchmarks/serve_load.py (every phase, seconds instead of minutes)."""
+    texts = tmp_path / "texts.jsonl"
+    texts.write_text("".join(json.dumps({"text": c, "question": q}) + "\n" for c, q in questions))
+    out = tmp_path / "serve"
+    repo = Path(__file__).resolve().parents[2]
+    proc = subprocess.run(
+        [sys.executable, str(repo / "benchmarks" / "serve_load.py"), str(wire_dir), "--texts", str(texts),
+         "--levels", "1,4", "--seconds", "2", "--mixed-seconds", "3", "--kill-requests", "30",
+         "--kill-after", "1", "--soak-seconds", "3", "--out", str(out)],
+        capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rep = json.loads((out / "serve_load.json").read_text())
+    assert [r["concurrency"] for r in rep["levels"]] == [1, 4]
+    assert all(r["answered"] > 0 and r["differing"] == 0 and not r["errors"] for r in rep["levels"])
+    assert rep["mixed"]["refused_otherwise"] == 0 and rep["mixed"]["up_after"]
+    assert rep["kill"]["lost"] == 0 and rep["kill"]["differing"] == 0
+    assert rep["soak"]["rss_end_mib"] > 0
+    assert (out / "serve_load.md").is_file() and (out / "serve_load.png").is_file()

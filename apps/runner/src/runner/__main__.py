@@ -24,6 +24,10 @@ def main(argv: list[str] | None = None) -> int:
         from runner.client import main as send_main
 
         return send_main(argv[1:])
+    if argv and argv[0] == "check-wire":  # a shipped wire's fixed slice (runner.wire_check)
+        from runner.wire_check import main as check_main
+
+        return check_main(argv[1:])
     if argv and argv[0] == "sweep":  # a grid of runs (runner.sweep)
         from runner.sweep import main as sweep_main
 
