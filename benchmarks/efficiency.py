@@ -210,7 +210,12 @@ def main() -> None:
                 z = pw.wire.encode(feats, mask, counts)
                 msgs = [pack(z[i, : int(c)], pw.codec, pw.fingerprint) for i, c in enumerate(counts.tolist())]
                 soft = [
-                    pw.wire.to_model(unpack(m, fingerprint=pw.fingerprint)[0][None].to(dev), name)[0]
+                    pw.wire.to_model(
+                        unpack(
+                            m, fingerprint=pw.fingerprint, d_z=pw.wire.cfg.interlingua.d_z, codec=pw.codec
+                        )[0][None].to(dev),
+                        name,
+                    )[0]
                     for m in msgs
                 ]
                 b = p.generation_batch(soft, tl[:k])

@@ -124,3 +124,89 @@ def test_a_forged_message_with_a_valid_crc_is_refused_by_the_receivers_own_check
     int8 = QuantWireCodec(WireCodecConfig(precision="int8"))
     with pytest.raises(MalformedMessage, match="non-finite"):
         unpack(pack(nan, int8, fp))  # a NaN scale poisons its group
+
+
+# --- version 2: the compact frame -------------------------------------------------------------------
+
+
+def _v2(precision: str = "int8", group: int = 8) -> QuantWireCodec:
+    return QuantWireCodec(WireCodecConfig(precision=precision, group_size=group, frame="v2"))
+
+
+@given(
+    m=st.integers(1, 300),
+    d=st.integers(1, 24),
+    seed=st.integers(0, 10**6),
+    precision=st.sampled_from(["fp16", "int8", "int4"]),
+    group=st.sampled_from([2, 8, 32]),
+)
+@settings(max_examples=60, deadline=None)
+def test_v2_round_trip_is_the_codec_alone_in_at_most_8_bytes_of_frame_for_short_messages(
+    m, d, seed, precision, group
+) -> None:
+    from latentwire_core.message import frame_bytes
+
+    codec = _v2(precision, group)
+    z = _z(m, d, seed, 1.0)
+    msg = pack(z, codec, FP)
+    frame = frame_bytes("v2", m)
+    assert (
+        len(msg) == message_bytes(codec, n_tokens=m, d_z=d) == frame + codec.payload_bytes(n_tokens=m, d_z=d)
+    )
+    assert frame == (8 if m < 128 else 9)
+    out, head = unpack(msg, fingerprint=FP, d_z=d, codec=codec)
+    assert (head.version, head.n_tokens, head.d_z, head.fingerprint) == (2, m, d, FP[:4])
+    torch.testing.assert_close(out, codec.roundtrip(z[None])[0], atol=0, rtol=0)
+
+
+@given(seed=st.integers(0, 10**6), precision=st.sampled_from(["fp16", "int8", "int4"]))
+@settings(max_examples=10, deadline=None)
+def test_v2_every_single_byte_corruption_is_detected(seed: int, precision: str) -> None:
+    codec = _v2(precision)
+    msg = pack(_z(3, 8, seed, 1.0), codec, FP)
+    rng = torch.Generator().manual_seed(seed)
+    for i in range(len(msg)):
+        bad = bytearray(msg)
+        bad[i] ^= int(torch.randint(1, 256, (1,), generator=rng))
+        with pytest.raises(MessageError):
+            unpack(bytes(bad), fingerprint=FP, d_z=8, codec=codec)
+
+
+def test_v2_each_failure_is_refused_by_name_and_v1_is_still_read() -> None:
+    import binascii
+
+    codec = _v2("int4", 8)
+    msg = pack(_z(4, 16, 0, 1.0), codec, FP)
+    assert len(msg) == 8 + codec.payload_bytes(n_tokens=4, d_z=16)
+
+    def recrc(b: bytes) -> bytes:
+        return b[:-2] + binascii.crc_hqx(b[:-2], 0xFFFF).to_bytes(2, "little")
+
+    with pytest.raises(TruncatedMessage, match="version-2 frame"):
+        unpack(msg[:5], codec=codec, d_z=16)
+    with pytest.raises(ChecksumMismatch, match="CRC-16"):
+        unpack(msg[:-3] + msg[-2:], codec=codec, d_z=16)  # one payload byte lost: the CRC no longer holds
+    with pytest.raises(TruncatedMessage, match="needs"):
+        unpack(recrc(msg[:-3] + msg[-2:]), codec=codec, d_z=16)  # a byte short, with a valid CRC
+    with pytest.raises(WireMismatch, match="codec and d_z"):
+        unpack(msg)  # a v2 message needs the receiver's wire
+    with pytest.raises(FingerprintMismatch, match="00010203"):
+        unpack(msg, fingerprint=b"\xff" * 8, d_z=16, codec=codec)
+    forged = recrc(msg[:5] + bytes([0x80 | 5, 0x01]) + msg[6:])  # M = 133 announced, a valid CRC
+    with pytest.raises(TruncatedMessage):
+        unpack(forged, codec=codec, d_z=16)
+    with pytest.raises(WireMismatch, match="at most 3"):
+        unpack(msg, codec=codec, d_z=16, max_tokens=3)
+    with pytest.raises(MalformedMessage, match="M 0"):
+        unpack(recrc(msg[:5] + b"\x00" + msg[6:]), codec=codec, d_z=16)
+    with pytest.raises(MalformedMessage, match="longer than 3 bytes"):
+        unpack(recrc(msg[:5] + b"\xff\xff\xff\xff" + msg[6:]), codec=codec, d_z=16)
+    nan = torch.randn(3, 16)
+    nan[0, 0] = float("nan")
+    with pytest.raises(MalformedMessage, match="non-finite"):
+        unpack(pack(nan, _v2("fp16"), FP), codec=_v2("fp16"), d_z=16)
+    v1 = pack(_z(4, 16, 0, 1.0), QuantWireCodec(WireCodecConfig(precision="int4", group_size=8)), FP)
+    z1, h1 = unpack(v1, fingerprint=FP, d_z=16, codec=codec)  # a v2 receiver reads v1 too
+    z2, h2 = unpack(msg, fingerprint=FP, d_z=16, codec=codec)
+    assert (h1.version, h2.version) == (1, 2) and torch.equal(z1, z2)
+    assert len(v1) - len(msg) == 20  # 28 -> 8 bytes of frame

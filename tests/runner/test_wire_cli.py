@@ -249,3 +249,16 @@ def test_deeply_nested_run_files_are_refused_by_name(run: Path, tmp_path: Path) 
     (tmp_path / "run" / "eval" / "metrics.json").write_text(DEEP)
     loaded = load_run(tmp_path / "run")
     assert any("metrics.json is unreadable" in m for m in loaded.missing)
+
+
+def test_a_wire_sends_the_compact_v2_frame_and_reads_both(run: Path) -> None:
+    import attrs
+
+    v1 = PretrainedWire.from_pretrained(run)
+    v2 = PretrainedWire(attrs.evolve(v1.spec, codec={**v1.spec.codec, "frame": "v2"}), v1.wire)
+    text = ["The Normans gave their name to Normandy, a region in France."]
+    (m1,), (m2,) = v1.encode(text), v2.encode(text)
+    assert len(m1) - len(m2) == 20 and m2[0] == 0xB2  # 28 bytes of frame -> 8
+    for reader in v1.readers:
+        assert torch.equal(v2.soft_tokens(m2, reader), v1.soft_tokens(m1, reader))
+        assert torch.equal(v2.soft_tokens(m1, reader), v1.soft_tokens(m1, reader))  # v1 still read

@@ -13,7 +13,7 @@ import pandas as pd
 import torch
 
 from latentwire_core import LatentWire, QuantWireCodec
-from latentwire_core.message import FORMAT_VERSION, HEADER_BYTES, receive
+from latentwire_core.message import FORMAT_VERSION, HEADER_BYTES, frame_bytes, receive
 from latentwire_core.tasks import Example, compressed_text
 from latentwire_eval.diagnostics import embedding_diagnostics
 from latentwire_eval.pipeline import PRECISIONS
@@ -59,8 +59,9 @@ def wire_summary(exp: Experiment, budgets: Mapping[str, int], preds: pd.DataFram
         "d_z": enc.d_z,
         "precision": exp.codec.precision,
         "bytes": {p: float(preds[f"latent_wire_bytes_{p}"].mean()) for p in PRECISIONS},
-        "message_format": FORMAT_VERSION,
-        "header_bytes": HEADER_BYTES,  # of every message's bytes above: header + CRC32
+        "message_format": FORMAT_VERSION if exp.codec.frame == "v1" else 2,
+        # of every message's bytes above: the frame (v1: header + CRC32; v2: marker, fingerprint prefix, M, CRC-16)
+        "header_bytes": HEADER_BYTES if exp.codec.frame == "v1" else frame_bytes("v2", round(mean_m)),
     }
 
 
@@ -83,7 +84,8 @@ def embedding_report(
     chunk = list(evaluation[:64])
     feats, mask = features.features([compressed_text(e, compress) for e in chunk])
     counts = [budgets[e.id] for e in chunk]
-    rx = receive(wire.send(feats, mask, codec, fingerprint, counts))  # the message path, as a reader gets it
+    msgs = wire.send(feats, mask, codec, fingerprint, counts)  # the message path, as a reader gets it
+    rx = receive(msgs, d_z=wire.cfg.interlingua.d_z, codec=codec)
     out: dict[str, Any] = {"n_examples": len(chunk), "calibration": wire.cfg.calibration}
     for name, lm in readers.items():
         refine = wire.refiner if wire.refiner is not None else (lambda z: z)

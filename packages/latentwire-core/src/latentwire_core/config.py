@@ -143,6 +143,7 @@ class AdapterConfig:
 class WireCodecConfig:
     precision: str = attrs.field(default="int8", validator=one_of("fp16", "int8", "int4"))
     group_size: int = attrs.field(default=32, validator=positive)
+    frame: str = attrs.field(default="v1", validator=one_of("v1", "v2"))  # v2: the compact 8-byte frame
 
     def __attrs_post_init__(self) -> None:
         if self.precision == "int4" and self.group_size % 2:

@@ -14,6 +14,19 @@ Specified in ``docs/message-format.md``. Layout (little-endian)::
     24      n     payload: the codec's bytes for Z (M, d_z), scales included
     24+n    4     CRC32 of bytes 0 .. 24+n
 
+Version 2, the compact frame (``[codec] frame = "v2"``): 8 bytes around the payload for M < 128::
+
+    offset  size  field
+    0       1     0xB2: magic and version in one byte (a v1 message starts with b"L")
+    1       4     encoder fingerprint prefix (its first 4 bytes)
+    5       1-3   M, unsigned LEB128 varint
+    ...     n     payload: the codec's bytes for Z (M, d_z), scales included
+    end-2   2     CRC-16/CCITT (``binascii.crc_hqx``, initial 0xFFFF) of every byte before it
+
+d_z, precision and group size are not sent: they are the receiver's wire's (the fingerprint prefix names
+that wire), so a receiver reads a v2 message only with its codec and d_z; the payload length they imply
+must equal what arrived. Receivers read both versions.
+
 A message is never decoded into a tensor unless every check passes: length, magic, version,
 checksum, the payload length the header's codec implies, and (when the receiver names them) the
 encoder fingerprint, the receiver's ``d_z`` exactly and its limit on M. A decoded Z holding a NaN or an
@@ -24,6 +37,7 @@ forged message from costing memory or reaching a reader.
 
 from __future__ import annotations
 
+import binascii
 import ctypes
 import hashlib
 import json
@@ -43,6 +57,7 @@ __all__ = [
     "FORMAT_VERSION",
     "HEADER_BYTES",
     "MAGIC",
+    "V2_MARKER",
     "BadMagic",
     "ChecksumMismatch",
     "FingerprintMismatch",
@@ -53,6 +68,7 @@ __all__ = [
     "UnsupportedVersion",
     "WireMismatch",
     "encoder_fingerprint",
+    "frame_bytes",
     "message_bytes",
     "pack",
     "read_header",
@@ -66,6 +82,35 @@ _HEAD = struct.Struct("<4sBBHHH8sI")
 _CRC = struct.Struct("<I")
 HEADER_BYTES = _HEAD.size + _CRC.size  # 28: what the format adds to the codec's payload
 _PRECISIONS = ("fp16", "int8", "int4")
+V2_MARKER = 0xB2
+_V2_FP = 4  # fingerprint prefix bytes in a v2 frame
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, n = n & 0x7F, n >> 7
+        out.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def _read_varint(msg: bytes, at: int) -> tuple[int, int]:
+    """``(value, next offset)`` of the LEB128 varint at ``at``; at most 3 bytes (M <= 65535)."""
+    value = 0
+    for i in range(3):
+        if at + i >= len(msg):
+            raise TruncatedMessage(f"message of {len(msg)} bytes ends inside its M field")
+        byte = msg[at + i]
+        value |= (byte & 0x7F) << (7 * i)
+        if not byte & 0x80:
+            return value, at + i + 1
+    raise MalformedMessage("the M field is longer than 3 bytes")
+
+
+def frame_bytes(frame: str, n_tokens: int) -> int:
+    """What the frame adds to the codec's payload: 28 bytes in v1; 1 + 4 + varint(M) + 2 in v2."""
+    return HEADER_BYTES if frame == "v1" else 1 + _V2_FP + len(_varint(n_tokens)) + 2
 
 
 class MessageError(ValueError):
@@ -135,8 +180,8 @@ def encoder_fingerprint(module: nn.Module, config: Mapping[str, Any]) -> bytes:
 
 
 def message_bytes(codec: QuantWireCodec, *, n_tokens: int, d_z: int) -> int:
-    """Exact size of a version-1 message: header and checksum plus the codec's payload."""
-    return HEADER_BYTES + codec.payload_bytes(n_tokens=n_tokens, d_z=d_z)
+    """Exact size of a message in the codec's frame: the frame's bytes plus the codec's payload."""
+    return frame_bytes(codec.cfg.frame, n_tokens) + codec.payload_bytes(n_tokens=n_tokens, d_z=d_z)
 
 
 def pack(z: torch.Tensor, codec: QuantWireCodec, fingerprint: bytes) -> bytes:
@@ -150,6 +195,9 @@ def pack(z: torch.Tensor, codec: QuantWireCodec, fingerprint: bytes) -> bytes:
         raise ValueError(f"M and d_z must be in 1..65535, got M={m}, d_z={d_z}")
     payload = codec.encode(z[None])[0]
     cfg = codec.cfg
+    if cfg.frame == "v2":
+        body = bytes([V2_MARKER]) + fingerprint[:_V2_FP] + _varint(m) + payload
+        return body + binascii.crc_hqx(body, 0xFFFF).to_bytes(2, "little")
     head = _HEAD.pack(
         MAGIC,
         FORMAT_VERSION,
@@ -164,8 +212,33 @@ def pack(z: torch.Tensor, codec: QuantWireCodec, fingerprint: bytes) -> bytes:
     return body + _CRC.pack(zlib.crc32(body))
 
 
+def _read_v2(msg: bytes, codec: QuantWireCodec | None, d_z: int | None) -> tuple[MessageHeader, int]:
+    """A v2 frame checked against the receiver's codec and d_z: ``(header, payload offset)``."""
+    if len(msg) < 1 + _V2_FP + 1 + 2:
+        raise TruncatedMessage(f"message of {len(msg)} bytes is shorter than a version-2 frame (8 bytes)")
+    if binascii.crc_hqx(msg[:-2], 0xFFFF) != int.from_bytes(msg[-2:], "little"):
+        raise ChecksumMismatch("message checksum (CRC-16) does not match: the bytes were damaged in transit")
+    if codec is None or d_z is None:
+        raise WireMismatch(
+            "a version-2 message leaves its codec and d_z to the receiver's wire: read it with them "
+            "(PretrainedWire and the evaluation do)"
+        )
+    m, at = _read_varint(msg, 1 + _V2_FP)
+    if m == 0:
+        raise MalformedMessage("bad header fields: M 0")
+    cfg = codec.cfg
+    header = MessageHeader(2, cfg.precision, cfg.group_size, m, d_z, bytes(msg[1 : 1 + _V2_FP]))
+    want = codec.payload_bytes(n_tokens=m, d_z=d_z)
+    if len(msg) - at - 2 != want:
+        raise TruncatedMessage(
+            f"message is {len(msg)} bytes but M = {m} at {cfg.precision}, d_z = {d_z} needs {at + want + 2}"
+        )
+    return header, at
+
+
 def read_header(msg: bytes) -> MessageHeader:
-    """Parse and check everything but the fingerprint; raises a :class:`MessageError` subclass."""
+    """Parse and check a v1 header and everything but the fingerprint; raises a :class:`MessageError`
+    subclass. (A v2 frame is read by :func:`unpack` with the receiver's codec.)"""
     if len(msg) < 6:
         raise TruncatedMessage(
             f"message of {len(msg)} bytes is shorter than its header ({HEADER_BYTES} bytes)"
@@ -174,7 +247,8 @@ def read_header(msg: bytes) -> MessageHeader:
         raise BadMagic(f"not a LatentWire message: magic {msg[:4]!r}, expected {MAGIC!r}")
     if msg[4] != FORMAT_VERSION:
         raise UnsupportedVersion(
-            f"message format version {msg[4]}; this library reads version {FORMAT_VERSION}"
+            f"message format version {msg[4]}; this library reads version {FORMAT_VERSION} with this "
+            f"magic (and version 2 by its one-byte marker)"
         )
     if len(msg) < HEADER_BYTES:
         raise TruncatedMessage(
@@ -206,32 +280,41 @@ def unpack(
     fingerprint: bytes | None = None,
     d_z: int | None = None,
     max_tokens: int | None = None,
+    codec: QuantWireCodec | None = None,
 ) -> tuple[torch.Tensor, MessageHeader]:
-    """One message -> ``(Z (M, d_z) float32, header)``.
+    """One message (v1 or v2) -> ``(Z (M, d_z) float32, header)``.
 
     Args:
         fingerprint: the receiver's encoder fingerprint; a message from another encoder raises
-            :class:`FingerprintMismatch` (its adapters were not trained for that latent space).
+            :class:`FingerprintMismatch` (its adapters were not trained for that latent space). A v2
+            message carries the first 4 bytes, compared with the receiver's first 4.
         d_z: the receiver's latent width; another raises :class:`WireMismatch` before any decoding.
         max_tokens: the most soft tokens the receiver's wire makes (its ``n_tokens``); more raises
             :class:`WireMismatch` before any decoding (so a forged M costs no memory).
+        codec: the receiver's codec: needed for a v2 message (its precision and group are implied).
 
     Raises:
         MalformedMessage: the decoded Z holds a NaN or an infinity.
     """
-    header = read_header(msg)
+    if msg[:1] == bytes([V2_MARKER]):
+        header, at = _read_v2(msg, codec, d_z)
+        payload = msg[at:-2]
+        want_fp = fingerprint[:_V2_FP] if fingerprint is not None else None
+    else:
+        header = read_header(msg)
+        payload = msg[_HEAD.size : len(msg) - _CRC.size]
+        want_fp = fingerprint
     if d_z is not None and header.d_z != d_z:
         raise WireMismatch(f"message has d_z = {header.d_z}; this wire's latent has d_z = {d_z}")
     if max_tokens is not None and header.n_tokens > max_tokens:
         raise WireMismatch(
             f"message has M = {header.n_tokens} soft tokens; this wire makes at most {max_tokens}"
         )
-    if fingerprint is not None and header.fingerprint != fingerprint:
+    if want_fp is not None and header.fingerprint != want_fp:
         raise FingerprintMismatch(
             f"message was encoded by encoder {header.fingerprint.hex()}, but these adapters were trained "
-            f"for encoder {fingerprint.hex()}"
+            f"for encoder {want_fp.hex()}"
         )
-    payload = msg[_HEAD.size : len(msg) - _CRC.size]
     z = header.codec().decode([payload], n_tokens=header.n_tokens, d_z=header.d_z)[0]
     if not bool(torch.isfinite(z).all()):
         bad = int((~torch.isfinite(z)).sum())
@@ -245,6 +328,9 @@ def receive(
     fingerprint: bytes | None = None,
     d_z: int | None = None,
     max_tokens: int | None = None,
+    codec: QuantWireCodec | None = None,
 ) -> list[torch.Tensor]:
     """What a receiver gets: each message checked and decoded (:func:`unpack`) -> ``Z`` rows ``(M_i, d_z)``."""
-    return [unpack(m, fingerprint=fingerprint, d_z=d_z, max_tokens=max_tokens)[0] for m in messages]
+    return [
+        unpack(m, fingerprint=fingerprint, d_z=d_z, max_tokens=max_tokens, codec=codec)[0] for m in messages
+    ]

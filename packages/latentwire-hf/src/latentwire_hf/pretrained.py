@@ -248,7 +248,9 @@ class PretrainedWire:
                 f"this wire has no adapter for {reader!r}; its readers: {', '.join(self.readers)}"
             )
         ic = self.wire.cfg.interlingua
-        (z,) = receive([message], fingerprint=self.fingerprint, d_z=ic.d_z, max_tokens=ic.n_tokens)
+        (z,) = receive(
+            [message], fingerprint=self.fingerprint, d_z=ic.d_z, max_tokens=ic.n_tokens, codec=self.codec
+        )
         return z
 
     @torch.no_grad()

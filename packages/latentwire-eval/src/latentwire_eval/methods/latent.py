@@ -71,7 +71,7 @@ class Latent(Method):
             raise ValueError(f"{self.name} needs a trained wire and its codec")
         feats, mask = self.ctx.feature_source(self.name).features(texts)
         msgs = wire.send(feats, mask, codec, self.ctx.fingerprint, counts)
-        rx = receive(msgs, fingerprint=self.ctx.fingerprint)
+        rx = receive(msgs, fingerprint=self.ctx.fingerprint, d_z=wire.cfg.interlingua.d_z, codec=codec)
         return self.to_reader(rx), [len(m) for m in msgs]
 
     def to_reader(self, z_rows: list[torch.Tensor]) -> list[Segment]:
@@ -107,5 +107,5 @@ class LatentZero(Latent):
         d_z = wire.cfg.interlingua.d_z
         with torch.no_grad():
             msgs = [pack(torch.zeros(m, d_z), codec, self.ctx.fingerprint) for m in counts]
-            rx = receive(msgs, fingerprint=self.ctx.fingerprint)
+            rx = receive(msgs, fingerprint=self.ctx.fingerprint, d_z=d_z, codec=codec)
             return self.to_reader(rx), [len(msg) for msg in msgs]

@@ -26,7 +26,7 @@ class MeanPool(Method):
 
     def slots(self, examples: Sequence[Example]) -> Slots:
         from latentwire_core.anchor import mean_pool_slot
-        from latentwire_core.message import HEADER_BYTES
+        from latentwire_core.message import frame_bytes
 
         codec = self.ctx.codec
         assert codec is not None
@@ -34,7 +34,9 @@ class MeanPool(Method):
         rows = [mean_pool_slot(self.lm, self.text_ids(e), budgets[e.id])[None] for e in examples]
         payloads = [codec.encode(r)[0] for r in rows]  # (1, M_i, d_model) each
         rx = codec.decode_rows(payloads, [budgets[e.id] for e in examples], d_z=self.lm.d_model)
-        return [r.to(self.ctx.device) for r in rx], [HEADER_BYTES + len(p) for p in payloads]  # framed alike
+        frame = codec.cfg.frame  # framed alike
+        sizes = [frame_bytes(frame, budgets[e.id]) + len(p) for e, p in zip(examples, payloads, strict=True)]
+        return [r.to(self.ctx.device) for r in rx], sizes
 
 
 @register_method("pca")
@@ -64,7 +66,7 @@ class PCA(Method):
     def slots(self, examples: Sequence[Example]) -> Slots:
         import torch
 
-        from latentwire_core.message import HEADER_BYTES
+        from latentwire_core.message import frame_bytes
 
         codec, budgets = self.ctx.codec, self.ctx.budgets
         assert codec is not None
@@ -75,7 +77,8 @@ class PCA(Method):
         payloads = [codec.encode(c[None])[0] for c in codes]
         rx = codec.decode_rows(payloads, [budgets[e.id] for e in examples], d_z=self.pca.rank)
         return [self.pca.reconstruct(c.numpy()).to(self.ctx.device) for c in rx], [
-            HEADER_BYTES + len(p) for p in payloads
+            frame_bytes(codec.cfg.frame, budgets[e.id]) + len(p)
+            for e, p in zip(examples, payloads, strict=True)
         ]
 
 
