@@ -33,7 +33,9 @@ def _weights_sha(wire_dir: Path) -> str:
     return file_sha256(wire_dir / "wire.safetensors")
 
 
-def _answers(wire_dir: Path, items: list[dict[str, Any]], readers: list[str] | None) -> dict[str, Any]:
+def _answers(
+    wire_dir: Path, items: list[dict[str, Any]], readers: list[str] | None, max_new_tokens: int | None
+) -> dict[str, Any]:
     from latentwire_eval.metrics import metric_fns
     from runner.receiver import AnswerRequest, Receiver
 
@@ -48,7 +50,10 @@ def _answers(wire_dir: Path, items: list[dict[str, Any]], readers: list[str] | N
     }
     for reader in receiver.reader_names:
         answers = receiver.answer(
-            [AnswerRequest(m, reader, it.get("question", "")) for m, it in zip(messages, items, strict=True)]
+            [
+                AnswerRequest(m, reader, it.get("question", ""), max_new_tokens)
+                for m, it in zip(messages, items, strict=True)
+            ]
         )
         scores = {
             name: round(sum(fn(a, it["golds"]) for a, it in zip(answers, items, strict=True)) / len(items), 6)
@@ -59,9 +64,15 @@ def _answers(wire_dir: Path, items: list[dict[str, Any]], readers: list[str] | N
 
 
 def write_check(
-    wire_dir: Path, items: list[dict[str, Any]], *, source: str, readers: list[str] | None = None
+    wire_dir: Path,
+    items: list[dict[str, Any]],
+    *,
+    source: str,
+    readers: list[str] | None = None,
+    max_new_tokens: int | None = None,
 ) -> dict[str, Any]:
-    """Answer ``items`` (``text``, ``golds``, optional ``question``) and write ``check.json``."""
+    """Answer ``items`` (``text``, ``golds``, optional ``question``) and write ``check.json``
+    (``max_new_tokens`` caps a generated answer, keeping a generation wire's check short)."""
     import json
 
     import torch
@@ -75,8 +86,9 @@ def write_check(
         "source": source,
         "weights_sha256": _weights_sha(wire_dir),
         "torch_threads": torch.get_num_threads(),
+        "max_new_tokens": max_new_tokens,
         "items": items,
-        **_answers(wire_dir, items, readers),
+        **_answers(wire_dir, items, readers, max_new_tokens),
     }
     tmp = wire_dir / (CHECK_FILE + ".tmp")
     tmp.write_text(json.dumps(check, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
@@ -97,7 +109,7 @@ def verify_check(wire_dir: Path) -> list[str]:
     threads = torch.get_num_threads()
     torch.set_num_threads(int(check["torch_threads"]))
     try:
-        now = _answers(wire_dir, check["items"], sorted(check["readers"]))
+        now = _answers(wire_dir, check["items"], sorted(check["readers"]), check.get("max_new_tokens"))
     finally:
         torch.set_num_threads(threads)
     diffs = []
@@ -131,6 +143,7 @@ def main(argv: list[str]) -> int:
     p.add_argument(
         "--source", default="", help="with --write: the committed result the slice's answers come from"
     )
+    p.add_argument("--max-new-tokens", type=int, default=None, help="with --write: cap on a generated answer")
     args = p.parse_args(argv)
     from latentwire_core.jsonio import loads
 
@@ -142,7 +155,7 @@ def main(argv: list[str]) -> int:
             items = [
                 loads(line, where=f"{args.write}:{i}") for i, line in enumerate(lines, 1) if line.strip()
             ]
-            check = write_check(args.wire, items, source=args.source)
+            check = write_check(args.wire, items, source=args.source, max_new_tokens=args.max_new_tokens)
             for reader, r in check["readers"].items():
                 print(f"{reader}: {r['metrics']} on {len(items)} items")
             return 0
