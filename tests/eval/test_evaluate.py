@@ -67,7 +67,29 @@ def test_evaluate_method_rows(task) -> None:
     )
     assert (df["nll_per_token"] > 0).all() and (df["first_token_acc5"] >= df["first_token_acc1"]).all()
     assert (df["prompt_tokens"] == len(prompt.before) + df["slot_tokens"] + len(prompt.after)).all()
+    # what the wire replaces, as UTF-8 and compressed well (zstd 19, gzip 9): real streams that decompress to it
+    import gzip
+
+    import zstandard
+
+    for e, (_, r) in zip(exs, df.iterrows(), strict=True):
+        text = prompt.slot_text(e).strip().encode()
+        z = zstandard.ZstdCompressor(level=19).compress(text)
+        assert zstandard.ZstdDecompressor().decompress(z) == text
+        assert (r["compressed_utf8_bytes"], r["compressed_zstd_bytes"]) == (len(text), len(z))
+        assert gzip.decompress(gzip.compress(text, 9, mtime=0)) == text
+        assert r["compressed_gzip_bytes"] == len(gzip.compress(text, 9, mtime=0))
     if task is SST2:
         assert set(df["output"]) <= {"negative", "positive"}
     else:
         assert {"em", "f1"} <= set(df.columns)
+
+
+def test_text_bytes_of_repetitive_and_short_text() -> None:
+    from latentwire_eval.bytesize import text_bytes
+
+    long = text_bytes("the wire carries the facts; " * 40)
+    assert long.zstd < long.gzip < long.utf8 == 28 * 40  # repetition compresses, zstd best
+    short = text_bytes("Paris")
+    assert short.utf8 == 5 and short.zstd > 5 and short.gzip > 5  # a stream's frame costs more than 5 bytes
+    assert text_bytes("café").utf8 == 5

@@ -21,7 +21,14 @@ __all__ = ["compute_metrics"]
 def _coverage(g: pd.DataFrame) -> dict[str, float | None]:
     """What the method read: tokens/bytes actually encoded and how often the answer was cut away."""
     out: dict[str, float | None] = {}
-    for col in ("encoded_utf8_bytes", "encoded_tokens", "answer_in_slot"):
+    for col in (
+        "encoded_utf8_bytes",
+        "encoded_tokens",
+        "answer_in_slot",
+        "compressed_utf8_bytes",
+        "compressed_zstd_bytes",
+        "compressed_gzip_bytes",
+    ):
         if col in g and g[col].notna().any():
             out[col] = float(g[col].astype(float).mean())
     return out

@@ -19,6 +19,7 @@ from latentwire_core.losses import gather_at, prediction_positions
 from latentwire_core.prompting import SlotPrompt
 from latentwire_core.slots import Segment, token_ids
 from latentwire_core.tasks import Example
+from latentwire_eval.bytesize import text_bytes
 from latentwire_eval.gencache import GenerationCache
 from latentwire_eval.metrics import first_line, metric_fns, normalize_answer, postprocess_answer
 from latentwire_eval.records import Prediction
@@ -332,7 +333,9 @@ def evaluate_method(
                 prompt_tokens=len(prompt.before) + n_slot + len(prompt.after),
                 wire_bytes=int(wb),
                 prompt_utf8_bytes=len(ex.source.encode("utf-8")),
-                compressed_utf8_bytes=len(prompt.slot_text(ex).strip().encode("utf-8")),
+                compressed_utf8_bytes=(tb := text_bytes(prompt.slot_text(ex).strip())).utf8,
+                compressed_zstd_bytes=tb.zstd,
+                compressed_gzip_bytes=tb.gzip,
                 latency_s=latency if lat_i is None else slot_s + lat_i,
                 label_logprobs=sc,
                 confidence=conf,

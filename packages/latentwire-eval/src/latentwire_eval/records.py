@@ -41,6 +41,10 @@ class Prediction:
     group: str | None = None
     prompt_tokens: int | None = None
     compressed_utf8_bytes: int | None = None
+    compressed_zstd_bytes: int | None = (
+        None  # what the wire replaces, zstd level 19 (latentwire_eval.bytesize)
+    )
+    compressed_gzip_bytes: int | None = None  # the same, gzip level 9
     encoded_utf8_bytes: int | None = None
     answer_in_slot: bool | None = None
     scores: dict[str, float] = attrs.field(factory=dict)

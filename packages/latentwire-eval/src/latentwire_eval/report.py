@@ -258,6 +258,13 @@ def write_report(
         "below 1× the wire is larger than the text. 'Answer in what was read': share of examples whose gold "
         "answer still appears in the text the method read (after truncation or compression)."
     )
+    if "compressed_zstd_bytes" in res and res["compressed_zstd_bytes"].notna().any():
+        zb = res[res["compressed_zstd_bytes"].notna()].iloc[0]
+        lines.append(
+            f"The text the wire replaces, compressed well: {zb['compressed_utf8_bytes']:.0f} UTF-8 bytes on average, "
+            f"{zb['compressed_zstd_bytes']:.0f} with zstd (level 19), {zb['compressed_gzip_bytes']:.0f} with gzip "
+            "(level 9), whole streams per example: the byte budget a message must beat to be a compressor."
+        )
     lines.append(
         f"Confidence intervals: {', '.join(ci_methods)} (clustered by article where examples share one; Wilson "
         "for 0/1 metrics otherwise)."
