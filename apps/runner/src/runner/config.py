@@ -248,7 +248,7 @@ def load_experiment(path: Path, overrides: typing.Sequence[str] = ()) -> Experim
         (f"[models].names[{i}]", n) for i, n in enumerate(names if isinstance(names, list | tuple) else [])
     ]
     ev = data.get("eval", {}) if isinstance(data.get("eval"), dict) else {}
-    scorer = [("[eval].llmlingua_scorer", ev["llmlingua_scorer"])] if "llmlingua_scorer" in ev else []
+    scorer = [(f"[eval].{k}", ev[k]) for k in ("llmlingua_scorer", "lm_coder") if k in ev]
     for key, name in [
         *named,
         ("[features].source", features.get("source", FeaturesConfig().source)),

@@ -285,6 +285,8 @@ class Run(TrainingStages):
                 "pca_rank": ev.pca_rank,
                 "pca_fit_examples": ev.pca_fit_examples,
                 "llmlingua_scorer": ev.llmlingua_scorer,
+                "lm_coder": ev.lm_coder,
+                "lm_coder_verify": ev.lm_coder_verify,
                 "tiktoken_cache": str(cache_root() / "tiktoken"),
                 "features_source": self.exp.features.source,
                 "d_z": w.encoder.d_z,

@@ -279,6 +279,8 @@ class EvalConfig:
     )  # 0: the latent's d_z (same numbers on the wire)
     pca_fit_examples: int = attrs.field(default=1000, validator=positive)
     llmlingua_scorer: str = "smollm2-135m"  # a causal LM folder or registry name, scored locally
+    lm_coder: str = "smollm2-135m"  # lm_coded_text: the LM both ends code the text under
+    lm_coder_verify: int = attrs.field(default=8, validator=non_negative)  # examples decoded back as a check
     # keep frozen results of all-token prompts across runs (latentwire_eval.gencache): readers' answers
     # and label scores for the text baselines, LLMLingua's compressions
     cache_generations: bool = True

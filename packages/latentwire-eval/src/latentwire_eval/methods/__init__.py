@@ -6,7 +6,7 @@ against the registry), since each method imports what it computes with when it r
 
 from __future__ import annotations
 
-from latentwire_eval.methods import combined, latent, llmlingua, numeric, reference, text
+from latentwire_eval.methods import combined, latent, llmlingua, lmcoded, numeric, reference, text
 from latentwire_eval.methods.base import (
     ALL_READERS,
     METHODS,
@@ -33,6 +33,7 @@ __all__ = [
     "derangement",
     "latent",
     "llmlingua",
+    "lmcoded",
     "numeric",
     "reference",
     "register_method",
