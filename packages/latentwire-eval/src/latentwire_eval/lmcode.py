@@ -38,7 +38,7 @@ class LMTextCoder:
         self.folder = Path(folder)
         self.tok = AutoTokenizer.from_pretrained(str(folder), trust_remote_code=False)
         model: Any = AutoModelForCausalLM.from_pretrained(
-            str(folder), trust_remote_code=False, torch_dtype=torch.float32
+            str(folder), trust_remote_code=False, dtype=torch.float32
         )
         self.model = model.to(device).eval()
         self.device, self.max_tokens = device, max_tokens
