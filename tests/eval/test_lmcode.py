@@ -64,7 +64,11 @@ def test_the_method_answers_as_text_and_sends_the_coded_bytes(
         tmp_path,
         "tiny",
         name="coded",
-        eval={"methods": ["text", "lm_coded_text"], "lm_coder": str(coder.folder), "lm_coder_verify": 3},
+        eval={
+            "methods": ["text", "latent", "lm_coded_text", "truncation_bytes"],
+            "lm_coder": str(coder.folder),
+            "lm_coder_verify": 3,
+        },
     )
     assert main([str(p), "--runs-dir", str(tmp_path / "runs")]) == 0
     preds = pd.read_parquet(tmp_path / "runs" / "coded" / "eval" / "predictions.parquet")
@@ -74,3 +78,8 @@ def test_the_method_answers_as_text_and_sends_the_coded_bytes(
     want = {s: coder.coded_bytes(s) for s in coded["source"]}
     assert (coded["wire_bytes"] == coded["source"].map(want)).all()
     assert (coded["wire_bytes"] > 0).all() and (text["wire_bytes"] == 0).all()
+    # truncation at the latent message's bytes: a prefix of the text, never more bytes than the message
+    cut = preds[preds.method == "truncation_bytes"].set_index(["model", "example_id"])
+    latent = preds[preds.method == "latent"].set_index(["model", "example_id"])
+    assert (cut["wire_bytes"] <= latent.loc[cut.index, "wire_bytes"]).all()
+    assert (cut["wire_bytes"] > 0).all() and (cut["encoded_utf8_bytes"] == cut["wire_bytes"]).all()

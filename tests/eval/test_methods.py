@@ -37,6 +37,8 @@ SHIPPED = {
     "mean_pool",
     "pca",
     "llmlingua",
+    "lm_coded_text",
+    "truncation_bytes",
     "linear_probe",
     "joint",
     "oracle",

@@ -46,6 +46,7 @@ NUMERIC_BOUNDS: dict[str, float] = {
     "eval.bootstrap_resamples": 1_000_000,
     "eval.max_text_tokens": _TOKENS,
     "eval.kshot": 64,
+    "eval.lm_coder_verify": 1_000_000,
     "eval.pca_rank": 16_384,
     "eval.pca_fit_examples": 1_000_000,
 }

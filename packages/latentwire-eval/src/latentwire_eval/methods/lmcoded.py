@@ -1,4 +1,5 @@
-"""The text sent as bytes coded under a small LM both ends hold (``latentwire_eval.lmcode``), read in full.
+"""Text at a byte budget: ``lm_coded_text`` (the whole text, its bytes coded under a small LM both ends
+hold, ``latentwire_eval.lmcode``) and ``truncation_bytes`` (the text cut to the latent message's bytes).
 
 ``lm_coded_text`` answers exactly as ``text`` does (the code is lossless: the receiver decodes the same
 text), so its row differs from ``text``'s only in ``wire_bytes``: the range coder's bytes for the text
@@ -16,7 +17,7 @@ from latentwire_core.tasks import Example
 from latentwire_eval.methods.base import Method, Slots, register_method
 from latentwire_eval.methods.text import Text
 
-__all__ = ["LMCodedText"]
+__all__ = ["LMCodedText", "TruncationBytes"]
 
 
 @register_method("lm_coded_text")
@@ -55,3 +56,34 @@ class LMCodedText(Text):
                 sizes[text] = len(message)
             out.append(sizes[text])
         return [self.ids(e) for e in examples], out
+
+
+@register_method("truncation_bytes")
+class TruncationBytes(Text):
+    """The text cut to as many UTF-8 bytes as this example's latent message (frame included), on a
+    character boundary, and read as text: truncation at equal bytes rather than equal tokens."""
+
+    task_kinds = Method.ALL_KINDS
+
+    def byte_budget(self, e: Example) -> int:
+        from latentwire_core.message import message_bytes
+
+        codec = self.ctx.codec
+        if codec is None or "d_z" not in self.ctx.options:
+            raise ValueError("truncation_bytes needs the wire's codec and d_z (the latent message's size)")
+        return message_bytes(codec, n_tokens=self.ctx.budgets[e.id], d_z=int(self.ctx.options["d_z"]))
+
+    def cut(self, e: Example) -> str:
+        """The slot's text cut to the byte budget (a leading space of a context slot counts)."""
+        full = self.prompt.slot_text(e)
+        return full.encode("utf-8")[: self.byte_budget(e)].decode("utf-8", errors="ignore")
+
+    def ids(self, e: Example) -> list[int]:
+        text = self.cut(e)
+        return list(self.lm.tokenize([text])[0]) if text.strip() else []
+
+    def slots(self, examples: Sequence[Example]) -> Slots:
+        return [self.ids(e) for e in examples], [len(self.cut(e).encode("utf-8")) for e in examples]
+
+    def read(self, e: Example) -> str:
+        return self.cut(e)
