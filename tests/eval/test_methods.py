@@ -39,6 +39,7 @@ SHIPPED = {
     "llmlingua",
     "lm_coded_text",
     "truncation_bytes",
+    "llmlingua_bytes",
     "linear_probe",
     "joint",
     "oracle",

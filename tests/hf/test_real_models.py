@@ -268,3 +268,44 @@ def test_a_converted_reader_is_checked_against_its_record_where_it_is_loaded(tmp
     (target / models.SOURCE_RECORD).write_text("[" * 10_000 + "]" * 10_000)
     with pytest.raises(ModelLoadError, match="unreadable conversion record"):
         models._converted_record(target, "smollm2-135m")
+
+
+def test_text_at_the_messages_bytes_truncated_and_llmlingua(tmp_path) -> None:
+    """truncation_bytes and llmlingua_bytes cut the text to the latent message's bytes (SmolLM2 as scorer)."""
+    from latentwire_core.codec import QuantWireCodec, WireCodecConfig
+    from latentwire_core.message import message_bytes
+    from latentwire_core.tasks import Example, get_task
+    from latentwire_eval.methods import METHODS, EvalContext
+    from latentwire_hf.models import cache_root
+
+    lm = load_frozen_lm("smollm2-135m")
+    text = (
+        "Super Bowl 50 was an American football game to determine the champion of the National Football "
+        "League for the 2015 season, played on February 7, 2016, at Levi's Stadium."
+    )
+    ex = Example(id="x", task="sst2", source=text, label=1)
+    codec = QuantWireCodec(WireCodecConfig(precision="int4", frame="v2"))
+    ctx = EvalContext(
+        task=get_task("sst2"),
+        train=[],
+        budgets={"x": 2},
+        codec=codec,
+        resolve_model=lambda name: cache_root() / "models" / name,
+        options={"d_z": 32, "tiktoken_cache": str(tmp_path / "tiktoken")},
+    )
+    budget = message_bytes(codec, n_tokens=2, d_z=32)
+    assert (
+        budget == 8 + 2 * 18
+    )  # two int4 soft tokens of 32 values (16 bytes + a 2-byte scale) in the v2 frame
+    for name in ("truncation_bytes", "llmlingua_bytes"):
+        method = METHODS.get(name)(ctx, "smollm2-135m", lm)
+        method.fit()
+        ids, sizes = method.slots([ex])
+        cut = method.read(ex)
+        assert sizes == [len(cut.encode())] and 0 < sizes[0] <= budget
+        assert ids[0] == list(lm.tokenize([cut])[0])
+        if name == "truncation_bytes":
+            assert cut == text.encode()[:budget].decode()
+        else:  # llmlingua's compression toward budget / 4 tokens, then the cut
+            squeezed = method.lingua.compress(text, budget // 4).strip()
+            assert squeezed != text and cut == squeezed.encode()[:budget].decode("utf-8", errors="ignore")

@@ -15,11 +15,12 @@ from typing import TYPE_CHECKING, Any
 from latentwire_core.tasks import Example, question_head
 from latentwire_eval.gencache import GenerationCache
 from latentwire_eval.methods.base import Method, TokenMethod, register_method
+from latentwire_eval.methods.lmcoded import TruncationBytes
 
 if TYPE_CHECKING:
     from latentwire_core.ports import PromptLM
 
-__all__ = ["LLMLingua", "LLMLinguaBaseline", "prepare_tiktoken_offline"]
+__all__ = ["LLMLingua", "LLMLinguaBaseline", "LLMLinguaBytes", "prepare_tiktoken_offline"]
 
 
 @register_method("llmlingua")
@@ -142,3 +143,19 @@ class LLMLinguaBaseline:
             return list(lm.tokenize([self.compress(ex.source, budget)])[0])[:budget]
         head = list(lm.tokenize([question_head(ex.question)])[0])[:budget]
         return head + self.context_slot(lm, ex.context, budget - len(head))
+
+
+@register_method("llmlingua_bytes")
+class LLMLinguaBytes(TruncationBytes):
+    """LLMLingua toward the latent message's bytes: the compressed part compressed toward a quarter as many
+    tokens as the message has bytes (about four UTF-8 bytes a token), then cut to those bytes."""
+
+    lingua: LLMLinguaBaseline
+    fit = LLMLingua.fit
+    replayed_seconds = LLMLingua.replayed_seconds
+
+    def cut(self, e: Example) -> str:
+        budget = self.byte_budget(e)
+        squeezed = self.lingua.compress(self.ctx.text(e), max(1, budget // 4)).strip()
+        lead = " " if self.ctx.compress == "context" else ""
+        return str((lead + squeezed).encode("utf-8")[:budget].decode("utf-8", errors="ignore"))
