@@ -83,6 +83,14 @@ def create_app(receiver: Receiver, settings: ServeSettings | None = None, *, loa
     )
     idem = IdempotencyStore()
 
+    def refused(endpoint: str, e: QueueFull | ShuttingDown) -> JSONResponse:
+        """A job the batcher would not take: 429 with Retry-After when full, 503 when stopping."""
+        if isinstance(e, ShuttingDown):
+            return error_response(metrics, endpoint, 503, e)
+        resp = error_response(metrics, endpoint, 429, e)
+        resp.headers["Retry-After"] = str(s.retry_after_s)
+        return resp
+
     async def _await(job: Any) -> Any:
         try:
             return await asyncio.wait_for(asyncio.shield(job.future), s.timeout_s)
@@ -119,12 +127,8 @@ def create_app(receiver: Receiver, settings: ServeSettings | None = None, *, loa
         if fut is None:
             try:
                 job = await batcher.submit(Receiver.batch_key(req), req)
-            except QueueFull as e:
-                resp = error_response(metrics, ep, 429, e)
-                resp.headers["Retry-After"] = str(s.retry_after_s)
-                return resp
-            except ShuttingDown as e:
-                return error_response(metrics, ep, 503, e)
+            except (QueueFull, ShuttingDown) as e:
+                return refused(ep, e)
             metrics.queue_depth.set(batcher.depth)
             if key:
                 idem.put(key, digest, job.future)
@@ -182,12 +186,8 @@ def create_app(receiver: Receiver, settings: ServeSettings | None = None, *, loa
             return error_response(metrics, ep, 422, "InvalidRequest", str(e))
         try:
             jobs = [await batcher.submit(("encode",), t) for t in texts]
-        except QueueFull as e:
-            resp = error_response(metrics, ep, 429, e)
-            resp.headers["Retry-After"] = str(s.retry_after_s)
-            return resp
-        except ShuttingDown as e:
-            return error_response(metrics, ep, 503, e)
+        except (QueueFull, ShuttingDown) as e:
+            return refused(ep, e)
         try:
             messages = [await _await(j) for j in jobs]
         except TimeoutError:
